@@ -1,0 +1,60 @@
+"""gossipfast: reliable, high-rate broadcast among the processes of a cluster.
+
+HyParView keeps a small, connected overlay; Plumtree pushes each broadcast along a
+spanning tree with lazy backups; a compiled hot path (Cython, with a pure-Python
+fallback from the same source) keeps it fast. See the README for the API in ten lines.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util as _ilu
+
+from . import _hot
+
+_hot.install()  # must run before any hot module is imported
+
+from ._version import __version__  # noqa: E402
+from .config import Config  # noqa: E402
+from .errors import (  # noqa: E402
+    ConfigError,
+    GossipError,
+    JoinError,
+    NodeClosed,
+    PayloadTooLarge,
+    ProtocolError,
+)
+from .types import Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa: E402
+
+
+def _compiled() -> bool:
+    mods = [
+        m for m in _hot.HOT_MODULES if _ilu.find_spec(f"{__name__}.{m}") is not None
+    ]
+    return bool(mods) and all(
+        _hot.is_compiled(importlib.import_module(f"{__name__}.{m}")) for m in mods
+    )
+
+
+#: True when the compiled (Cython) hot path is loaded, False for the pure-Python build.
+COMPILED: bool = _compiled()
+
+from .node import Node  # noqa: E402
+
+__all__ = [
+    "COMPILED",
+    "Config",
+    "ConfigError",
+    "GossipError",
+    "JoinError",
+    "Lagged",
+    "Message",
+    "MessageId",
+    "NeighborDown",
+    "NeighborUp",
+    "Node",
+    "NodeClosed",
+    "PayloadTooLarge",
+    "ProtocolError",
+    "__version__",
+]

@@ -1,0 +1,61 @@
+"""Selection between the compiled and the pure-Python build of the hot modules.
+
+The hot modules are ordinary ``.py`` files that ``setup.py`` may also compile with Cython.
+When both a compiled extension and the ``.py`` sit in the package, Python imports the
+extension. ``GOSSIPFAST_NO_EXTENSIONS=1`` in the environment makes this package import the
+``.py`` sources instead, so one installed tree can run both builds (the test suite does).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+#: Modules that setup.py compiles when a compiler is present.
+HOT_MODULES: tuple[str, ...] = ("_codec", "_cache", "_peers", "_timers", "_plumtree")
+
+_PKG_DIR = Path(__file__).resolve().parent
+
+
+def extensions_disabled() -> bool:
+    """True when the environment asks for the pure-Python build."""
+    return os.environ.get("GOSSIPFAST_NO_EXTENSIONS", "").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+    )
+
+
+class _PureFinder(importlib.abc.MetaPathFinder):
+    """Finds ``gossipfast.<hot>`` as its ``.py`` source, bypassing a compiled twin."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: object = None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        pkg, _, name = fullname.rpartition(".")
+        if pkg != __package__ or name not in HOT_MODULES:
+            return None
+        source = _PKG_DIR / f"{name}.py"
+        if not source.exists():
+            return None
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+def install() -> None:
+    """Put the pure-source finder first when extensions are disabled."""
+    if extensions_disabled() and not any(isinstance(f, _PureFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PureFinder())
+
+
+def is_compiled(module: ModuleType) -> bool:
+    """True when ``module`` was loaded from a compiled extension."""
+    return not str(getattr(module, "__file__", "") or "").endswith((".py", ".pyc"))

@@ -1,0 +1,169 @@
+"""Node configuration: one frozen, validated :class:`Config`.
+
+Defaults follow the papers (HyParView, DSN 2007; Plumtree, SRDS 2007) where they give a
+value, and measured choices otherwise. Every field is listed in :data:`FIELDS` with its
+meaning and allowed range; a value outside that range raises :class:`ConfigError`
+(a ``ValueError``) naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from .errors import ConfigError
+
+_INF = math.inf
+
+#: field name -> (allowed minimum, allowed maximum, description). Bounds are inclusive.
+FIELDS: dict[str, tuple[float, float, str]] = {
+    # HyParView membership
+    "active_view_size": (1, 64, "Max peers in the active view (open TCP links)."),
+    "passive_view_size": (1, 4096, "Max peers in the passive view (backups, no link)."),
+    "active_random_walk_length": (1, 64, "ARWL: hops of a FORWARD_JOIN random walk."),
+    "passive_random_walk_length": (
+        0,
+        64,
+        "PRWL: walk hop at which FORWARD_JOIN adds the new node to the passive view.",
+    ),
+    "shuffle_active": (0, 64, "ka: active-view samples carried by a SHUFFLE."),
+    "shuffle_passive": (0, 256, "kp: passive-view samples carried by a SHUFFLE."),
+    "shuffle_ttl": (1, 64, "Hops of a SHUFFLE random walk."),
+    "shuffle_interval": (1e-3, _INF, "Seconds between two SHUFFLEs of a node."),
+    "neighbor_timeout": (
+        1e-3,
+        _INF,
+        "Seconds to wait for a NEIGHBOR answer before trying the next passive peer.",
+    ),
+    "repair_interval": (
+        1e-3,
+        _INF,
+        "Seconds between isolation-repair attempts while the active view is short.",
+    ),
+    # Plumtree broadcast
+    "ihave_interval": (0, _INF, "Seconds IHAVE announcements are batched for (0: at once)."),
+    "ihave_batch_max": (1, 1 << 16, "Max message ids announced in one IHAVE."),
+    "graft_timeout_1": (
+        1e-4,
+        _INF,
+        "Seconds after an IHAVE for a missing message before the first GRAFT.",
+    ),
+    "graft_timeout_2": (
+        1e-4,
+        _INF,
+        "Seconds between later GRAFTs for the same missing message (next announcer).",
+    ),
+    "optimization_threshold": (
+        1,
+        1 << 16,
+        "Hop gain that makes a lazy announcer replace an eager parent.",
+    ),
+    # Message ids, dedup and payload store
+    "dedup_window": (64, 1 << 20, "Per-origin sliding window of sequence numbers remembered."),
+    "dedup_max_origins": (16, 1 << 24, "Origins tracked by dedup (least recently seen evicted)."),
+    "store_max_messages": (0, 1 << 30, "Payloads kept for GRAFT and catch-up: count bound."),
+    "store_max_bytes": (0, 1 << 40, "Payloads kept for GRAFT and catch-up: bytes bound."),
+    "store_max_age": (0, _INF, "Payloads kept for GRAFT and catch-up: seconds bound."),
+    "catch_up_max": (
+        0,
+        1 << 24,
+        "Max messages one catch-up exchange may request from a neighbour.",
+    ),
+    # Sizes on the wire
+    "max_payload_size": (1, 1 << 30, "Largest payload broadcast() accepts, in bytes."),
+    "max_frame_size": (1024, 1 << 31, "Largest frame read from a peer, in bytes."),
+    # Transport
+    "connect_timeout": (1e-3, _INF, "Seconds to open a TCP connection and finish the handshake."),
+    "heartbeat_interval": (1e-3, _INF, "Seconds of silence on a link before a heartbeat."),
+    "heartbeat_timeout": (
+        1e-3,
+        _INF,
+        "Seconds of silence after which a neighbour is declared failed.",
+    ),
+    "join_timeout": (1e-3, _INF, "Seconds join() waits for a seed before JoinError."),
+    "send_queue_bytes": (
+        1024,
+        1 << 40,
+        "Bytes queued for one peer before it is dropped as slow.",
+    ),
+    "message_queue_size": (
+        1,
+        1 << 30,
+        "Deliveries buffered for messages() before the oldest are dropped (Lagged).",
+    ),
+}
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """Tunables of a node. Immutable; build a new one with :func:`msgspec.structs.replace`.
+
+    See :data:`FIELDS` (or the README's Config table) for each field's meaning and range.
+    """
+
+    #: Name of the cluster; peers of another cluster are refused at the handshake.
+    cluster: str = "gossipfast"
+    active_view_size: int = 5
+    passive_view_size: int = 30
+    active_random_walk_length: int = 6
+    passive_random_walk_length: int = 3
+    shuffle_active: int = 3
+    shuffle_passive: int = 4
+    shuffle_ttl: int = 6
+    shuffle_interval: float = 10.0
+    neighbor_timeout: float = 2.0
+    repair_interval: float = 1.0
+    ihave_interval: float = 0.005
+    ihave_batch_max: int = 1024
+    graft_timeout_1: float = 0.08
+    graft_timeout_2: float = 0.04
+    optimization_threshold: int = 3
+    dedup_window: int = 4096
+    dedup_max_origins: int = 65536
+    store_max_messages: int = 200_000
+    store_max_bytes: int = 128 << 20
+    store_max_age: float = 120.0
+    catch_up_max: int = 100_000
+    max_payload_size: int = 1 << 20
+    max_frame_size: int = 4 << 20
+    connect_timeout: float = 3.0
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 5.0
+    join_timeout: float = 5.0
+    send_queue_bytes: int = 32 << 20
+    message_queue_size: int = 100_000
+    #: Deliver each origin's messages in sequence order (holds back out-of-order ones).
+    fifo: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cluster, str) or not self.cluster or len(self.cluster) > 255:
+            raise ConfigError("cluster must be a non-empty string of at most 255 characters")
+        if not isinstance(self.fifo, bool):
+            raise ConfigError(f"fifo must be a bool, got {self.fifo!r}")
+        for name, (lo, hi, _doc) in FIELDS.items():
+            value: Any = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            if isinstance(lo, int) and isinstance(hi, int) and not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+            if not (lo <= value <= hi) or value != value:
+                raise ConfigError(f"{name}={value!r} is out of range: allowed {lo} .. {hi}")
+        if self.max_frame_size < self.max_payload_size + 1024:
+            raise ConfigError(
+                f"max_frame_size={self.max_frame_size} must exceed "
+                f"max_payload_size={self.max_payload_size} by at least 1024 bytes"
+            )
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ConfigError(
+                f"heartbeat_timeout={self.heartbeat_timeout} must be greater than "
+                f"heartbeat_interval={self.heartbeat_interval}"
+            )
+        if self.passive_random_walk_length > self.active_random_walk_length:
+            raise ConfigError(
+                f"passive_random_walk_length={self.passive_random_walk_length} must not "
+                f"exceed active_random_walk_length={self.active_random_walk_length}"
+            )
+
+
+__all__ = ["FIELDS", "Config"]

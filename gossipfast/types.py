@@ -1,0 +1,101 @@
+"""Public value types: message ids, deliveries and events."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+import xxhash
+
+#: Why a neighbour went down.
+DownReason = Literal["failed", "disconnected", "replaced", "slow", "left"]
+
+
+class MessageId(bytes):
+    """16-byte id of a broadcast: 8 bytes of origin, then 8 bytes of sequence number.
+
+    Two broadcasts of the same payload are still two messages with two ids.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: bytes) -> MessageId:
+        """Wrap 16 bytes as a message id (``ValueError`` for any other length)."""
+        if len(value) != 16:
+            raise ValueError(f"a MessageId is 16 bytes, got {len(value)}")
+        return super().__new__(cls, value)
+
+    @classmethod
+    def from_parts(cls, origin: int, seq: int) -> MessageId:
+        """Build an id from its 64-bit origin and sequence number."""
+        return cls(origin.to_bytes(8, "big") + seq.to_bytes(8, "big"))
+
+    @property
+    def origin(self) -> int:
+        """The 64-bit origin (xxh64 of the sender's node id and incarnation)."""
+        return int.from_bytes(self[:8], "big")
+
+    @property
+    def seq(self) -> int:
+        """The origin's sequence number of this message (from 1)."""
+        return int.from_bytes(self[8:], "big")
+
+    def __repr__(self) -> str:
+        return f"MessageId({self.hex()})"
+
+
+def make_origin(node_id: str, incarnation: int) -> int:
+    """The 64-bit origin of a node: xxh64 of its id and its incarnation."""
+    return xxhash.xxh64_intdigest(node_id.encode() + incarnation.to_bytes(8, "big"))
+
+
+def origin_str(origin: int) -> str:
+    """The origin as shown to users: 16 hex digits."""
+    return f"{origin:016x}"
+
+
+class Message(msgspec.Struct, frozen=True):
+    """One delivered broadcast.
+
+    ``origin`` is the sender's origin as 16 hex digits (see ``Node.origin``); ``hops`` is
+    the number of links the payload travelled to reach this node.
+    """
+
+    id: MessageId
+    origin: str
+    payload: bytes
+    hops: int
+
+
+class NeighborUp(msgspec.Struct, frozen=True):
+    """A peer joined this node's active view."""
+
+    peer: str
+
+
+class NeighborDown(msgspec.Struct, frozen=True):
+    """A peer left this node's active view, and why."""
+
+    peer: str
+    reason: DownReason
+
+
+class Lagged(msgspec.Struct, frozen=True):
+    """The consumer of ``messages()`` fell behind: ``dropped`` deliveries were discarded."""
+
+    dropped: int
+
+
+Event = NeighborUp | NeighborDown
+
+__all__ = [
+    "DownReason",
+    "Event",
+    "Lagged",
+    "Message",
+    "MessageId",
+    "NeighborDown",
+    "NeighborUp",
+    "make_origin",
+    "origin_str",
+]

@@ -1,0 +1,187 @@
+"""Every message on the wire, as msgspec Structs (tagged union, ``array_like``).
+
+A frame is a 4-byte big-endian length followed by a msgpack body; the body is an array
+of one or more messages (see :mod:`gossipfast._codec`). Each message is encoded as an
+array whose first element is its integer tag, so a message costs a few bytes of framing.
+
+Peers are named by their advertised address ``"host:port"``; the sender of a message is
+the peer at the other end of the connection (known from its :class:`Hello`), so messages
+do not repeat it. Message ids travel as two integers: ``origin`` (64-bit xxh64 of the
+node id and its incarnation) and ``seq`` (that origin's counter, from 1). Lists of ids are
+flattened (``[origin, seq, origin, seq, ...]``) to keep encoding cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+#: Bumped on any incompatible change of the messages below. Checked in the handshake.
+PROTOCOL_VERSION = 1
+
+
+class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True):
+    """First message each way on every connection."""
+
+    version: int
+    cluster: str
+    node_id: str
+    address: str
+    incarnation: int
+
+
+class Ping(msgspec.Struct, tag=2, array_like=True, frozen=True):
+    """Heartbeat on an idle link; answered by :class:`Pong` with the same nonce."""
+
+    nonce: int
+
+
+class Pong(msgspec.Struct, tag=3, array_like=True, frozen=True):
+    """Heartbeat answer."""
+
+    nonce: int
+
+
+# --- HyParView -------------------------------------------------------------------------
+
+
+class Join(msgspec.Struct, tag=10, array_like=True, frozen=True):
+    """A new node asks a contact node to bring it into the overlay."""
+
+
+class ForwardJoin(msgspec.Struct, tag=11, array_like=True, frozen=True):
+    """Random walk announcing ``node`` (the joiner); ``ttl`` counts down from ARWL."""
+
+    node: str
+    ttl: int
+
+
+class Neighbor(msgspec.Struct, tag=12, array_like=True, frozen=True):
+    """Ask to become an active neighbour; ``high`` priority must be accepted."""
+
+    high: bool
+
+
+class NeighborReply(msgspec.Struct, tag=13, array_like=True, frozen=True):
+    """Answer to :class:`Neighbor`."""
+
+    accepted: bool
+
+
+class Disconnect(msgspec.Struct, tag=14, array_like=True, frozen=True):
+    """The sender dropped the receiver from its active view.
+
+    ``alive``: the sender stays in the cluster (the receiver may keep it as a passive
+    peer); ``False`` means the sender is leaving for good.
+    """
+
+    alive: bool
+
+
+class Shuffle(msgspec.Struct, tag=15, array_like=True, frozen=True):
+    """Random walk started by ``origin`` carrying samples of its views."""
+
+    origin: str
+    ttl: int
+    nodes: list[str]
+
+
+class ShuffleReply(msgspec.Struct, tag=16, array_like=True, frozen=True):
+    """Samples of the passive view sent back to a SHUFFLE's origin."""
+
+    nodes: list[str]
+
+
+# --- Plumtree --------------------------------------------------------------------------
+
+
+class Gossip(msgspec.Struct, tag=20, array_like=True, frozen=True):
+    """A broadcast payload, eager-pushed; ``hops`` counts links travelled so far."""
+
+    origin: int
+    seq: int
+    hops: int
+    payload: bytes
+
+
+class IHave(msgspec.Struct, tag=21, array_like=True, frozen=True):
+    """Lazy push: ids the sender has, flattened as ``[origin, seq, hops, ...]``."""
+
+    ids: list[int]
+
+
+class Graft(msgspec.Struct, tag=22, array_like=True, frozen=True):
+    """Make the receiver an eager parent again and resend ``[origin, seq, ...]`` ids."""
+
+    ids: list[int]
+
+
+class Prune(msgspec.Struct, tag=23, array_like=True, frozen=True):
+    """The receiver moves the sender to its lazy set (a duplicate arrived)."""
+
+
+# --- Catch-up --------------------------------------------------------------------------
+
+
+class Digest(msgspec.Struct, tag=30, array_like=True, frozen=True):
+    """What the sender has seen: ``[origin, highest_seq, ...]``."""
+
+    entries: list[int]
+
+
+class Want(msgspec.Struct, tag=31, array_like=True, frozen=True):
+    """Request for stored payloads, as ranges ``[origin, first_seq, last_seq, ...]``."""
+
+    ranges: list[int]
+
+
+WireMessage = Union[
+    Hello,
+    Ping,
+    Pong,
+    Join,
+    ForwardJoin,
+    Neighbor,
+    NeighborReply,
+    Disconnect,
+    Shuffle,
+    ShuffleReply,
+    Gossip,
+    IHave,
+    Graft,
+    Prune,
+    Digest,
+    Want,
+]
+
+#: A frame body: one or more messages.
+FrameBody = list[WireMessage]
+
+#: Module-level encoder and decoder, reused (building them is costly).
+encoder = msgspec.msgpack.Encoder()
+decoder: msgspec.msgpack.Decoder[list[WireMessage]] = msgspec.msgpack.Decoder(FrameBody)
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Digest",
+    "Disconnect",
+    "ForwardJoin",
+    "FrameBody",
+    "Gossip",
+    "Graft",
+    "Hello",
+    "IHave",
+    "Join",
+    "Neighbor",
+    "NeighborReply",
+    "Ping",
+    "Pong",
+    "Prune",
+    "Shuffle",
+    "ShuffleReply",
+    "Want",
+    "WireMessage",
+    "decoder",
+    "encoder",
+]

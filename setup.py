@@ -1,0 +1,83 @@
+"""Build script: cythonizes the hot modules when a compiler is there.
+
+The hot modules are plain ``.py`` files with a sibling ``.pxd`` (the python-zeroconf
+pattern), so the compiled and the pure-Python builds share one source.
+
+Environment switches:
+  GOSSIPFAST_NO_EXTENSIONS=1       build a pure-Python package (no Cython, no compiler);
+  GOSSIPFAST_REQUIRE_EXTENSIONS=1  fail the build if the extensions cannot be built
+                                   (used for wheels, so a wheel is never silently pure).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).parent
+# Order matters only for readability; every name here has a .py and a .pxd.
+HOT_MODULES = ["_codec", "_cache", "_peers", "_timers", "_plumtree"]
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+NO_EXT = _flag("GOSSIPFAST_NO_EXTENSIONS")
+REQUIRE_EXT = _flag("GOSSIPFAST_REQUIRE_EXTENSIONS")
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that degrades to pure Python unless extensions are required."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure
+            if REQUIRE_EXT:
+                raise
+            print(f"gossipfast: extensions not built ({exc}); using pure Python", file=sys.stderr)
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            if REQUIRE_EXT:
+                raise
+            print(f"gossipfast: {ext.name} not built ({exc})", file=sys.stderr)
+
+
+def _extensions() -> list:
+    if NO_EXT:
+        return []
+    sources = [
+        f"gossipfast/{m}.py"
+        for m in HOT_MODULES
+        if (HERE / "gossipfast" / f"{m}.py").exists() and (HERE / "gossipfast" / f"{m}.pxd").exists()
+    ]
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        if REQUIRE_EXT:
+            raise
+        print("gossipfast: Cython not available; using pure Python", file=sys.stderr)
+        return []
+    return cythonize(
+        sources,
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+            "embedsignature": True,
+        },
+        quiet=True,
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
