@@ -1,0 +1,56 @@
+"""The build that was asked for is the build that loaded."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+import gossipfast
+from gossipfast import _hot
+
+
+def _present() -> list[str]:
+    return [m for m in _hot.HOT_MODULES if importlib.util.find_spec(f"gossipfast.{m}")]
+
+
+def test_requested_build_is_loaded() -> None:
+    mods = _present()
+    assert mods, "no hot module found in the package"
+    loaded = {m: _hot.is_compiled(importlib.import_module(f"gossipfast.{m}")) for m in mods}
+    if _hot.extensions_disabled():
+        assert gossipfast.COMPILED is False
+        assert not any(loaded.values()), f"pure build asked for, compiled loaded: {loaded}"
+    else:
+        # The default asks for the compiled build: a missing extension is a failure,
+        # not a silent fallback (build with a compiler, or set GOSSIPFAST_NO_EXTENSIONS=1).
+        assert gossipfast.COMPILED is True, f"compiled build asked for but not loaded: {loaded}"
+        assert all(loaded.values()), loaded
+
+
+def test_pure_switch_in_a_fresh_interpreter() -> None:
+    code = (
+        "import gossipfast, importlib;"
+        "from gossipfast import _hot;"
+        "mods=[importlib.import_module('gossipfast.'+m) for m in _hot.HOT_MODULES "
+        "if importlib.util.find_spec('gossipfast.'+m)];"
+        "assert not gossipfast.COMPILED;"
+        "assert all(m.__file__.endswith('.py') for m in mods), [m.__file__ for m in mods]"
+    )
+    env = dict(os.environ, GOSSIPFAST_NO_EXTENSIONS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", "on"])
+def test_switch_values(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOSSIPFAST_NO_EXTENSIONS", value)
+    assert _hot.extensions_disabled()
+
+
+def test_switch_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOSSIPFAST_NO_EXTENSIONS", raising=False)
+    assert not _hot.extensions_disabled()
