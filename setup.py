@@ -37,7 +37,7 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure
+        except Exception as exc:  # any compiler failure
             if REQUIRE_EXT:
                 raise
             print(f"gossipfast: extensions not built ({exc}); using pure Python", file=sys.stderr)
@@ -45,7 +45,7 @@ class OptionalBuildExt(build_ext):
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if REQUIRE_EXT:
                 raise
             print(f"gossipfast: {ext.name} not built ({exc})", file=sys.stderr)
@@ -57,7 +57,8 @@ def _extensions() -> list:
     sources = [
         f"gossipfast/{m}.py"
         for m in HOT_MODULES
-        if (HERE / "gossipfast" / f"{m}.py").exists() and (HERE / "gossipfast" / f"{m}.pxd").exists()
+        if (HERE / "gossipfast" / f"{m}.py").exists()
+        and (HERE / "gossipfast" / f"{m}.pxd").exists()
     ]
     try:
         from Cython.Build import cythonize

@@ -28,9 +28,7 @@ from .types import Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa:
 
 
 def _compiled() -> bool:
-    mods = [
-        m for m in _hot.HOT_MODULES if _ilu.find_spec(f"{__name__}.{m}") is not None
-    ]
+    mods = [m for m in _hot.HOT_MODULES if _ilu.find_spec(f"{__name__}.{m}") is not None]
     return bool(mods) and all(
         _hot.is_compiled(importlib.import_module(f"{__name__}.{m}")) for m in mods
     )

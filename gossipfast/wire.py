@@ -136,7 +136,7 @@ class Want(msgspec.Struct, tag=31, array_like=True, frozen=True):
     ranges: list[int]
 
 
-WireMessage = Union[
+WireMessage = Union[  # noqa: UP007 - a runtime alias msgspec needs on 3.10
     Hello,
     Ping,
     Pong,
