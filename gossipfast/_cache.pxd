@@ -1,0 +1,120 @@
+# Typed declarations that Cython applies to _cache.py (pure-Python mode, augmenting .pxd).
+import cython
+
+
+cdef unsigned long long _MAX_SEQ
+
+
+cdef class _Origin:
+    cdef object origin
+    cdef unsigned long long high
+    cdef bytearray bits
+    cdef _Origin prev
+    cdef _Origin next
+
+
+@cython.locals(st=_Origin)
+cdef _Origin _new_origin(object origin, unsigned long long high, bytearray bits)
+
+
+@cython.locals(pos=cython.ulonglong, b=cython.uchar)
+cdef void _fill(
+    unsigned char *p,
+    unsigned long long mask,
+    unsigned long long lo,
+    unsigned long long count,
+    bint value,
+) noexcept
+
+
+cdef class DedupCache:
+    cdef dict _map
+    cdef unsigned long long _mask
+    cdef unsigned long long _window
+    cdef Py_ssize_t _max_origins
+    cdef Py_ssize_t _ring_bytes
+    cdef bytes _ones
+    cdef _Origin _root
+
+    @cython.locals(root=_Origin, first=_Origin, prev=_Origin, nxt=_Origin)
+    cdef void _touch(self, _Origin st) noexcept
+
+    @cython.locals(root=_Origin, old=_Origin, prev=_Origin, first=_Origin, st=_Origin)
+    cdef _create(self, object origin, unsigned long long high, bint fill)
+
+    @cython.locals(
+        s=cython.ulonglong,
+        h=cython.ulonglong,
+        d=cython.ulonglong,
+        pos=cython.ulonglong,
+        b=cython.uchar,
+        p="unsigned char *",
+        st=_Origin,
+    )
+    cpdef bint check_and_insert(self, object origin, object seq) except -1
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, new=Py_ssize_t)
+    cpdef Py_ssize_t check_and_insert_many(self, list ids) except -1
+
+    @cython.locals(
+        s=cython.ulonglong,
+        h=cython.ulonglong,
+        pos=cython.ulonglong,
+        p="unsigned char *",
+        st=_Origin,
+    )
+    cpdef bint contains(self, object origin, object seq) except -1
+
+    @cython.locals(st=_Origin)
+    cpdef unsigned long long highest(self, object origin) except? 0xFFFFFFFFFFFFFFFF
+
+    @cython.locals(hi=cython.ulonglong, h=cython.ulonglong, lo=cython.ulonglong, st=_Origin)
+    cpdef advance(self, object origin, object high)
+
+    @cython.locals(
+        out=list,
+        hi=cython.ulonglong,
+        h=cython.ulonglong,
+        lo=cython.ulonglong,
+        top=cython.ulonglong,
+        count=cython.ulonglong,
+        n=cython.ulonglong,
+        x=cython.ulonglong,
+        pos=cython.ulonglong,
+        mask=cython.ulonglong,
+        got=Py_ssize_t,
+        p="unsigned char *",
+        st=_Origin,
+    )
+    cpdef list missing(self, object origin, object high, Py_ssize_t limit)
+
+    @cython.locals(out=list, root=_Origin, st=_Origin)
+    cpdef list digest(self)
+
+
+cdef class _Stored:
+    cdef tuple key
+    cdef tuple value
+    cdef Py_ssize_t size
+    cdef double time
+
+
+cdef class PayloadStore:
+    cdef dict _entries
+    cdef object _fifo
+    cdef Py_ssize_t _max_messages
+    cdef Py_ssize_t _max_bytes
+    cdef double _max_age
+    cdef readonly Py_ssize_t nbytes
+
+    @cython.locals(e=_Stored)
+    cdef _drop_oldest(self)
+
+    @cython.locals(key=tuple, size=Py_ssize_t, e=_Stored)
+    cpdef put(self, object origin, object seq, object hops, object payload, double now)
+
+    @cython.locals(e=_Stored)
+    cpdef object get(self, object origin, object seq)
+
+    @cython.locals(cutoff=double, dropped=Py_ssize_t, first=_Stored)
+    cpdef Py_ssize_t expire(self, double now) except -1
