@@ -1,0 +1,287 @@
+"""The sans-IO protocol engine: HyParView membership + Plumtree broadcast + catch-up.
+
+One :class:`Engine` per node. The transport and the simulator drive the same class:
+inputs are method calls carrying ``now`` (no clock reads, no I/O), outputs accumulate in
+``outbox``, ``closing``, ``deliveries`` and ``events`` and are taken with :meth:`drain`
+after every input. See ``docs/internals.md`` for the contract.
+"""
+
+from __future__ import annotations
+
+import random
+
+from ._hyparview import HyParView, valid_address
+from ._plumtree import Plumtree
+from ._timers import TimerWheel
+from .config import Config
+from .errors import PayloadTooLarge
+from .types import NeighborDown, NeighborUp, make_origin
+from .wire import (
+    Disconnect,
+    ForwardJoin,
+    Join,
+    Neighbor,
+    NeighborReply,
+    Shuffle,
+    ShuffleReply,
+)
+
+#: Stats names of the membership messages (Plumtree counts its own kinds).
+_KIND: dict[type, str] = {
+    Join: "join",
+    ForwardJoin: "forward_join",
+    Neighbor: "neighbor",
+    NeighborReply: "neighbor_reply",
+    Disconnect: "disconnect",
+    Shuffle: "shuffle",
+    ShuffleReply: "shuffle_reply",
+}
+#: Seconds between two housekeeping passes at most (payload expiry, request expiry).
+_MAINTENANCE_MAX = 15.0
+
+
+class Engine:
+    """The protocol state of one node; see the module docstring and ``docs/internals.md``.
+
+    Attributes:
+        address: this node's advertised ``"host:port"``.
+        origin: 64-bit origin of this node's broadcasts.
+        outbox: peer -> wire messages to send, in order.
+        closing: peers whose link the driver closes after flushing the outbox.
+        deliveries: ``(origin, seq, hops, payload)`` of every new broadcast received.
+        events: :class:`~gossipfast.types.NeighborUp` / ``NeighborDown`` in order.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        config: Config,
+        *,
+        node_id: str,
+        incarnation: int,
+        rng: random.Random,
+    ) -> None:
+        """Create a node's engine; nothing is sent before :meth:`join` or a first message."""
+        self.address = address
+        self.config = config
+        self.node_id = node_id
+        self.origin = make_origin(node_id, incarnation)
+        self.rng = rng
+        self.outbox: dict[str, list] = {}
+        self.closing: list[str] = []
+        self.deliveries: list[tuple[int, int, int, bytes]] = []
+        self.events: list = []
+        self.timers = TimerWheel()
+        self.pt = Plumtree(self.origin, config, self.timers)
+        self.pt.outbox = self.outbox
+        self.pt.deliveries = self.deliveries
+        self.hv = HyParView(
+            address,
+            config,
+            rng,
+            self.timers,
+            send=self._send,
+            close=self._close,
+            up=self._up,
+            down=self._down,
+        )
+        self._sent: dict[str, int] = dict.fromkeys(_KIND.values(), 0)
+        self._received: dict[str, int] = dict.fromkeys(_KIND.values(), 0)
+        self._bad = 0
+        self._ups = 0
+        self._downs = 0
+        self._broadcasts = 0
+        self._maint_armed = False
+        self._maint_interval = min(_MAINTENANCE_MAX, max(1.0, config.store_max_age / 8.0))
+        self._ihave_now = config.ihave_interval <= 0.0
+
+    # -- outputs used by the membership layer -----------------------------------------------
+
+    def _send(self, peer: str, msg: object) -> None:
+        lst = self.outbox.get(peer)
+        if lst is None:
+            self.outbox[peer] = [msg]
+        else:
+            lst.append(msg)
+        self._sent[_KIND[type(msg)]] += 1
+
+    def _close(self, peer: str) -> None:
+        if peer not in self.closing:
+            self.closing.append(peer)
+
+    def _up(self, peer: str, now: float) -> None:
+        self._ups += 1
+        self.events.append(NeighborUp(peer))
+        self.pt.neighbor_up(peer, now)
+
+    def _down(self, peer: str, reason: str, now: float) -> None:
+        self._downs += 1
+        self.events.append(NeighborDown(peer, reason))  # type: ignore[arg-type]
+        self.pt.neighbor_down(peer)
+
+    def _start(self, now: float) -> None:
+        if not self._maint_armed:
+            self._maint_armed = True
+            self.timers.schedule(now + self._maint_interval, ("m",))
+        self.hv.start(now)
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def join(self, seeds: list[str], now: float) -> None:
+        """Contact ``seeds`` (remembered for isolation repair) to enter the overlay."""
+        self._start(now)
+        self.hv.join(list(seeds), now)
+
+    def on_frame(self, peer: str, msgs: list, now: float) -> None:
+        """Handle a decoded batch of messages from ``peer``; never raises on bad input."""
+        if self.hv.left:
+            return
+        if not valid_address(peer) or peer == self.address or type(msgs) is not list:
+            self._bad += 1
+            return
+        if not self._maint_armed:
+            self._start(now)
+        rest = self.pt.on_frame(peer, msgs, now)
+        if rest is None:
+            return
+        hv = self.hv
+        for msg in rest:
+            name = _KIND.get(type(msg))
+            if name is None:  # Hello/Ping/Pong or garbage: not the engine's business
+                self._bad += 1
+                continue
+            self._received[name] += 1
+            try:
+                hv.on_message(peer, msg, now)
+            except Exception:  # hostile field types must never escape
+                self._bad += 1
+        if self._ihave_now and self.pt.lazyq:
+            self.pt.flush_ihaves()
+
+    def on_disconnected(self, peer: str, reason: str, now: float) -> None:
+        """The link to ``peer`` is gone: ``"failed"`` (dead) or ``"closed"`` (clean EOF)."""
+        self.hv.on_disconnected(peer, reason, now)
+
+    def broadcast(self, payload: bytes, now: float) -> tuple[int, int]:
+        """Broadcast ``payload`` to the cluster; returns its id ``(origin, seq)``.
+
+        Raises :class:`~gossipfast.errors.PayloadTooLarge` over ``max_payload_size``.
+        """
+        if len(payload) > self.config.max_payload_size:
+            raise PayloadTooLarge(len(payload), self.config.max_payload_size)
+        if not self._maint_armed:
+            self._start(now)
+        self._broadcasts += 1
+        return self.pt.broadcast(bytes(payload), now)
+
+    def tick(self, now: float) -> None:
+        """Fire the timers due at ``now``."""
+        pt = self.pt
+        hv = self.hv
+        for item in self.timers.expire(now):
+            kind = item[0]
+            if kind == "g":
+                pt.graft_timer(item[1], item[2], now)
+            elif kind == "i":
+                pt.flush_ihaves()
+            elif kind == "m":
+                pt.expire(now)
+                if pt.held:
+                    pt.skip_gaps()
+                self.timers.schedule(now + self._maint_interval, ("m",))
+            else:
+                hv.on_timer(item, now)
+        pt.flush_grafts()
+
+    def next_deadline(self) -> float | None:
+        """Earliest time :meth:`tick` has something to do (None: no timer pending)."""
+        return self.timers.next_deadline()
+
+    def leave(self, now: float) -> None:
+        """Tell every neighbour we leave (``Disconnect(alive=False)``); then go quiet."""
+        self.pt.flush_ihaves()
+        self.hv.leave(now)
+
+    def drain(self) -> tuple[dict[str, list], list[str], list, list]:
+        """Take the outputs accumulated so far: ``(outbox, closing, deliveries, events)``."""
+        out = (self.outbox, self.closing, self.deliveries, self.events)
+        self.outbox = {}
+        self.closing = []
+        self.deliveries = []
+        self.events = []
+        self.pt.outbox = self.outbox
+        self.pt.deliveries = self.deliveries
+        return out
+
+    # -- views and figures ---------------------------------------------------------------
+
+    @property
+    def active_view(self) -> tuple[str, ...]:
+        """Peers of the active view (open links, broadcast tree candidates)."""
+        return tuple(self.hv.active)
+
+    @property
+    def passive_view(self) -> tuple[str, ...]:
+        """Peers of the passive view (backups)."""
+        return tuple(self.hv.passive)
+
+    @property
+    def eager_peers(self) -> tuple[str, ...]:
+        """Active peers that get payloads pushed (the broadcast tree)."""
+        return self.pt.eager
+
+    @property
+    def lazy_peers(self) -> tuple[str, ...]:
+        """Active peers that only get IHave announcements."""
+        return self.pt.lazy
+
+    def stats(self) -> dict[str, int]:
+        """Counters and gauges of this node."""
+        pt = self.pt
+        hv = self.hv
+        s: dict[str, int] = {}
+        for name, n in self._sent.items():
+            s["sent_" + name] = n
+        for name, n in self._received.items():
+            s["received_" + name] = n
+        s["sent_gossip"] = pt.s_gossip
+        s["sent_ihave"] = pt.s_ihave
+        s["sent_graft"] = pt.s_graft
+        s["sent_prune"] = pt.s_prune
+        s["sent_digest"] = pt.s_digest
+        s["sent_want"] = pt.s_want
+        s["received_gossip"] = pt.r_gossip
+        s["received_ihave"] = pt.r_ihave
+        s["received_graft"] = pt.r_graft
+        s["received_prune"] = pt.r_prune
+        s["received_digest"] = pt.r_digest
+        s["received_want"] = pt.r_want
+        s["sent"] = sum(v for k, v in s.items() if k.startswith("sent_"))
+        s["received"] = sum(v for k, v in s.items() if k.startswith("received_"))
+        s["broadcasts"] = self._broadcasts
+        s["delivered"] = pt.delivered
+        s["duplicates"] = pt.duplicates
+        s["grafts_sent"] = pt.grafts
+        s["prunes_sent"] = pt.s_prune
+        s["ihaves_sent"] = pt.s_ihave
+        s["recovered"] = pt.recovered
+        s["catch_up_requested"] = pt.catch_up_requested
+        s["optimizations"] = pt.optimizations
+        s["fifo_skipped"] = pt.fifo_skipped
+        s["bad_messages"] = self._bad + pt.bad + hv.bad
+        s["neighbor_up"] = self._ups
+        s["neighbor_down"] = self._downs
+        s["shuffles"] = hv.shuffles
+        s["rejoins"] = hv.rejoins
+        s["active"] = len(hv.active)
+        s["passive"] = len(hv.passive)
+        s["eager"] = len(pt.eager)
+        s["lazy"] = len(pt.lazy)
+        s["missing"] = len(pt.missing)
+        s["store_messages"] = len(pt.store)
+        s["store_bytes"] = pt.store.nbytes
+        s["origins"] = len(pt.dedup)
+        return s
+
+
+__all__ = ["Engine"]
