@@ -1,10 +1,357 @@
-"""Public asyncio API (placeholder until the transport lands)."""
+"""The public asyncio API: :class:`Node`.
+
+A node listens on TCP, joins a cluster through any seed, broadcasts payloads and yields
+every broadcast of the other members once. It drives the sans-IO engine
+(:mod:`gossipfast.engine`) through :class:`gossipfast.transport.Transport`::
+
+    async with gossipfast.Node("127.0.0.1:0") as node:
+        await node.join(["127.0.0.1:7000"])
+        await node.broadcast(b"hello")
+        async for msg in node.messages():
+            print(msg.origin, msg.payload)
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import logging
+import random
+import secrets
+import socket
+import ssl as _ssl
+import time
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any
+
+from .config import Config
+from .errors import JoinError, NodeClosed, PayloadTooLarge
+from .transport import Transport, format_address, parse_address
+from .types import Event, Lagged, Message, MessageId, origin_str
+
+log = logging.getLogger("gossipfast")
+
+# broadcast() writes out synchronously once this many messages wait for the end of the
+# loop turn, so a caller that never yields still sees kernel back-pressure.
+_FLUSH_EVERY = 256
+# Bound of the events() queue (oldest dropped): membership changes are rare.
+_EVENT_QUEUE_SIZE = 10_000
+
 
 class Node:
-    """A gossipfast node (not implemented yet)."""
+    """One member of a gossipfast cluster.
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        raise NotImplementedError("gossipfast.Node is not implemented yet")
+    ``listen`` is ``"host:port"`` (port 0 picks a free one). ``node_id`` defaults to a
+    readable name unique per process start; ``advertise`` is the address peers dial when
+    it differs from the bound one (NAT, containers); ``ssl`` and ``client_ssl`` are
+    :class:`ssl.SSLContext` objects for the server and client side of TLS links.
+
+    Use it as an async context manager: entering starts listening, leaving calls
+    :meth:`leave`. Subclasses may override :meth:`handle_broadcast`.
+    """
+
+    def __init__(
+        self,
+        listen: str,
+        *,
+        config: Config | None = None,
+        node_id: str | None = None,
+        advertise: str | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        client_ssl: _ssl.SSLContext | None = None,
+    ) -> None:
+        self._listen_host, self._listen_port = parse_address(listen)
+        if advertise is not None:
+            parse_address(advertise)
+        self.config: Config = config if config is not None else Config()
+        self._node_id = node_id
+        self._advertise = advertise
+        self._ssl = ssl
+        self._client_ssl = client_ssl
+        self._address = ""
+        self._engine: Any = None
+        self._transport: Transport | None = None
+        self._seeds: list[str] = []
+        self._origin = 0
+        self._incarnation = 0
+        self._state = "new"  # new -> running -> closed
+        self._msgs: collections.deque[Message] = collections.deque()
+        self._lagged = 0
+        self._events: collections.deque[Event] = collections.deque(maxlen=_EVENT_QUEUE_SIZE)
+        self._waiters: list[asyncio.Future[None]] = []
+        self._hook_errors = 0
+        self._lagged_total = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Bind the listening socket and start serving (what ``async with`` does)."""
+        if self._state != "new":
+            raise NodeClosed("a Node can be started once")
+        from .engine import Engine  # imported late: the engine pulls in compiled modules
+
+        self._transport = Transport(
+            self.config,
+            deliver=self._on_deliveries,
+            emit=self._on_events,
+            ssl=self._ssl,
+            client_ssl=self._client_ssl,
+        )
+        host, port = await self._transport.listen(self._listen_host, self._listen_port)
+        self._address = self._advertise or format_address(host, port)
+        self._incarnation = time.time_ns()
+        if self._node_id is None:
+            self._node_id = (
+                f"{socket.gethostname().split('.')[0]}@{self._address}/{secrets.token_hex(3)}"
+            )
+        self._engine = Engine(
+            self._address,
+            self.config,
+            node_id=self._node_id,
+            incarnation=self._incarnation,
+            rng=random.Random(secrets.randbits(64)),
+        )
+        self._origin = self._engine.origin
+        self._state = "running"
+        await self._transport.start(
+            self._engine,
+            address=self._address,
+            node_id=self._node_id,
+            incarnation=self._incarnation,
+        )
+        log.debug("node %s listening on %s", self._node_id, self._address)
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.leave()
+
+    async def leave(self) -> None:
+        """Tell every neighbour we are leaving for good, flush, close. Idempotent."""
+        if self._state != "running":
+            self._state = "closed"
+            self._wake()
+            return
+        self._state = "closed"
+        assert self._transport is not None
+        try:
+            self._transport.run(self._engine.leave)
+        except Exception:
+            log.exception("engine.leave failed")
+        await self._transport.close()
+        self._wake()
+
+    async def close(self) -> None:
+        """Alias of :meth:`leave`."""
+        await self.leave()
+
+    def _abort(self) -> None:
+        """Vanish without telling anyone (tests use it to simulate a crash)."""
+        self._state = "closed"
+        if self._transport is not None:
+            self._transport.abort()
+        self._wake()
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def address(self) -> str:
+        """The advertised ``"host:port"`` (the real port once listening)."""
+        return self._address
+
+    @property
+    def id(self) -> str:
+        """This node's id: readable and unique per process start."""
+        return self._node_id or ""
+
+    @property
+    def origin(self) -> str:
+        """Our origin as 16 hex digits: what :attr:`Message.origin` shows for our broadcasts."""
+        return origin_str(self._origin)
+
+    @property
+    def incarnation(self) -> int:
+        """Random-free start stamp (ns) that tells this start of the node from others."""
+        return self._incarnation
+
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        """Seeds remembered from :meth:`join` (used again to repair isolation)."""
+        return tuple(self._seeds)
+
+    @property
+    def running(self) -> bool:
+        """True between start and leave."""
+        return self._state == "running"
+
+    # ------------------------------------------------------------------ membership
+    async def join(self, seeds: Iterable[str]) -> None:
+        """Join the cluster through any of ``seeds``; return once a neighbour is up.
+
+        Raises :class:`JoinError` when no seed answered within ``Config.join_timeout``.
+        """
+        self._check_running()
+        seeds = [s for s in seeds if s != self._address]
+        for s in seeds:
+            parse_address(s)
+        for s in seeds:
+            if s not in self._seeds:
+                self._seeds.append(s)
+        if not seeds:
+            raise JoinError("join() needs at least one seed other than this node")
+        assert self._transport is not None
+        self._transport.run(self._engine.join, seeds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.join_timeout
+        while not self._engine.active_view:
+            left = deadline - loop.time()
+            if left <= 0 or self._state != "running":
+                raise JoinError(
+                    f"no seed answered within join_timeout={self.config.join_timeout}s: "
+                    + ", ".join(seeds)
+                )
+            fut = self._waiter()
+            try:
+                await asyncio.wait_for(fut, left)
+            except asyncio.TimeoutError:
+                pass
+
+    @property
+    def active_view(self) -> tuple[str, ...]:
+        """Addresses of the active view (peers with an open link)."""
+        return tuple(self._engine.active_view) if self._engine is not None else ()
+
+    @property
+    def passive_view(self) -> tuple[str, ...]:
+        """Addresses of the passive view (known backups)."""
+        return tuple(self._engine.passive_view) if self._engine is not None else ()
+
+    # ------------------------------------------------------------------ broadcast
+    async def broadcast(self, payload: bytes) -> MessageId:
+        """Send ``payload`` to every other member; return its id.
+
+        Raises :class:`PayloadTooLarge` above ``Config.max_payload_size``. Awaits only
+        while a neighbour's link is congested. The payload is not delivered to this node.
+        """
+        self._check_running()
+        payload = bytes(payload)
+        if len(payload) > self.config.max_payload_size:
+            raise PayloadTooLarge(len(payload), self.config.max_payload_size)
+        tr = self._transport
+        assert tr is not None
+        origin, seq = tr.run(self._engine.broadcast, payload)
+        if tr.unflushed >= _FLUSH_EVERY:
+            tr.flush()
+        if tr.congested:
+            await tr.wait_writable()
+        return MessageId.from_parts(origin, seq)
+
+    def handle_broadcast(self, message: Message) -> None:
+        """Called once per delivered broadcast; the default feeds :meth:`messages`.
+
+        Override to act on deliveries directly (call ``super()`` to keep
+        :meth:`messages` working). Runs inside the event loop: do not block.
+        """
+        q = self._msgs
+        if len(q) >= self.config.message_queue_size:
+            q.popleft()
+            self._lagged += 1
+            self._lagged_total += 1
+        q.append(message)
+        self._wake()
+
+    async def messages(self) -> AsyncIterator[Message | Lagged]:
+        """Deliveries in order; a :class:`Lagged` first when older ones were dropped.
+
+        The queue holds at most ``Config.message_queue_size`` deliveries (oldest dropped).
+        The iterator ends when the node closes.
+        """
+        q = self._msgs
+        while True:
+            if self._lagged:
+                dropped, self._lagged = self._lagged, 0
+                yield Lagged(dropped)
+                continue
+            if q:
+                yield q.popleft()
+                continue
+            if self._state == "closed":
+                return
+            await self._waiter()
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Membership events: :class:`NeighborUp` and :class:`NeighborDown` (bounded)."""
+        q = self._events
+        while True:
+            if q:
+                yield q.popleft()
+                continue
+            if self._state == "closed":
+                return
+            await self._waiter()
+
+    # ------------------------------------------------------------------ figures
+    def stats(self) -> dict[str, int]:
+        """Counters: engine figures (sent, received, delivered, dups, ...) and transport
+        figures (connections, bad_frames, handshake_failures, slow_drops, ...)."""
+        out: dict[str, int] = {}
+        if self._engine is not None:
+            out.update(self._engine.stats())
+        if self._transport is not None:
+            out.update(self._transport.counters())
+        out.setdefault("delivered", 0)
+        if "dups" not in out and "duplicates" in out:
+            out["dups"] = out["duplicates"]
+        out["lagged"] = self._lagged_total
+        out["queued"] = len(self._msgs)
+        out["hook_errors"] = self._hook_errors
+        out["active"] = len(self.active_view)
+        out["passive"] = len(self.passive_view)
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _check_running(self) -> None:
+        if self._state != "running":
+            raise NodeClosed(f"node {self._address or '(not started)'} is not running")
+
+    def _waiter(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return fut
+
+    def _wake(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
+
+    def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
+        own = self._origin
+        for origin, seq, hops, payload in deliveries:
+            if origin == own:
+                continue
+            msg = Message(MessageId.from_parts(origin, seq), origin_str(origin), payload, hops)
+            try:
+                self.handle_broadcast(msg)
+            except Exception:
+                # A failing user hook must not stop delivery to the others.
+                self._hook_errors += 1
+                if self._hook_errors == 1:
+                    log.exception("handle_broadcast raised (further errors not logged)")
+
+    def _on_events(self, events: list[Event]) -> None:
+        self._events.extend(events)
+        self._wake()
+
+    def __repr__(self) -> str:
+        return f"<Node {self.id or '?'} {self._state} active={len(self.active_view)}>"
+
+
+__all__ = ["Node"]

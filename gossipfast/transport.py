@@ -1,0 +1,908 @@
+"""TCP transport: the asyncio glue between sockets and the sans-IO :class:`Engine`.
+
+The split follows asyncpg: the engine is a state machine that never touches asyncio or
+a clock; :class:`Transport` owns the listening socket, one :class:`Connection`
+(an ``asyncio.Protocol``) per TCP link, the handshake, heartbeats, write coalescing and
+back-pressure, and feeds the engine one call per socket read.
+
+Rules kept here:
+
+- One link per peer address. Simultaneous dials are resolved the same way on both ends:
+  the connection dialled by the lower address (string order) wins; the other one is
+  drained and closed by its dialler.
+- The first frame each way is :class:`~gossipfast.wire.Hello`. A version or cluster
+  mismatch, a frame fault or a message before ``Hello`` closes that connection only,
+  is counted and logged once per cause.
+- Everything the engine wants to send to one peer during one event-loop turn leaves in
+  a single ``write()`` (flushed by ``loop.call_soon``).
+- ``Ping``/``Pong`` and ``Hello`` are the transport's own and never reach the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl as _ssl
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from . import wire
+from ._codec import FrameDecoder, encode_frame, encode_frames
+from .config import Config
+
+log = logging.getLogger("gossipfast")
+
+#: Transport counters reported by :meth:`Transport.counters` (all start at 0).
+COUNTER_NAMES: tuple[str, ...] = (
+    "connections",  # currently open TCP connections
+    "connections_opened",
+    "connections_accepted",
+    "dials",
+    "dial_failures",
+    "handshake_failures",
+    "version_mismatches",
+    "cluster_mismatches",
+    "handshake_timeouts",
+    "bad_frames",
+    "heartbeat_timeouts",
+    "slow_drops",
+    "send_drops",
+    "duplicate_links",
+    "bytes_sent",
+    "bytes_received",
+    "frames_sent",
+    "engine_errors",
+)
+
+
+class EngineLike(Protocol):
+    """What the transport needs from an engine (see ``docs/internals.md``)."""
+
+    address: str
+
+    def on_frame(self, peer: str, msgs: list[Any], now: float) -> None:
+        """A decoded batch of wire messages from ``peer``."""
+
+    def on_disconnected(self, peer: str, reason: str, now: float) -> None:
+        """The link to ``peer`` is gone or could not be opened."""
+
+    def tick(self, now: float) -> None:
+        """Fire due timers."""
+
+    def next_deadline(self) -> float | None:
+        """Earliest pending timer, or None."""
+
+    def drain(self) -> tuple[dict[str, list[Any]], list[str], list[Any], list[Any]]:
+        """Take the outputs: (outbox, closing, deliveries, events)."""
+
+    @property
+    def active_view(self) -> tuple[str, ...]:
+        """Peers of the active view."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``"host:port"`` (or ``"[v6]:port"``) into host and port; ValueError if bad."""
+    host, sep, port_s = address.rpartition(":")
+    if not sep or not host or not port_s.isdigit():
+        raise ValueError(f"not a host:port address: {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_s)
+    if port > 65535:
+        raise ValueError(f"port out of range in {address!r}")
+    return host, port
+
+
+def format_address(host: str, port: int) -> str:
+    """Join host and port as ``"host:port"`` (brackets around an IPv6 host)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _split(msgs: list[Any], limit: int) -> list[list[Any]]:
+    """Cut a batch into frames whose bodies stay under ``limit`` bytes."""
+    if len(encode_frame(msgs)) - 4 <= limit or len(msgs) == 1:
+        return [msgs]
+    mid = len(msgs) // 2
+    return _split(msgs[:mid], limit) + _split(msgs[mid:], limit)
+
+
+class Connection(asyncio.Protocol):
+    """One TCP connection, before and after its handshake."""
+
+    def __init__(self, owner: Transport, outbound: bool, peer: str | None) -> None:
+        self.owner = owner
+        #: True when this side dialled.
+        self.outbound = outbound
+        #: Peer address (dialled address, or the address its Hello advertised).
+        self.peer: str | None = peer
+        self.tr: asyncio.Transport | None = None
+        self.decoder = FrameDecoder(owner.config.max_frame_size)
+        self.ready = False  # the peer's Hello arrived and was accepted
+        self.incarnation = -1
+        self.node_id = ""
+        self.paused = False
+        #: Why we closed it (None: the peer closed it or the socket failed).
+        self.close_reason: str | None = None
+        now = owner.loop.time()
+        self.last_recv = now
+        self.last_send = now
+        self.last_app = now
+        self.hs_timer: asyncio.TimerHandle | None = None
+        self.eof_sent = False
+        self.closing_since = 0.0
+
+    # -- asyncio.Protocol -----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Socket is up: send our Hello, start the handshake timer."""
+        # uvloop's transports are not asyncio.Transport subclasses, only look alike.
+        self.tr = transport  # type: ignore[assignment]
+        self.owner._conn_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        """Hand the whole buffer to the decoder and the batch to the engine."""
+        self.owner._conn_data(self, data)
+
+    def eof_received(self) -> bool | None:
+        """Peer closed its side: close ours too."""
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Socket gone: tell the owner (who may tell the engine)."""
+        self.owner._conn_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        """The kernel buffer is full: queue further output ourselves."""
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        """The kernel buffer drained: send what was queued."""
+        self.paused = False
+        self.owner._conn_resumed(self)
+
+    # -- helpers ----------------------------------------------------------------------
+    def write(self, data: bytes, now: float) -> None:
+        """Write bytes (already framed) and note the time."""
+        assert self.tr is not None
+        self.tr.write(data)
+        self.last_send = now
+        self.owner._c["bytes_sent"] += len(data)
+
+    def close(self, reason: str, abort: bool = False) -> None:
+        """Close on purpose; ``reason`` decides what the engine is told."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        if self.hs_timer is not None:
+            self.hs_timer.cancel()
+            self.hs_timer = None
+        tr = self.tr
+        if tr is not None and not tr.is_closing():
+            if abort:
+                tr.abort()
+            elif tr.can_write_eof() and not self.eof_sent:
+                # Half-close and let the peer close its side: closing with unread
+                # bytes in our receive buffer would send an RST that can destroy what
+                # we just wrote. The ticker closes it for good if the peer never does.
+                self.eof_sent = True
+                self.closing_since = self.owner.loop.time()
+                tr.write_eof()
+            else:
+                tr.close()
+
+    @property
+    def closing(self) -> bool:
+        """True once closing started (by either side)."""
+        return self.close_reason is not None or self.tr is None or self.tr.is_closing()
+
+
+class _Link:
+    """Per-peer state: the primary connection and bytes waiting for it."""
+
+    __slots__ = ("close_after_flush", "conn", "dialing", "peer", "pending", "pending_bytes")
+
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+        self.conn: Connection | None = None
+        self.dialing = False
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.close_after_flush = False
+
+
+class Transport:
+    """Drives one engine over TCP: listen, dial, handshake, heartbeats, batching.
+
+    ``deliver`` and ``emit`` receive the engine's deliveries and events after every
+    engine input. Time given to the engine is ``loop.time()``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        deliver: Callable[[list[Any]], None],
+        emit: Callable[[list[Any]], None],
+        ssl: _ssl.SSLContext | None = None,
+        client_ssl: _ssl.SSLContext | None = None,
+    ) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self._deliver = deliver
+        self._emit = emit
+        self._ssl = ssl
+        self._client_ssl = client_ssl
+        self.engine: EngineLike | None = None
+        self.address = ""
+        self.node_id = ""
+        self.incarnation = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._links: dict[str, _Link] = {}
+        self._conns: set[Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._out: dict[str, list[Any]] = {}
+        self._out_count = 0
+        self._closing: set[str] = set()
+        self._flush_handle: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._last_tick = 0.0
+        self._ticker: asyncio.TimerHandle | None = None
+        self._logged: set[str] = set()
+        self._resume_waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+        self._all_gone: asyncio.Future[None] | None = None
+        self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        hb = config.heartbeat_interval
+        self._tick_every = max(0.005, min(hb, config.connect_timeout) / 4)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def listen(self, host: str, port: int) -> tuple[str, int]:
+        """Bind the server socket (not yet accepting); return the bound host and port."""
+        self._server = await self.loop.create_server(
+            lambda: Connection(self, False, None),
+            host,
+            port,
+            ssl=self._ssl,
+            reuse_address=True,
+            start_serving=False,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return host, int(sockname[1])
+
+    async def start(
+        self, engine: EngineLike, *, address: str, node_id: str, incarnation: int
+    ) -> None:
+        """Attach the engine and start accepting connections."""
+        self.engine = engine
+        self.address = address
+        self.node_id = node_id
+        self.incarnation = incarnation
+        self._hello = encode_frame(
+            [wire.Hello(wire.PROTOCOL_VERSION, self.config.cluster, node_id, address, incarnation)]
+        )
+        self._ticker = self.loop.call_later(self._tick_every, self._on_ticker)
+        if self._server is not None:
+            await self._server.start_serving()
+        self._arm_timer()
+
+    async def close(self, grace: float = 1.0) -> None:
+        """Flush, close every connection (up to ``grace`` seconds), stop listening."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        for h in (self._flush_handle, self._timer, self._ticker):
+            if h is not None:
+                h.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._server is not None:
+            self._server.close()
+        for c in list(self._conns):
+            c.close("shutdown")
+        if self._conns:
+            self._all_gone = self.loop.create_future()
+            try:
+                await asyncio.wait_for(self._all_gone, grace)
+            except asyncio.TimeoutError:
+                pass
+        for c in list(self._conns):
+            c.close("shutdown", abort=True)
+        await asyncio.sleep(0)
+        self._wake_writers()
+
+    def abort(self) -> None:
+        """Drop everything at once, telling no one (used to simulate a crash in tests)."""
+        self._closed = True
+        for h in (self._flush_handle, self._timer, self._ticker):
+            if h is not None:
+                h.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._server is not None:
+            self._server.close()
+        for c in list(self._conns):
+            c.close("shutdown", abort=True)
+        self._wake_writers()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` or :meth:`abort`."""
+        return self._closed
+
+    # ------------------------------------------------------------------ engine glue
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call an engine input ``fn(*args, now)``, then dispatch its outputs."""
+        try:
+            result = fn(*args, self.loop.time())
+        finally:
+            self._after_input()
+        return result
+
+    def _engine_call(self, fn: Callable[..., Any], *args: Any) -> None:
+        # An engine bug must not kill the event loop or the connection's reader.
+        try:
+            fn(*args, self.loop.time())
+        except Exception:
+            self._c["engine_errors"] += 1
+            self._log_once(f"engine:{getattr(fn, '__name__', fn)}", "engine raised", exc=True)
+        self._after_input()
+
+    def _after_input(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        outbox, closing, deliveries, events = engine.drain()
+        if outbox:
+            out = self._out
+            for peer, msgs in outbox.items():
+                if not msgs:
+                    continue
+                self._out_count += len(msgs)
+                have = out.get(peer)
+                if have is None:
+                    out[peer] = list(msgs)
+                else:
+                    have.extend(msgs)
+        if closing:
+            self._closing.update(closing)
+        if outbox or closing:
+            self._schedule_flush()
+        if deliveries:
+            self._deliver(deliveries)
+        if events:
+            self._emit(events)
+        self._arm_timer()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None and not self._closed:
+            self._flush_handle = self.loop.call_soon(self.flush)
+
+    @property
+    def unflushed(self) -> int:
+        """Messages collected in this loop turn and not yet written."""
+        return self._out_count
+
+    def flush(self) -> None:
+        """Write everything collected this turn: one ``write()`` per peer."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        out, self._out = self._out, {}
+        self._out_count = 0
+        limit = self.config.max_frame_size
+        now = self.loop.time()
+        for peer, msgs in out.items():
+            if peer == self.address:
+                self._c["send_drops"] += len(msgs)
+                continue
+            data = encode_frame(msgs)
+            if len(data) - 4 > limit:
+                data = encode_frames(_split(msgs, limit))
+            self._c["frames_sent"] += 1
+            self._send(self._link(peer), data, now)
+        if self._closing:
+            for peer in self._closing:
+                link = self._links.get(peer)
+                if link is None:
+                    continue
+                if link.pending:
+                    link.close_after_flush = True  # closed once the queue is written
+                elif link.conn is not None:
+                    link.conn.close("engine")
+            self._closing.clear()
+
+    def _link(self, peer: str) -> _Link:
+        link = self._links.get(peer)
+        if link is None:
+            link = self._links[peer] = _Link(peer)
+        return link
+
+    def _send(self, link: _Link, data: bytes, now: float) -> None:
+        c = link.conn
+        if (
+            c is not None
+            and not c.paused
+            and not link.pending
+            and not c.closing
+            and (c.ready or c.outbound)
+        ):
+            c.write(data, now)
+            c.last_app = now
+            return
+        link.pending.append(data)
+        link.pending_bytes += len(data)
+        queued = link.pending_bytes
+        if c is not None and c.tr is not None:
+            queued += c.tr.get_write_buffer_size()
+        if queued > self.config.send_queue_bytes:
+            if c is not None and c.ready and not c.closing:
+                self._c["slow_drops"] += 1
+                self._log_once(
+                    "slow",
+                    "dropping slow peer %s: %d bytes queued > send_queue_bytes=%d",
+                    link.peer,
+                    queued,
+                    self.config.send_queue_bytes,
+                )
+                link.pending.clear()
+                link.pending_bytes = 0
+                c.close("slow", abort=True)
+            else:
+                # No link yet (dialling): keep the newest bytes, bounded.
+                while link.pending and link.pending_bytes > self.config.send_queue_bytes:
+                    link.pending_bytes -= len(link.pending.pop(0))
+                    self._c["send_drops"] += 1
+        if c is None and not link.dialing and not self._closed:
+            self._dial(link)
+
+    def _write_pending(self, link: _Link, c: Connection) -> None:
+        if not link.pending or c.closing:
+            return
+        now = self.loop.time()
+        data = b"".join(link.pending) if len(link.pending) > 1 else link.pending[0]
+        link.pending.clear()
+        link.pending_bytes = 0
+        c.write(data, now)
+        c.last_app = now
+        if link.close_after_flush:
+            link.close_after_flush = False
+            c.close("engine")
+
+    def _arm_timer(self) -> None:
+        engine = self.engine
+        if engine is None or self._closed:
+            return
+        when = engine.next_deadline()
+        if when is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._timer_at = None
+            return
+        # A wheel may report a deadline up to one slot early: never spin on it.
+        when = max(when, self._last_tick + 0.001)
+        if self._timer is not None:
+            if self._timer_at == when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        engine = self.engine
+        if engine is None or self._closed:
+            return
+        self._last_tick = self.loop.time()
+        self._engine_call(engine.tick)
+
+    # ------------------------------------------------------------------ dialling
+    def _dial(self, link: _Link) -> None:
+        link.dialing = True
+        self._c["dials"] += 1
+        task = self.loop.create_task(self._dial_task(link))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dial_task(self, link: _Link) -> None:
+        peer = link.peer
+        error = ""
+        try:
+            host, port = parse_address(peer)
+            await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: Connection(self, True, peer),
+                    host,
+                    port,
+                    ssl=self._client_ssl,
+                    server_hostname=host if self._client_ssl is not None else None,
+                ),
+                self.config.connect_timeout,
+            )
+        except asyncio.CancelledError:
+            link.dialing = False
+            raise
+        except (OSError, ValueError, asyncio.TimeoutError, _ssl.SSLError) as e:
+            error = f"{type(e).__name__}: {e}"
+        link.dialing = False
+        if not error:
+            return
+        self._c["dial_failures"] += 1
+        log.debug("dial %s failed: %s", peer, error)
+        if link.conn is None:
+            self._drop_link_if_idle(link, force=True)
+            if self.engine is not None and not self._closed:
+                self._engine_call(self.engine.on_disconnected, peer, "failed")
+
+    def _drop_link_if_idle(self, link: _Link, force: bool = False) -> None:
+        if force:
+            link.pending.clear()
+            link.pending_bytes = 0
+        if (
+            link.conn is None
+            and not link.dialing
+            and not link.pending
+            and self._links.get(link.peer) is link
+        ):
+            del self._links[link.peer]
+
+    # ------------------------------------------------------------------ connections
+    def _conn_made(self, c: Connection) -> None:
+        if self._closed:
+            c.close("shutdown", abort=True)
+            return
+        self._conns.add(c)
+        self._c["connections"] += 1
+        self._c["connections_opened"] += 1
+        if not c.outbound:
+            self._c["connections_accepted"] += 1
+        assert c.tr is not None
+        sock = c.tr.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):
+                pass
+        c.write(self._hello, self.loop.time())
+        c.hs_timer = self.loop.call_later(self.config.connect_timeout, self._hs_timeout, c)
+        if c.outbound:
+            assert c.peer is not None
+            link = self._link(c.peer)
+            if link.conn is None:
+                link.conn = c
+                # Pipeline: what waited for the dial follows our Hello at once.
+                self._write_pending(link, c)
+
+    def _hs_timeout(self, c: Connection) -> None:
+        c.hs_timer = None
+        if c.ready or c.closing:
+            return
+        self._c["handshake_timeouts"] += 1
+        self._c["handshake_failures"] += 1
+        self._log_once(
+            "handshake-timeout",
+            "closing connection %s: no Hello within connect_timeout=%.3gs",
+            c.peer or self._peername(c),
+            self.config.connect_timeout,
+        )
+        c.close("handshake", abort=True)
+
+    def _peername(self, c: Connection) -> str:
+        if c.tr is None:
+            return "?"
+        name = c.tr.get_extra_info("peername")
+        if isinstance(name, tuple) and len(name) >= 2:
+            return format_address(str(name[0]), int(name[1]))
+        return str(name)
+
+    def _reject(self, c: Connection, counter: str, cause: str, msg: str, *args: Any) -> None:
+        self._c[counter] += 1
+        if counter != "bad_frames":
+            self._c["handshake_failures"] += 1
+        self._log_once(cause, msg, *args)
+        c.close("rejected", abort=True)
+
+    def _conn_data(self, c: Connection, data: bytes) -> None:
+        if c.closing:
+            return
+        now = self.loop.time()
+        c.last_recv = now
+        self._c["bytes_received"] += len(data)
+        msgs, fault = c.decoder.feed(data)
+        if not c.ready:
+            if msgs:
+                first = msgs[0]
+                if type(first) is not wire.Hello:
+                    self._reject(
+                        c,
+                        "bad_frames",
+                        "before-hello",
+                        "closing connection from %s: %s before Hello",
+                        self._peername(c),
+                        type(first).__name__,
+                    )
+                    return
+                if not self._on_hello(c, first):
+                    return
+                msgs = msgs[1:]
+            elif fault is None:
+                return
+        if msgs:
+            app = msgs
+            for m in msgs:
+                t = type(m)
+                if t is wire.Ping or t is wire.Pong or t is wire.Hello:
+                    app = self._heartbeats(c, msgs, now)
+                    break
+            if app and c.peer is not None and self.engine is not None:
+                c.last_app = now
+                self._engine_call(self.engine.on_frame, c.peer, app)
+        if fault is not None:
+            self._reject(
+                c,
+                "bad_frames",
+                f"frame-{fault.kind}",
+                "closing connection to %s: bad frame (%s): %s",
+                c.peer or self._peername(c),
+                fault.kind,
+                fault.detail,
+            )
+
+    def _heartbeats(self, c: Connection, msgs: list[Any], now: float) -> list[Any]:
+        app = []
+        for m in msgs:
+            t = type(m)
+            if t is wire.Ping:
+                if not c.paused and not c.closing:
+                    c.write(encode_frame([wire.Pong(m.nonce)]), now)
+            elif t is wire.Pong:
+                pass
+            elif t is wire.Hello:
+                self._log_once("second-hello", "ignoring a second Hello from %s", c.peer)
+            else:
+                app.append(m)
+        return app
+
+    def _on_hello(self, c: Connection, h: wire.Hello) -> bool:
+        if h.version != wire.PROTOCOL_VERSION:
+            self._reject(
+                c,
+                "version_mismatches",
+                "version",
+                "refusing %s: protocol version %r, ours is %r",
+                h.address or self._peername(c),
+                h.version,
+                wire.PROTOCOL_VERSION,
+            )
+            return False
+        if h.cluster != self.config.cluster:
+            self._reject(
+                c,
+                "cluster_mismatches",
+                "cluster",
+                "refusing %s: cluster %r, ours is %r",
+                h.address or self._peername(c),
+                h.cluster,
+                self.config.cluster,
+            )
+            return False
+        if c.outbound:
+            assert c.peer is not None
+            if h.address != c.peer:
+                self._log_once(
+                    "address-alias",
+                    "peer dialled as %s advertises %s; keeping %s",
+                    c.peer,
+                    h.address,
+                    c.peer,
+                )
+        else:
+            try:
+                parse_address(h.address)
+            except ValueError:
+                self._reject(
+                    c,
+                    "bad_frames",
+                    "hello-address",
+                    "refusing %s: bad advertised address %r",
+                    self._peername(c),
+                    h.address,
+                )
+                return False
+            if h.address == self.address:
+                self._reject(
+                    c,
+                    "handshake_failures",
+                    "self",
+                    "refusing a connection that claims our own address %s",
+                    h.address,
+                )
+                return False
+            c.peer = h.address
+        if c.hs_timer is not None:
+            c.hs_timer.cancel()
+            c.hs_timer = None
+        c.ready = True
+        c.incarnation = h.incarnation
+        c.node_id = h.node_id
+        peer = c.peer
+        link = self._link(peer)
+        cur = link.conn
+        if cur is None or cur is c:
+            link.conn = c
+        elif cur.ready and cur.incarnation != c.incarnation:
+            # The peer restarted: the newer incarnation wins.
+            if c.incarnation < cur.incarnation:
+                self._reject(
+                    c,
+                    "handshake_failures",
+                    "stale",
+                    "refusing %s: stale incarnation %d",
+                    peer,
+                    c.incarnation,
+                )
+                return False
+            link.conn = c
+            cur.close("replaced")
+            if self.engine is not None:
+                self._engine_call(self.engine.on_disconnected, peer, "failed")
+        else:
+            self._c["duplicate_links"] += 1
+            keep = self._prefer(cur, c)
+            lose = c if keep is cur else cur
+            link.conn = keep
+            # The loser is drained; its dialler closes it once it is quiet (ticker).
+            lose.last_app = self.loop.time()
+        if link.conn is c:
+            self._write_pending(link, c)
+        return True
+
+    def _prefer(self, a: Connection, b: Connection) -> Connection:
+        """The connection both ends keep: the one dialled by the lower address."""
+        assert b.peer is not None
+        want_outbound = self.address < b.peer
+        if a.outbound == want_outbound and b.outbound != want_outbound:
+            return a
+        return b
+
+    def _conn_resumed(self, c: Connection) -> None:
+        if c.peer is not None:
+            link = self._links.get(c.peer)
+            if link is not None and link.conn is c:
+                self._write_pending(link, c)
+        self._wake_writers()
+
+    def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
+        if c.hs_timer is not None:
+            c.hs_timer.cancel()
+            c.hs_timer = None
+        if c in self._conns:
+            self._conns.discard(c)
+            self._c["connections"] -= 1
+            if not self._conns and self._all_gone is not None and not self._all_gone.done():
+                self._all_gone.set_result(None)
+        self._wake_writers()
+        peer = c.peer
+        if peer is None:
+            return
+        link = self._links.get(peer)
+        if link is None or link.conn is not c:
+            return
+        link.conn = None
+        reason = c.close_reason
+        if self._closed:
+            return
+        report: str | None
+        if reason in ("engine", "idle", "replaced", "shutdown"):
+            report = None
+        elif reason == "slow":
+            report = "slow"
+        elif reason is None and exc is None and c.ready:
+            report = "closed"
+        else:
+            report = "failed"
+        if report is None:
+            if link.pending and not link.dialing:
+                self._dial(link)
+            else:
+                self._drop_link_if_idle(link)
+            return
+        self._drop_link_if_idle(link, force=True)
+        if self.engine is not None:
+            self._engine_call(self.engine.on_disconnected, peer, report)
+
+    # ------------------------------------------------------------------ heartbeats
+    def _on_ticker(self) -> None:
+        if self._closed:
+            return
+        self._ticker = self.loop.call_later(self._tick_every, self._on_ticker)
+        now = self.loop.time()
+        cfg = self.config
+        active = set(self.engine.active_view) if self.engine is not None else set()
+        ping: bytes | None = None
+        for c in list(self._conns):
+            if c.eof_sent:
+                if now - c.closing_since > cfg.heartbeat_timeout and c.tr is not None:
+                    c.tr.close()
+                continue
+            if c.closing or not c.ready or c.peer is None:
+                continue
+            if now - c.last_recv > cfg.heartbeat_timeout:
+                self._c["heartbeat_timeouts"] += 1
+                self._log_once(
+                    "heartbeat",
+                    "closing link to %s: silent for %.3gs (heartbeat_timeout)",
+                    c.peer,
+                    now - c.last_recv,
+                )
+                c.close("heartbeat", abort=True)
+                continue
+            link = self._links.get(c.peer)
+            primary = link is not None and link.conn is c
+            if not primary:
+                # A duplicate link: its dialler closes it once it has been quiet a while.
+                if c.outbound and now - c.last_app > cfg.heartbeat_interval:
+                    c.close("duplicate")
+                continue
+            if (
+                c.peer not in active
+                and now - c.last_app > cfg.heartbeat_timeout
+                and link is not None
+                and not link.pending
+            ):
+                c.close("idle")
+                continue
+            if now - c.last_send >= cfg.heartbeat_interval and not c.paused:
+                if ping is None:
+                    ping = encode_frame([wire.Ping(int(now * 1000) & 0xFFFFFFFF)])
+                c.write(ping, now)
+
+    # ------------------------------------------------------------------ back-pressure
+    @property
+    def congested(self) -> bool:
+        """True while a primary link has its writes paused with bytes queued."""
+        for link in self._links.values():
+            c = link.conn
+            if c is not None and c.paused and link.pending and not c.closing:
+                return True
+        return False
+
+    async def wait_writable(self) -> None:
+        """Return once no primary link is congested (or the transport closed)."""
+        while self.congested and not self._closed:
+            fut: asyncio.Future[None] = self.loop.create_future()
+            self._resume_waiters.append(fut)
+            await fut
+
+    def _wake_writers(self) -> None:
+        if self._resume_waiters:
+            waiters, self._resume_waiters = self._resume_waiters, []
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
+
+    # ------------------------------------------------------------------ figures
+    def counters(self) -> dict[str, int]:
+        """A copy of the transport counters (see :data:`COUNTER_NAMES`)."""
+        return dict(self._c)
+
+    def _log_once(self, cause: str, msg: str, *args: Any, exc: bool = False) -> None:
+        # The first occurrence of each cause is a warning; repeats go to debug so a
+        # misbehaving peer cannot flood the log. `cause` comes from a small fixed set.
+        if cause in self._logged:
+            log.debug(msg, *args)
+            return
+        self._logged.add(cause)
+        log.warning(msg + " (further occurrences logged at DEBUG)", *args, exc_info=exc)
+
+
+__all__ = [
+    "COUNTER_NAMES",
+    "Connection",
+    "EngineLike",
+    "Transport",
+    "format_address",
+    "parse_address",
+]

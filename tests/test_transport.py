@@ -1,0 +1,563 @@
+"""The TCP transport against a scripted fake engine and raw sockets (loopback only).
+
+Every test runs on both the asyncio loop and uvloop (``loop_kind`` in conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import time
+from typing import Any
+
+import msgspec
+import pytest
+
+from gossipfast import wire
+from gossipfast._codec import FrameDecoder, encode_frame
+from gossipfast.config import Config
+from gossipfast.transport import Transport, format_address, parse_address
+
+pytestmark = pytest.mark.network
+
+CFG = Config(
+    connect_timeout=0.5,
+    heartbeat_interval=0.1,
+    heartbeat_timeout=0.4,
+    send_queue_bytes=256 << 10,
+    max_payload_size=32 << 10,
+    max_frame_size=64 << 10,
+)
+
+
+class FakeEngine:
+    """Records inputs; outputs are scripted by the test through ``send``/``close``."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.frames: list[tuple[str, list[Any]]] = []
+        self.down: list[tuple[str, str]] = []
+        self.ticks = 0
+        self.deadline: float | None = None
+        self.active: tuple[str, ...] = ()
+        self._outbox: dict[str, list[Any]] = {}
+        self._closing: list[str] = []
+
+    # inputs
+    def on_frame(self, peer: str, msgs: list[Any], now: float) -> None:
+        self.frames.append((peer, list(msgs)))
+
+    def on_disconnected(self, peer: str, reason: str, now: float) -> None:
+        self.down.append((peer, reason))
+
+    def tick(self, now: float) -> None:
+        self.ticks += 1
+        self.deadline = None
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    def drain(self) -> tuple[dict[str, list[Any]], list[str], list[Any], list[Any]]:
+        out, self._outbox = self._outbox, {}
+        closing, self._closing = self._closing, []
+        return out, closing, [], []
+
+    @property
+    def active_view(self) -> tuple[str, ...]:
+        return self.active
+
+    # test helpers
+    def send(self, peer: str, *msgs: Any) -> None:
+        self._outbox.setdefault(peer, []).extend(msgs)
+
+    def close(self, peer: str) -> None:
+        self._closing.append(peer)
+
+    def received(self, peer: str | None = None) -> list[Any]:
+        return [m for p, ms in self.frames for m in ms if peer is None or p == peer]
+
+
+async def make(cfg: Config = CFG, node_id: str = "n") -> tuple[Transport, FakeEngine]:
+    tr = Transport(cfg, deliver=lambda d: None, emit=lambda e: None)
+    host, port = await tr.listen("127.0.0.1", 0)
+    eng = FakeEngine(format_address(host, port))
+    await tr.start(eng, address=eng.address, node_id=node_id, incarnation=1)
+    return tr, eng
+
+
+def poke(tr: Transport) -> None:
+    """An engine input with no payload: makes the transport drain the engine."""
+    assert tr.engine is not None
+    tr.run(lambda now: None)
+
+
+async def until(pred: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in time: {pred.__code__.co_firstlineno}")
+        await asyncio.sleep(0.01)
+
+
+class Raw:
+    """A hand-driven peer on a raw stream."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.decoder = FrameDecoder(1 << 20)
+        self.msgs: list[Any] = []
+
+    @classmethod
+    async def connect(cls, address: str) -> Raw:
+        host, port = parse_address(address)
+        r, w = await asyncio.open_connection(host, port)
+        return cls(r, w)
+
+    def hello(
+        self, address: str, cluster: str = CFG.cluster, version: int = 1, inc: int = 1
+    ) -> None:
+        self.write(encode_frame([wire.Hello(version, cluster, "raw", address, inc)]))
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def read_until_eof(self, timeout: float = 5.0) -> bytes:
+        """Everything until the transport closes us (fails the test on timeout)."""
+        chunks = []
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    data = await self.reader.read(65536)
+                except ConnectionError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+        return b"".join(chunks)
+
+    async def read_msgs(self, n: int, timeout: float = 5.0) -> list[Any]:
+        async with asyncio.timeout(timeout):
+            while len(self.msgs) < n:
+                data = await self.reader.read(65536)
+                assert data, "closed early"
+                got, fault = self.decoder.feed(data)
+                assert fault is None
+                self.msgs += got
+        return self.msgs
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def test_parse_and_format_address() -> None:
+    assert parse_address("127.0.0.1:80") == ("127.0.0.1", 80)
+    assert parse_address("[::1]:7000") == ("::1", 7000)
+    assert format_address("::1", 7000) == "[::1]:7000"
+    for bad in ("", "nohost", ":80", "h:", "h:x", "h:70000"):
+        with pytest.raises(ValueError):
+            parse_address(bad)
+
+
+@pytest.mark.timeout(30)
+def test_handshake_and_frames_both_ways(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make(node_id="a")
+        b, eb = await make(node_id="b")
+        ea.send(eb.address, wire.Join(), wire.Neighbor(True))
+        poke(a)
+        await until(lambda: len(eb.received()) == 2)
+        assert eb.frames[0][0] == ea.address  # named by the advertised address
+        assert eb.received() == [wire.Join(), wire.Neighbor(True)]
+        eb.send(ea.address, wire.NeighborReply(True))
+        poke(b)
+        await until(lambda: ea.received() == [wire.NeighborReply(True)])
+        # one connection each side, reused for both directions
+        assert a.counters()["connections"] == 1 and b.counters()["connections"] == 1
+        assert a.counters()["dials"] == 1 and b.counters()["dials"] == 0
+        # heartbeats keep an idle active link alive and never reach the engine
+        ea.active, eb.active = (eb.address,), (ea.address,)
+        await asyncio.sleep(CFG.heartbeat_timeout * 2.5)
+        assert a.counters()["connections"] == 1 and not ea.down and not eb.down
+        assert all(type(m) not in (wire.Ping, wire.Pong, wire.Hello) for m in eb.received())
+        await a.close()
+        await until(lambda: eb.down)
+        assert eb.down == [(ea.address, "closed")]
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_one_write_per_peer_per_loop_turn(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        got: list[bytes] = []
+        ready = asyncio.Event()
+
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            w.write(encode_frame([wire.Hello(1, CFG.cluster, "raw", "127.0.0.1:9", 1)]))
+            while data := await r.read(1 << 20):
+                got.append(data)
+                ready.set()
+
+        srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+        peer = format_address("127.0.0.1", srv.sockets[0].getsockname()[1])
+        ea.send(peer, wire.Join())
+        poke(a)
+        await until(lambda: a.counters()["frames_sent"] == 1 and b"".join(got))
+        await asyncio.sleep(0.05)
+        got.clear()
+        before = a.counters()["frames_sent"]
+        # 100 engine inputs in one loop turn, 3 messages each
+        for i in range(100):
+            ea.send(peer, wire.Gossip(1, i + 1, 0, b"x"), wire.IHave([1, i, 0]), wire.Prune())
+            poke(a)
+        await until(lambda: sum(map(len, got)) > 0)
+        await asyncio.sleep(0.1)
+        assert a.counters()["frames_sent"] - before == 1
+        dec = FrameDecoder(1 << 20)
+        body = b"".join(got)
+        (length,) = struct.unpack(">I", body[:4])
+        assert length + 4 == len(body), "expected exactly one frame"
+        msgs, fault = dec.feed(body)
+        assert fault is None and len(msgs) == 300
+        await a.close()
+        srv.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_oversize_batch_is_split_into_frames_within_limit(arun: Any) -> None:
+    async def main() -> None:
+        cfg = msgspec.structs.replace(CFG, send_queue_bytes=4 << 20)
+        a, ea = await make(cfg)
+        b, eb = await make(cfg)
+        payload = os.urandom(CFG.max_payload_size)
+        msgs = [wire.Gossip(7, i + 1, 0, payload) for i in range(10)]  # 10x the frame limit/2
+        ea.send(eb.address, *msgs)
+        poke(a)
+        await until(lambda: len(eb.received()) == 10)
+        assert eb.received() == msgs
+        assert b.counters()["bad_frames"] == 0
+        await a.close()
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_simultaneous_dials_keep_one_link(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make(node_id="a")
+        b, eb = await make(node_id="b")
+        ea.active, eb.active = (eb.address,), (ea.address,)
+        ea.send(eb.address, wire.Neighbor(True))
+        eb.send(ea.address, wire.Neighbor(True))
+        poke(a)
+        poke(b)
+        await until(lambda: eb.received() and ea.received())
+        # the duplicate is closed by its dialler once quiet
+        await until(lambda: a.counters()["connections"] == 1 and b.counters()["connections"] == 1)
+        assert a.counters()["duplicate_links"] + b.counters()["duplicate_links"] >= 1
+        assert not ea.down and not eb.down
+        # traffic still flows both ways on the survivor
+        for i in range(20):
+            ea.send(eb.address, wire.Gossip(1, i + 1, 0, b"a"))
+            eb.send(ea.address, wire.Gossip(2, i + 1, 0, b"b"))
+            poke(a)
+            poke(b)
+            await asyncio.sleep(0)
+        await until(lambda: len(eb.received()) == 21 and len(ea.received()) == 21)
+        await a.close()
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_failed_dial_reports_failed(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        dead = format_address("127.0.0.1", s.getsockname()[1])
+        s.close()
+        ea.send(dead, wire.Join())
+        ea.send("not-an-address", wire.Join())
+        poke(a)
+        await until(lambda: len(ea.down) == 2)
+        assert sorted(ea.down) == sorted([(dead, "failed"), ("not-an-address", "failed")])
+        assert a.counters()["dial_failures"] == 2
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_engine_closing_closes_link_after_flush(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        b, eb = await make()
+        ea.send(eb.address, wire.Disconnect(True))
+        ea.close(eb.address)
+        poke(a)
+        await until(lambda: eb.received() == [wire.Disconnect(True)])
+        await until(lambda: a.counters()["connections"] == 0)
+        await until(lambda: eb.down == [(ea.address, "closed")])
+        assert ea.down == []  # the engine asked for it: not reported back
+        await a.close()
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_idle_passive_link_closes(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        b, eb = await make()
+        ea.send(eb.address, wire.Shuffle("x:1", 1, []))
+        poke(a)
+        await until(lambda: eb.received())
+        # not in anyone's active view: closed after heartbeat_timeout without app traffic
+        await until(lambda: a.counters()["connections"] == 0, timeout=3)
+        assert ea.down == []
+        await a.close()
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_engine_timer_is_driven(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        loop = asyncio.get_running_loop()
+        ea.deadline = loop.time() + 0.05
+        poke(a)
+        await until(lambda: ea.ticks == 1)
+        await asyncio.sleep(0.1)
+        assert ea.ticks == 1  # tick cleared the deadline: no further ticks
+        await a.close()
+
+    arun(main())
+
+
+def _bad_inputs(addr: str) -> dict[str, tuple[bytes, str]]:
+    body = wire.encoder.encode([wire.Join()])
+    return {
+        "random bytes": (os.urandom(64) + b"\x00\x00\x00\x10" + os.urandom(16), "bad_frames"),
+        "oversize length": (struct.pack(">I", CFG.max_frame_size + 1), "bad_frames"),
+        "zero length": (b"\x00\x00\x00\x00", "bad_frames"),
+        "frame before hello": (struct.pack(">I", len(body)) + body, "bad_frames"),
+        "other cluster": (
+            encode_frame([wire.Hello(1, "other", "raw", "127.0.0.1:9", 1)]),
+            "cluster_mismatches",
+        ),
+        "other version": (
+            encode_frame([wire.Hello(99, CFG.cluster, "raw", "127.0.0.1:9", 1)]),
+            "version_mismatches",
+        ),
+        "not msgpack after hello": (
+            encode_frame([wire.Hello(1, CFG.cluster, "raw", "127.0.0.1:9", 1)])
+            + b"\x00\x00\x00\x03\xc1\xc1\xc1",
+            "bad_frames",
+        ),
+    }
+
+
+@pytest.mark.timeout(60)
+def test_bad_input_closes_only_that_connection(arun: Any, caplog: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        b, eb = await make()
+        ea.active, eb.active = (eb.address,), (ea.address,)
+        ea.send(eb.address, wire.Neighbor(True))
+        poke(a)
+        await until(lambda: eb.received())
+        for name, (data, counter) in _bad_inputs(a.address).items():
+            before = a.counters()
+            raw = await Raw.connect(a.address)
+            raw.write(data)
+            await raw.read_until_eof()  # closed by the transport
+            after = a.counters()
+            assert after[counter] == before[counter] + 1, name
+            raw.close()
+            # the honest link is untouched
+            n = len(eb.received())
+            ea.send(eb.address, wire.Gossip(1, n + 1, 0, name.encode()))
+            poke(a)
+            await until(lambda n=n: len(eb.received()) == n + 1)
+        # only the raw peer that completed a handshake and then misbehaved is reported
+        assert set(ea.down) <= {("127.0.0.1:9", "failed")} and not eb.down
+        assert b.counters()["bad_frames"] == 0
+        await a.close()
+        await b.close()
+
+    caplog.set_level("WARNING", logger="gossipfast")
+    arun(main())
+    text = caplog.text
+    assert "'other'" in text and repr(CFG.cluster) in text  # names both clusters
+    assert "99" in text
+
+
+@pytest.mark.timeout(30)
+def test_bad_input_is_logged_once_per_cause(arun: Any, caplog: Any) -> None:
+    async def main() -> None:
+        a, _ = await make()
+        for _ in range(5):
+            raw = await Raw.connect(a.address)
+            raw.write(struct.pack(">I", CFG.max_frame_size + 1))
+            await raw.read_until_eof()
+            raw.close()
+        assert a.counters()["bad_frames"] == 5
+        await a.close()
+
+    caplog.set_level("WARNING", logger="gossipfast")
+    arun(main())
+    warnings = [r for r in caplog.records if "oversize" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+@pytest.mark.timeout(30)
+def test_silent_connection_closed_after_handshake_timeout(arun: Any) -> None:
+    async def main() -> None:
+        a, _ = await make()
+        raw = await Raw.connect(a.address)
+        t0 = time.monotonic()
+        data = await raw.read_until_eof(timeout=5)
+        waited = time.monotonic() - t0
+        assert CFG.connect_timeout * 0.8 <= waited < CFG.connect_timeout + 2
+        msgs, _ = FrameDecoder(1 << 20).feed(data)
+        assert isinstance(msgs[0], wire.Hello)  # it greeted us, then gave up
+        c = a.counters()
+        assert c["handshake_timeouts"] == 1 and c["handshake_failures"] == 1
+        assert c["connections"] == 0
+        raw.close()
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_ping_answered_and_silence_fails_the_link(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        raw = await Raw.connect(a.address)
+        me = "127.0.0.1:9"
+        raw.hello(me)
+        raw.write(encode_frame([wire.Ping(42)]))
+        msgs = await raw.read_msgs(2)
+        assert isinstance(msgs[0], wire.Hello) and wire.Pong(42) in msgs
+        ea.active = (me,)
+        # we never answer its pings: after heartbeat_timeout the link is declared failed
+        await raw.read_until_eof(timeout=5)
+        await until(lambda: ea.down == [(me, "failed")])
+        assert a.counters()["heartbeat_timeouts"] == 1
+        raw.close()
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_new_incarnation_replaces_old_link(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        me = "127.0.0.1:9"
+        old = await Raw.connect(a.address)
+        old.hello(me, inc=1)
+        old.write(encode_frame([wire.Join()]))
+        await until(lambda: ea.received(me) == [wire.Join()])
+        new = await Raw.connect(a.address)
+        new.hello(me, inc=2)
+        new.write(encode_frame([wire.Neighbor(True)]))
+        await until(lambda: len(ea.received(me)) == 2)
+        assert ea.down == [(me, "failed")]  # the old incarnation is gone
+        await old.read_until_eof()
+        # sends now go to the new incarnation
+        ea.send(me, wire.Prune())
+        poke(a)
+        msgs = await new.read_msgs(2)
+        assert msgs[-1] == wire.Prune()
+        old.close()
+        new.close()
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(60)
+def test_slow_peer_is_dropped(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        me = "127.0.0.1:9"
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, parse_address(a.address))
+        await loop.sock_sendall(sock, encode_frame([wire.Hello(1, CFG.cluster, "raw", me, 1)]))
+        await until(lambda: a.counters()["connections"] == 1)
+        await asyncio.sleep(0.05)
+        ea.active = (me,)
+        payload = b"z" * 16384
+        seq = 0
+        # it never reads: keep sending until the transport gives up on it
+        while not ea.down and seq < 10_000:
+            for _ in range(8):
+                seq += 1
+                ea.send(me, wire.Gossip(1, seq, 0, payload))
+            poke(a)
+            await asyncio.sleep(0.002)
+        assert ea.down == [(me, "slow")]
+        assert a.counters()["slow_drops"] == 1
+        # memory stayed bounded: far less than what was sent
+        assert seq * len(payload) > 2 * CFG.send_queue_bytes
+        sock.close()
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_back_pressure_awaits_then_resumes(arun: Any) -> None:
+    async def main() -> None:
+        cfg = msgspec.structs.replace(CFG, send_queue_bytes=64 << 20, heartbeat_timeout=5.0)
+        a, ea = await make(cfg)
+        got = 0
+        gate = asyncio.Event()
+
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            nonlocal got
+            w.write(encode_frame([wire.Hello(1, CFG.cluster, "raw", "127.0.0.1:9", 1)]))
+            await gate.wait()  # stop reading until the sender is congested
+            while data := await r.read(1 << 20):
+                got += len(data)
+
+        srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+        peer = format_address("127.0.0.1", srv.sockets[0].getsockname()[1])
+        payload = b"p" * 16384
+        seq = 0
+        while not a.congested and seq < 20_000:
+            seq += 1
+            ea.send(peer, wire.Gossip(1, seq, 0, payload))
+            poke(a)
+            if seq % 16 == 0:
+                await asyncio.sleep(0)
+        assert a.congested
+        waiter = asyncio.ensure_future(a.wait_writable())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        gate.set()
+        await asyncio.wait_for(waiter, 10)
+        await until(lambda: got >= seq * len(payload))
+        assert a.counters()["slow_drops"] == 0
+        await a.close()
+        srv.close()
+
+    arun(main())
