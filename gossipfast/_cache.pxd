@@ -68,7 +68,9 @@ cdef class DedupCache:
     @cython.locals(st=_Origin)
     cpdef unsigned long long highest(self, object origin) except? 0xFFFFFFFFFFFFFFFF
 
-    @cython.locals(hi=cython.ulonglong, h=cython.ulonglong, lo=cython.ulonglong, st=_Origin)
+    @cython.locals(
+        hi=cython.ulonglong, h=cython.ulonglong, lo=cython.ulonglong, top=cython.ulonglong, st=_Origin
+    )
     cpdef advance(self, object origin, object high)
 
     @cython.locals(

@@ -238,12 +238,14 @@ class DedupCache:
         self._touch(st)
         h = st.high
         if hi > h:
+            # Every tracked seq (all below the new high) is now seen.
             st.bits[:] = self._ones
             st.high = hi
-        elif hi < h:
-            lo = h - self._window if h > self._window else 1
-            if hi >= lo:
-                _fill(st.bits, self._mask, lo, hi - lo + 1, True)
+            return
+        lo = h - self._window if h > self._window else 1
+        top = hi if hi < h else h - 1
+        if top >= lo:
+            _fill(st.bits, self._mask, lo, top - lo + 1, True)
 
     def missing(self, origin: int, high: int, limit: int) -> list[int]:
         """Seqs in ``1 .. high`` of ``origin`` not seen yet, ascending, at most ``limit``.

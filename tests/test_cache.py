@@ -1,0 +1,496 @@
+"""DedupCache and PayloadStore: hand-written cases and model tests, both builds.
+
+Every test runs against the module the package loaded (compiled unless
+``GOSSIPFAST_NO_EXTENSIONS=1``) and against the ``.py`` source loaded beside it, so one
+run checks both builds and the twins against the same model.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import itertools
+from collections import OrderedDict
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gossipfast import _cache as loaded_cache
+from gossipfast import _hot
+
+U64 = 2**64 - 1
+
+
+def _load_pure() -> ModuleType:
+    path = Path(loaded_cache.__file__).with_name("_cache.py")
+    spec = importlib.util.spec_from_file_location("gossipfast_pure_cache", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+PURE = _load_pure()
+BUILDS = {"pure": PURE}
+if _hot.is_compiled(loaded_cache):
+    BUILDS["compiled"] = loaded_cache
+
+
+@pytest.fixture(params=["compiled", "pure"])
+def mod(request: pytest.FixtureRequest) -> ModuleType:
+    if request.param not in BUILDS:
+        pytest.skip("compiled _cache not loaded (pure build requested or not built)")
+    return BUILDS[request.param]
+
+
+def test_builds_are_what_they_claim() -> None:
+    assert PURE.__file__.endswith("_cache.py")
+    if _hot.extensions_disabled():
+        assert not _hot.is_compiled(loaded_cache)
+
+
+# -- DedupCache: hand-written ---------------------------------------------------------
+
+
+def test_in_order(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    for s in range(1, 1000):
+        assert d.check_and_insert(7, s) is True
+        assert d.check_and_insert(7, s) is False
+        assert d.contains(7, s)
+    assert d.highest(7) == 999
+    assert not d.contains(7, 1000)
+    assert d.missing(7, 999, 100) == []
+    assert len(d) == 1 and 7 in d and 8 not in d
+
+
+def test_reorder_within_window(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    assert d.check_and_insert(1, 50)
+    # Everything in 50-64 .. 49 is still tracked individually.
+    assert d.missing(1, 50, 100) == list(range(1, 50))
+    for s in range(49, 0, -2):
+        assert d.check_and_insert(1, s)
+    for s in range(49, 0, -2):
+        assert not d.check_and_insert(1, s)
+    assert d.missing(1, 52, 100) == [*range(2, 50, 2), 51, 52]
+    assert d.highest(1) == 50
+
+
+def test_window_boundary_is_exact(mod: ModuleType) -> None:
+    w = 100  # not a power of two: the ring is larger than the window
+    d = mod.DedupCache(w, 4)
+    assert d.check_and_insert(3, 1000)
+    assert not d.contains(3, 1000 - w)  # exactly `window` below: still tracked
+    assert d.contains(3, 1000 - w - 1)  # more than `window` below: too old
+    assert d.check_and_insert(3, 1000 - w)
+    assert not d.check_and_insert(3, 1000 - w - 1)
+    assert d.missing(3, 1000, 1000) == list(range(1000 - w + 1, 1000))
+
+
+def test_far_old_counts_as_seen(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    assert d.check_and_insert(1, 10_000)
+    assert not d.check_and_insert(1, 1)
+    assert not d.check_and_insert(1, 10_000 - 65)
+    assert d.contains(1, 5)
+
+
+def test_jumps_clear_stale_bits(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    for s in range(1, 65):
+        d.check_and_insert(1, s)
+    # Jump by less than the ring: the slots of the new seqs must read unseen.
+    assert d.check_and_insert(1, 100)
+    assert d.missing(1, 100, 100) == list(range(65, 100))
+    assert d.contains(1, 64) and d.contains(1, 40)
+    # Jump past the whole ring, then exactly by the window (old high stays seen).
+    assert d.check_and_insert(1, 10_000)
+    assert d.missing(1, 10_000, 100) == list(range(10_000 - 64, 10_000))
+    assert d.check_and_insert(1, 10_064)
+    assert d.contains(1, 10_000)
+    assert d.missing(1, 10_064, 100) == list(range(10_001, 10_064))
+
+
+def test_huge_values(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    assert d.check_and_insert(U64, 1)
+    assert d.check_and_insert(U64, U64)
+    assert not d.check_and_insert(U64, U64)
+    assert d.highest(U64) == U64
+    assert d.contains(U64, U64 - 100)
+    assert not d.contains(U64, U64 - 1)
+    assert d.missing(U64, U64, 3) == [U64 - 64, U64 - 63, U64 - 62]
+    assert d.check_and_insert(U64 - 1, U64 - 1)
+    assert d.missing(U64 - 1, U64, 1000)[-2:] == [U64 - 2, U64]
+    d.advance(U64, U64)
+    assert d.missing(U64, U64, 10) == []
+    assert d.digest()[:2] == [U64, U64]
+
+
+@pytest.mark.parametrize("bad", [0, -1, -(2**63), -(2**64), 2**64, 2**65, 2**200])
+def test_hostile_seqs_never_raise(mod: ModuleType, bad: int) -> None:
+    d = mod.DedupCache(64, 8)
+    assert d.check_and_insert(1, bad) is False
+    assert len(d) == 0  # an invalid seq does not create an origin
+    assert d.contains(1, bad) is True
+    d.advance(1, bad)
+    assert len(d) == 0
+    assert d.missing(1, bad, 10) == []
+    assert d.check_and_insert(1, 5)
+    assert d.check_and_insert(1, bad) is False
+    assert d.contains(1, bad) is True
+    d.advance(1, bad)
+    assert d.highest(1) == 5
+    assert d.missing(1, bad, 10) == []
+
+
+def test_hostile_origins_are_just_keys(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    for origin in (-1, 0, 2**64, 2**100):
+        assert d.check_and_insert(origin, 1)
+        assert not d.check_and_insert(origin, 1)
+    assert len(d) == 4
+
+
+def test_lru_eviction(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 3)
+    for o in (1, 2, 3):
+        d.check_and_insert(o, 1)
+    d.check_and_insert(1, 2)  # 1 is now the most recent; 2 the least
+    assert d.check_and_insert(4, 1)
+    assert len(d) == 3
+    assert 2 not in d and 1 in d and 3 in d and 4 in d
+    assert d.highest(2) == 0
+    assert d.digest() == [4, 1, 1, 2, 3, 1]
+    # Reading does not refresh an origin; a duplicate check does.
+    d.contains(3, 1)
+    d.missing(3, 5, 5)
+    d.highest(3)
+    assert not d.check_and_insert(1, 2)
+    d.advance(4, 3)
+    assert d.check_and_insert(5, 1)
+    assert 3 not in d
+    assert d.digest() == [5, 1, 4, 3, 1, 2]
+    # An evicted origin starts over.
+    assert d.check_and_insert(3, 1)
+
+
+def test_advance(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    d.advance(9, 500)  # a newcomer adopts a neighbour's digest
+    assert d.highest(9) == 500
+    assert all(d.contains(9, s) for s in range(1, 501))
+    assert d.missing(9, 503, 10) == [501, 502, 503]
+    assert d.check_and_insert(9, 503)
+    assert d.missing(9, 503, 10) == [501, 502]
+    # Advancing below the highest fills the gaps up to that point only.
+    assert d.check_and_insert(9, 530)
+    d.advance(9, 510)
+    assert d.missing(9, 530, 100) == list(range(511, 530))
+    d.advance(9, 600)
+    assert d.missing(9, 600, 100) == []
+    assert d.highest(9) == 600
+    d.advance(9, 100)  # old news: no change
+    assert d.highest(9) == 600
+
+
+def test_missing_limits_and_unknown(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    assert d.missing(1, 10, 4) == [1, 2, 3, 4]
+    assert d.missing(1, 3, 100) == [1, 2, 3]
+    assert d.missing(1, U64, 2) == [1, 2]
+    assert d.missing(1, 10, 0) == []
+    assert d.missing(1, 10, -5) == []
+    d.check_and_insert(1, 20)
+    assert d.missing(1, 30, 3) == [1, 2, 3]
+    assert d.missing(1, 30, 22) == [*range(1, 20), 21, 22, 23]
+    assert d.missing(1, 5, 100) == [1, 2, 3, 4, 5]
+
+
+def test_digest_most_recent_first(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 8)
+    assert d.digest() == []
+    d.check_and_insert(10, 3)
+    d.check_and_insert(20, 7)
+    d.check_and_insert(10, 4)
+    assert d.digest() == [10, 4, 20, 7]
+
+
+def test_bad_construction(mod: ModuleType) -> None:
+    with pytest.raises(ValueError):
+        mod.DedupCache(0, 8)
+    with pytest.raises(ValueError):
+        mod.DedupCache(64, 0)
+
+
+def test_batch_matches_single(mod: ModuleType) -> None:
+    a = mod.DedupCache(64, 4)
+    b = mod.DedupCache(64, 4)
+    ids = [o for pair in zip([1, 2, 1, 3, 1, 5, 6, 2], [1, 1, 1, 9, 0, 3, 3, 1]) for o in pair]
+    new = sum(a.check_and_insert(ids[i], ids[i + 1]) for i in range(0, len(ids), 2))
+    assert b.check_and_insert_many(ids) == new == 6
+    assert a.digest() == b.digest()
+    assert b.check_and_insert_many([1]) == 0  # odd tail ignored
+
+
+def test_large_structures_free_cleanly(mod: ModuleType) -> None:
+    d = mod.DedupCache(4096, 1 << 16)
+    for o in range(70_000):
+        d.check_and_insert(o, 1)
+    assert len(d) == 1 << 16
+    s = mod.PayloadStore(300_000, 1 << 30, 1e9)
+    for i in range(300_000):
+        s.put(1, i + 1, 0, b"x", 0.0)
+    del d, s
+    gc.collect()
+
+
+# -- DedupCache: model test -----------------------------------------------------------
+
+
+class DedupModel:
+    """Unbounded set of ids with the same window, validity and LRU semantics."""
+
+    def __init__(self, window: int, max_origins: int) -> None:
+        self.window = window
+        self.max_origins = max_origins
+        # origin -> [highest, floor (all <= floor seen), set of seen seqs]; LRU order.
+        self.state: OrderedDict[int, list] = OrderedDict()
+
+    @staticmethod
+    def valid(s: int) -> bool:
+        return 1 <= s <= U64
+
+    def _new(self, origin: int, high: int, floor: int) -> None:
+        if len(self.state) >= self.max_origins:
+            self.state.popitem(last=False)
+        self.state[origin] = [high, floor, {high}]
+
+    def contains(self, origin: int, s: int) -> bool:
+        if not self.valid(s):
+            return True
+        if origin not in self.state:
+            return False
+        high, floor, seen = self.state[origin]
+        if s > high:
+            return False
+        return high - s > self.window or s <= floor or s in seen
+
+    def check_and_insert(self, origin: int, s: int) -> bool:
+        if not self.valid(s):
+            return False
+        if origin not in self.state:
+            self._new(origin, s, 0)
+            return True
+        self.state.move_to_end(origin)
+        if self.contains(origin, s):
+            return False
+        entry = self.state[origin]
+        entry[2].add(s)
+        entry[0] = max(entry[0], s)
+        return True
+
+    def advance(self, origin: int, hi: int) -> None:
+        if not self.valid(hi):
+            return
+        if origin not in self.state:
+            self._new(origin, hi, hi)
+            return
+        self.state.move_to_end(origin)
+        entry = self.state[origin]
+        entry[0] = max(entry[0], hi)
+        entry[1] = max(entry[1], hi)
+
+    def missing(self, origin: int, hi: int, limit: int) -> list[int]:
+        if not self.valid(hi) or limit <= 0:
+            return []
+        start = 1
+        if origin in self.state:  # everything further below counts as seen
+            start = max(1, self.state[origin][0] - self.window)
+        gen = (s for s in range(start, hi + 1) if not self.contains(origin, s))
+        return list(itertools.islice(gen, limit))
+
+    def highest(self, origin: int) -> int:
+        return self.state[origin][0] if origin in self.state else 0
+
+    def digest(self) -> list[int]:
+        out = []
+        for origin in reversed(self.state):
+            out += [origin, self.state[origin][0]]
+        return out
+
+
+ORIGINS = st.sampled_from([0, 1, 2, 3, 4, U64, 2**63])
+SEQS = st.one_of(
+    st.integers(-3, 300),
+    st.integers(1, 12),
+    st.sampled_from([U64, U64 - 1, U64 - 70, 2**63, 2**64, -(2**63), 2**70]),
+)
+DEDUP_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("check"), ORIGINS, SEQS),
+        st.tuples(st.just("contains"), ORIGINS, SEQS),
+        st.tuples(st.just("advance"), ORIGINS, SEQS),
+        st.tuples(st.just("missing"), ORIGINS, SEQS, st.integers(-1, 40)),
+        st.tuples(st.just("highest"), ORIGINS),
+        st.tuples(st.just("digest")),
+    ),
+    max_size=120,
+)
+
+
+@pytest.mark.parametrize("build", ["compiled", "pure"])
+@settings(max_examples=300, deadline=None)
+@given(
+    window=st.sampled_from([1, 3, 8, 9, 63, 64, 65, 100]),
+    max_origins=st.integers(1, 5),
+    ops=DEDUP_OPS,
+)
+def test_dedup_matches_model(build: str, window: int, max_origins: int, ops: list) -> None:
+    if build not in BUILDS:
+        pytest.skip("compiled _cache not loaded")
+    real = BUILDS[build].DedupCache(window, max_origins)
+    model = DedupModel(window, max_origins)
+    for op in ops:
+        name, args = op[0], op[1:]
+        if name == "check":
+            assert real.check_and_insert(*args) == model.check_and_insert(*args), op
+        elif name == "contains":
+            assert real.contains(*args) == model.contains(*args), op
+        elif name == "advance":
+            real.advance(*args)
+            model.advance(*args)
+        elif name == "missing":
+            assert real.missing(*args) == model.missing(*args), op
+        elif name == "highest":
+            assert real.highest(*args) == model.highest(*args), op
+        else:
+            assert real.digest() == model.digest()
+        assert len(real) == len(model.state)
+    for origin in (0, 1, 2, 3, 4, U64, 2**63):
+        assert (origin in real) == (origin in model.state)
+        assert real.highest(origin) == model.highest(origin)
+
+
+# -- PayloadStore ---------------------------------------------------------------------
+
+
+def test_store_basics(mod: ModuleType) -> None:
+    s = mod.PayloadStore(10, 1000, 60.0)
+    s.put(1, 1, 0, b"hello", 0.0)
+    s.put(1, 1, 5, b"other", 1.0)  # same id: no-op
+    assert s.get(1, 1) == (0, b"hello")
+    assert s.get(1, 2) is None and s.get(2, 1) is None
+    assert len(s) == 1 and s.nbytes == 5
+    assert (1, 1) in s
+
+
+def test_store_count_bound(mod: ModuleType) -> None:
+    s = mod.PayloadStore(3, 1000, 60.0)
+    for i in range(1, 6):
+        s.put(7, i, i, b"ab", float(i))
+    assert len(s) == 3 and s.nbytes == 6
+    assert [s.get(7, i) for i in range(1, 6)] == [None, None, (3, b"ab"), (4, b"ab"), (5, b"ab")]
+
+
+def test_store_byte_bound(mod: ModuleType) -> None:
+    s = mod.PayloadStore(100, 10, 60.0)
+    s.put(1, 1, 0, b"aaaa", 0.0)
+    s.put(1, 2, 0, b"bbbb", 0.0)
+    s.put(1, 3, 0, b"cccccc", 0.0)  # needs 6: evicts the two oldest... only as needed
+    assert s.get(1, 1) is None and s.get(1, 2) == (0, b"bbbb") and s.nbytes == 10
+    s.put(1, 4, 0, b"x" * 11, 0.0)  # larger than the whole bound: not stored
+    assert s.get(1, 4) is None and len(s) == 2 and s.nbytes == 10
+    s.put(1, 5, 0, b"y" * 10, 0.0)
+    assert len(s) == 1 and s.nbytes == 10 and s.get(1, 5) == (0, b"y" * 10)
+
+
+def test_store_age_bound(mod: ModuleType) -> None:
+    s = mod.PayloadStore(100, 1000, 5.0)
+    for i in range(5):
+        s.put(1, i + 1, 0, b"p", float(i))
+    assert len(s) == 5
+    assert s.expire(7.0) == 2  # inserted at 0 and 1 are older than 5 s
+    assert len(s) == 3 and s.nbytes == 3
+    assert s.get(1, 2) is None and s.get(1, 3) == (0, b"p")
+    assert s.expire(7.0) == 0
+    s.put(2, 1, 0, b"q", 9.0)  # a put also drops what has aged out (inserted at 2 and 3)
+    assert len(s) == 2 and s.get(1, 4) is None and s.get(1, 5) == (0, b"p")
+    assert s.expire(1e9) == 2 and len(s) == 0 and s.nbytes == 0
+
+
+def test_store_zero_bounds(mod: ModuleType) -> None:
+    s = mod.PayloadStore(0, 1000, 5.0)
+    s.put(1, 1, 0, b"p", 0.0)
+    assert len(s) == 0
+    s = mod.PayloadStore(10, 0, 5.0)
+    s.put(1, 1, 0, b"p", 0.0)
+    assert len(s) == 0 and s.nbytes == 0
+
+
+STORE_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"),
+            st.integers(0, 2),
+            st.integers(0, 6),
+            st.integers(0, 3),
+            st.binary(max_size=12),
+            st.floats(0, 4),
+        ),
+        st.tuples(st.just("get"), st.integers(0, 2), st.integers(0, 6)),
+        st.tuples(st.just("expire"), st.floats(0, 4)),
+    ),
+    max_size=80,
+)
+
+
+@pytest.mark.parametrize("build", ["compiled", "pure"])
+@settings(max_examples=300, deadline=None)
+@given(
+    max_messages=st.integers(0, 6),
+    max_bytes=st.integers(0, 30),
+    max_age=st.sampled_from([0.0, 0.5, 2.0, float("inf")]),
+    ops=STORE_OPS,
+)
+def test_store_matches_model(
+    build: str, max_messages: int, max_bytes: int, max_age: float, ops: list
+) -> None:
+    if build not in BUILDS:
+        pytest.skip("compiled _cache not loaded")
+    real = BUILDS[build].PayloadStore(max_messages, max_bytes, max_age)
+    model: OrderedDict[tuple[int, int], tuple[int, bytes, float]] = OrderedDict()
+    clock = 0.0
+
+    def model_expire(now: float) -> int:
+        old = [k for k, v in model.items() if v[2] < now - max_age]
+        for k in old:
+            del model[k]
+        return len(old)
+
+    for op in ops:
+        if op[0] == "put":
+            _, origin, seq, hops, payload, dt = op
+            clock += dt  # time never goes back
+            real.put(origin, seq, hops, payload, clock)
+            key = (origin, seq)
+            if key not in model and len(payload) <= max_bytes and max_messages > 0:
+                model_expire(clock)
+                while len(model) >= max_messages or (
+                    sum(len(v[1]) for v in model.values()) + len(payload) > max_bytes
+                ):
+                    model.popitem(last=False)
+                model[key] = (hops, payload, clock)
+        elif op[0] == "get":
+            want = model.get((op[1], op[2]))
+            assert real.get(op[1], op[2]) == (None if want is None else want[:2])
+        else:
+            clock += op[1]
+            assert real.expire(clock) == model_expire(clock)
+        assert len(real) == len(model)
+        assert real.nbytes == sum(len(v[1]) for v in model.values())
+        assert real.nbytes <= max_bytes and len(real) <= max_messages
