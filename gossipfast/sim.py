@@ -172,7 +172,9 @@ class Simulator:
         self.group: list[int] = []
         self.tick_at: list[float] = []
         self.act: list[set[int]] = []  # active views as told by NeighborUp/NeighborDown
-        self.ladj: list[dict[int, int]] = []  # open links: peer -> link epoch
+        # open links, each end's own view: peer -> link epoch. After one end closes, the
+        # other keeps its entry (half-closed) until the EOF reaches it.
+        self.ladj: list[dict[int, int]] = []
         self.departed: dict[int, str] = {}  # index -> "crashed" | "left"
         # links
         self._epoch = 0
@@ -276,8 +278,7 @@ class Simulator:
             addr_i = self.addr[i]
             for j in list(adj):
                 del adj[j]
-                self.ladj[j].pop(i, None)
-                if self.alive[j]:
+                if self.ladj[j].pop(i, None) is not None and self.alive[j]:
                     self._fail_later(j, addr_i, now + self.hb_delay)
 
     def crash_fraction(self, fraction: float) -> list[int]:
@@ -305,12 +306,9 @@ class Simulator:
             gi = gid[i]
             adj = self.ladj[i]
             for j in [j for j in adj if gid[j] != gi]:
-                del adj[j]
-                self.ladj[j].pop(i, None)
+                del adj[j]  # j's own entry, if any, is handled in j's turn
                 if self.alive[i]:
                     self._fail_later(i, self.addr[j], now + self.hb_delay)
-                if self.alive[j]:
-                    self._fail_later(j, self.addr[i], now + self.hb_delay)
 
     def heal(self) -> None:
         """End every partition: all nodes can reach each other again."""
@@ -371,8 +369,12 @@ class Simulator:
                 calls += 1
                 after(a, eng, t)
             elif kind == _CLOSED:
-                if not alive[a] or b in self.ladj[a]:
-                    continue  # gone, or a new connection replaced the closed one
+                adj = self.ladj[a]
+                if adj.get(b) != c:
+                    continue  # a closed it too, or a newer connection replaced this one
+                del adj[b]
+                if not alive[a]:
+                    continue
                 eng = engines[a]
                 eng.on_disconnected(addr[b], "closed", t)
                 calls += 1
@@ -396,10 +398,13 @@ class Simulator:
         # forget arrival times already in the past: FIFO only matters for what is in flight
         self._last = {k: v for k, v in self._last.items() if v > now}
         if self._dead_dir:
+            # a refusal matters while the sender may still use that connection
+            ladj = self.ladj
+            last = self._last
             self._dead_dir = {
                 k: e
                 for k, e in self._dead_dir.items()
-                if self.ladj[k >> _SHIFT].get(k & _MASK) is None and self._last.get(k) is not None
+                if ladj[k >> _SHIFT].get(k & _MASK) == e or k in last
             }
         self._next_purge = now + 30.0
 
@@ -504,7 +509,6 @@ class Simulator:
             delay = self.hb_delay if epoch is not None else self.dial_delay
             if epoch is not None:
                 del adj[j]
-                self.ladj[j].pop(i, None)
             self._fail_later(i, peer, now + delay)
             return
         if self.loss:
@@ -551,7 +555,8 @@ class Simulator:
     def _idle_check(self, lk: int, now: float) -> None:
         self._idle_pending.discard(lk)
         a, b = lk >> _SHIFT, lk & _MASK
-        if b not in self.ladj[a] or b in self.act[a] or a in self.act[b]:
+        ea = self.ladj[a].get(b)
+        if ea is None or ea != self.ladj[b].get(a) or b in self.act[a] or a in self.act[b]:
             self._last_use.pop(lk, None)
             return
         due = self._last_use.get(lk, now) + self.idle_close
@@ -569,12 +574,13 @@ class Simulator:
         epoch = self.ladj[i].pop(j, None)
         if epoch is None:
             return
-        self.ladj[j].pop(i, None)
-        # data j -> i still in flight is refused by i
+        # data j -> i, in flight or sent before j sees the EOF, is refused by i
         self._dead_dir[(j << _SHIFT) | i] = epoch
-        if notify and self.alive[j]:
+        if not notify:
+            self.ladj[j].pop(i, None)
+        elif self.ladj[j].get(i) == epoch:
             dk = (i << _SHIFT) | j
-            t = now + self.lat_lo
+            t = now + self.link_latency(i, j)
             last = self._last.get(dk)
             if last is not None and t < last:
                 t = last

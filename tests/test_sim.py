@@ -267,6 +267,29 @@ def test_graceful_leave_flushes_then_closes() -> None:
     assert sim.departed == {1: "left"}
 
 
+def test_half_closed_link_refuses_data_until_eof_then_redials() -> None:
+    sim = flood_sim(latency=(0.01, 0.01))
+    chain(sim, 2)
+    t = sim.now
+    ea, eb = sim.engines[0], sim.engines[1]
+    ea.active.pop("n1:1")
+    ea._send("n1:1", wire.Disconnect(True))
+    ea.closing.append("n1:1")
+    sim._after(0, ea, t)
+    eb._send("n0:1", wire.Prune())  # sent before the EOF reaches b: a refuses it
+    sim._after(1, eb, t)
+    sim.run_for(1.0)
+    assert [f for f in ea.frames if f[2] > t] == []
+    assert isinstance(eb.frames[-1][1][0], wire.Disconnect)
+    assert eb.disconnects == [("n0:1", "closed", pytest.approx(t + 0.01))]
+    assert sim.ladj[0] == {} and sim.ladj[1] == {}
+    t2 = sim.now
+    eb._send("n0:1", wire.Prune())  # a new connection: handshake, then delivered
+    sim._after(1, eb, t2)
+    sim.run_for(1.0)
+    assert ea.frames[-1][0] == "n1:1" and ea.frames[-1][2] == pytest.approx(t2 + 0.03)
+
+
 def test_partition_cuts_links_and_heal_lets_traffic_through() -> None:
     sim = flood_sim(latency=(0.01, 0.01))
     chain(sim, 4)  # 0-1-2-3
