@@ -115,17 +115,18 @@ class HyParView:
         if peer == self.address or peer in self.active or peer in self.passive:
             return
         if self.passive.is_full():
-            victim = None
+            victim: str | None = None
             for p in prefer:
-                if p in self.passive and p not in self.pending:
+                if p in self.passive:
                     victim = p
                     break
-            if victim is None:
+            if victim is None:  # spare the peers we are asking right now if we can
                 victim = self.passive.random(self.rng, self.pending)
             if victim is None:
-                return
-            self.passive.discard(victim)
-            self.tried.discard(victim)
+                victim = self.passive.random(self.rng)
+            if victim is not None:
+                self.passive.discard(victim)
+                self.tried.discard(victim)
         self.passive.add(peer)
 
     def add_active(self, peer: str, now: float, notify: bool) -> None:
@@ -363,8 +364,9 @@ class HyParView:
             self.send(peer, NeighborReply(True))
             return
         if high is True or not self.active.is_full():
-            self.add_active(peer, now, notify=False)
+            # the reply goes first: the peer must know the link before our digest
             self.send(peer, NeighborReply(True))
+            self.add_active(peer, now, notify=False)
         else:
             self.send(peer, NeighborReply(False))
             self.add_passive(peer)

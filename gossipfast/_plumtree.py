@@ -41,6 +41,8 @@ _MAX_LIST = 1 << 17
 _REQUEST_TTL = 30.0
 #: Messages held back per origin by FIFO delivery before a gap is skipped.
 _FIFO_HOLD_MAX = 4096
+#: Seconds FIFO delivery waits for a gap to fill (grafts and catch-up take < 1 s).
+_FIFO_HOLD = 1.0
 
 
 class _Missing:
@@ -83,6 +85,7 @@ class Plumtree:
         self.eager: tuple = ()
         self.lazy: tuple = ()
         self.seq = 0
+        self.now = 0.0  # time of the input being handled (for timers armed deep inside)
         self.ihave_interval = float(config.ihave_interval)
         self.ihave_batch = 3 * int(config.ihave_batch_max)
         self.graft_timeout_1 = float(config.graft_timeout_1)
@@ -179,6 +182,7 @@ class Plumtree:
         Bad input is counted in ``bad`` and otherwise ignored.
         """
         rest = None
+        self.now = now
         for msg in msgs:
             t = type(msg)
             try:
@@ -540,6 +544,8 @@ class Plumtree:
         if held is None:
             held = {}
             self.held[o] = held
+            # give the gap a bounded time to fill (graft, catch-up), then skip it
+            self.timers.schedule(self.now + _FIFO_HOLD, ("f", o))
         held[s] = (h, payload)
         if len(held) > _FIFO_HOLD_MAX:
             # the gap will not fill in time: skip to the oldest held message
@@ -562,10 +568,13 @@ class Plumtree:
         if not held:
             del self.held[o]
 
-    def skip_gaps(self) -> None:
-        """Give up on gaps that blocked FIFO delivery (called from housekeeping)."""
-        for o in list(self.held):
-            held = self.held[o]
-            self.next_seq[o] = min(held)
-            self.fifo_skipped += 1
-            self.release(o)
+    def skip_gap(self, o: int) -> None:
+        """Timer ``("f", origin)``: stop waiting for the gap that holds back ``o``."""
+        held = self.held.get(o)
+        if not held:
+            return
+        self.next_seq[o] = min(held)
+        self.fifo_skipped += 1
+        self.release(o)
+        if o in self.held:  # another gap further on: wait for it in turn
+            self.timers.schedule(self.now + _FIFO_HOLD, ("f", o))

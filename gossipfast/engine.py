@@ -184,10 +184,11 @@ class Engine:
                 pt.graft_timer(item[1], item[2], now)
             elif kind == "i":
                 pt.flush_ihaves()
+            elif kind == "f":
+                pt.now = now
+                pt.skip_gap(item[1])
             elif kind == "m":
                 pt.expire(now)
-                if pt.held:
-                    pt.skip_gaps()
                 self.timers.schedule(now + self._maint_interval, ("m",))
             else:
                 hv.on_timer(item, now)

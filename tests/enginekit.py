@@ -253,3 +253,54 @@ class Net:
                     seen.add(b)
                     todo.append(b)
         return len(seen) == len(live)
+
+
+# -- single-engine helpers for hand-written scenarios ---------------------------------------
+
+ME = "10.9.9.9:7000"
+
+
+def engine(address: str = ME, *, seed: int = 0, **fields: Any) -> Engine:
+    """A lone engine with ``Config(**fields)``."""
+    return Engine(
+        address,
+        Config(**fields),
+        node_id=address,
+        incarnation=1,
+        rng=random.Random(seed),
+    )
+
+
+def peer(i: int) -> str:
+    """Address of hand-driven peer ``i``."""
+    return f"10.1.0.{i}:7000"
+
+
+def make_active(e: Engine, peers: Iterable[str], now: float = 0.0) -> None:
+    """Bring ``peers`` into the active view of ``e`` (each sends Neighbor(high=True))."""
+    from gossipfast.wire import Neighbor
+
+    for p in peers:
+        e.on_frame(p, [Neighbor(True)], now)
+    e.drain()
+
+
+def make_passive(e: Engine, peers: Iterable[str], now: float = 0.0) -> None:
+    """Put ``peers`` in the passive view of ``e`` (a ShuffleReply carrying them)."""
+    from gossipfast.wire import ShuffleReply
+
+    todo = list(peers)
+    while todo:  # a reply carries at most shuffle_active + shuffle_passive + 1 nodes
+        chunk, todo = todo[: e.hv.max_list], todo[e.hv.max_list :]
+        e.on_frame(peer(250), [ShuffleReply(chunk)], now)
+    e.drain()
+
+
+def sent(outbox: dict[str, list], kind: type) -> dict[str, list]:
+    """The messages of one kind in an outbox, per peer (peers without any left out)."""
+    out = {}
+    for p, msgs in outbox.items():
+        got = [m for m in msgs if type(m) is kind]
+        if got:
+            out[p] = got
+    return out

@@ -1,0 +1,118 @@
+"""Catch-up (Digest / Want), the fresh-join baseline and partition healing."""
+
+from __future__ import annotations
+
+from enginekit import Net, addr, engine, make_active, peer, sent
+
+from gossipfast.wire import Digest, Gossip, Neighbor, Want
+
+X = 0xABCDEF
+
+
+def seasoned(**fields: object):
+    """An engine that had a neighbour long ago (not fresh any more)."""
+    e = engine(**fields)
+    make_active(e, [peer(1)], now=0.0)
+    return e
+
+
+def test_neighbor_up_sends_our_digest() -> None:
+    e = engine()
+    o, _ = e.broadcast(b"a", 0.0)
+    e.broadcast(b"b", 0.0)
+    e.on_frame(peer(1), [Neighbor(True)], 1.0)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Digest) == {peer(1): [Digest([o, 2])]}
+
+
+def test_digest_pulls_missing_ranges() -> None:
+    e = seasoned()
+    e.on_frame(peer(1), [Gossip(X, s, 0, b"%d" % s) for s in (1, 2, 4)], 0.5)
+    e.drain()
+    e.on_frame(peer(2), [Neighbor(True)], 10.0)
+    e.drain()
+    e.on_frame(peer(2), [Digest([X, 7])], 10.0)
+    outbox, _, _, _ = e.drain()
+    assert outbox == {peer(2): [Want([X, 3, 3, X, 5, 7])]}
+    assert e.stats()["catch_up_requested"] == 4
+    e.on_frame(peer(2), [Gossip(X, s, 2, b"%d" % s) for s in (3, 5, 6, 7)], 10.1)
+    _, _, deliveries, _ = e.drain()
+    assert [d[1] for d in deliveries] == [3, 5, 6, 7]
+    assert e.stats()["recovered"] == 4
+
+
+def test_catch_up_request_is_capped() -> None:
+    e = seasoned(catch_up_max=3)
+    e.on_frame(peer(1), [Neighbor(True)], 10.0)
+    e.on_frame(peer(2), [Neighbor(True)], 10.0)
+    e.drain()
+    e.on_frame(peer(2), [Digest([X, 100, X + 1, 50])], 10.0)
+    outbox, _, _, _ = e.drain()
+    assert outbox == {peer(2): [Want([X, 1, 3])]}
+
+
+def test_want_is_answered_from_the_store_and_bounded() -> None:
+    e = engine(catch_up_max=3)
+    o, _ = e.broadcast(b"1", 0.0)
+    for k in range(2, 6):
+        e.broadcast(b"%d" % k, 0.0)
+    make_active(e, [peer(1)])
+    e.on_frame(peer(1), [Want([o, 2, 1 << 40])], 1.0)
+    outbox, _, _, _ = e.drain()
+    assert outbox == {peer(1): [Gossip(o, s, 0, b"%d" % s) for s in (2, 3, 4)]}
+
+
+def test_want_and_digest_from_strangers_are_ignored() -> None:
+    e = engine()
+    o, _ = e.broadcast(b"1", 0.0)
+    e.on_frame(peer(7), [Want([o, 1, 1]), Digest([X, 5])], 1.0)
+    assert e.drain()[0] == {}
+
+
+def test_fresh_node_adopts_first_digests_as_baseline() -> None:
+    e = engine()
+    e.on_frame(peer(1), [Neighbor(True)], 0.0)
+    e.on_frame(peer(1), [Digest([X, 100])], 0.0)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Want) == {}
+    e.on_frame(peer(2), [Neighbor(True)], 0.5)
+    e.on_frame(peer(2), [Digest([X, 101, X + 1, 40])], 0.5)  # later digest, same window
+    outbox, _, _, _ = e.drain()
+    # X is known now (from the first digest): 101 is pulled; X+1 is a new baseline
+    assert sent(outbox, Want) == {peer(2): [Want([X, 101, 101])]}
+    e.on_frame(peer(1), [Gossip(X + 1, 40, 0, b"old"), Gossip(X + 1, 41, 0, b"new")], 0.6)
+    assert [d[1] for d in e.drain()[2]] == [41]
+
+
+def test_fresh_node_still_pulls_origins_it_knew_before() -> None:
+    e = engine()
+    e.on_frame(peer(9), [Gossip(X, 1, 0, b"x")], 0.0)  # heard from a stranger
+    e.on_frame(peer(1), [Neighbor(True)], 0.1)
+    e.on_frame(peer(1), [Digest([X, 3])], 0.1)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Want) == {peer(1): [Want([X, 2, 3])]}
+
+
+def test_partition_heals_with_its_messages() -> None:
+    net = Net(10, seed=5)
+    for i in range(1, 5):
+        net.join(addr(i), [addr(0)])
+        net.run(0.3)
+    for i in range(6, 10):
+        net.join(addr(i), [addr(5)])
+        net.run(0.3)
+    net.run(3.0)
+    ids = []
+    for k in range(6):
+        ids.append(net.broadcast(addr(k % 10 if k % 2 else 5 + k % 5), b"p%d" % k))
+        net.run(0.3)
+    net.run(3.0)
+    net.join(addr(5), [addr(0)])  # the halves meet
+    net.run(5.0)
+    net.check_invariants()
+    assert net.connected()
+    for a in net.engines:
+        got = {(o, s) for o, s, _h, _p in net.delivered[a]}
+        own = {i for i in ids if i[0] == net.engines[a].origin}
+        assert got == set(ids) - own, a
+    assert sum(e.stats()["recovered"] for e in net.engines.values()) > 0

@@ -1,0 +1,243 @@
+"""Plumtree state transitions: eager push, prune, lazy IHave, graft, optimisation, FIFO."""
+
+from __future__ import annotations
+
+from enginekit import engine, make_active, peer, sent
+
+from gossipfast.wire import Gossip, Graft, IHave, Prune
+
+
+def test_broadcast_pushes_to_eager_peers_and_is_not_delivered_to_self() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    o, s = e.broadcast(b"hello", 1.0)
+    assert (o, s) == (e.origin, 1)
+    outbox, _, deliveries, _ = e.drain()
+    assert deliveries == []
+    assert sent(outbox, Gossip) == {
+        peer(1): [Gossip(o, 1, 0, b"hello")],
+        peer(2): [Gossip(o, 1, 0, b"hello")],
+    }
+    assert e.broadcast(b"again", 1.1) == (o, 2)
+    assert e.stats()["broadcasts"] == 2
+
+
+def test_new_gossip_is_delivered_once_and_forwarded_to_other_eager_peers() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(1), [Gossip(77, 1, 4, b"p")], 1.0)
+    outbox, _, deliveries, _ = e.drain()
+    assert deliveries == [(77, 1, 5, b"p")]
+    assert sent(outbox, Gossip) == {
+        peer(2): [Gossip(77, 1, 5, b"p")],
+        peer(3): [Gossip(77, 1, 5, b"p")],
+    }
+    st = e.stats()
+    assert st["delivered"] == 1 and st["received_gossip"] == 1 and st["sent_gossip"] == 2
+
+
+def test_duplicate_prunes_its_sender_to_lazy() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(1), [Gossip(77, 1, 0, b"p")], 1.0)
+    e.drain()
+    e.on_frame(peer(2), [Gossip(77, 1, 3, b"p")], 1.0)
+    outbox, _, deliveries, _ = e.drain()
+    assert deliveries == []
+    assert outbox == {peer(2): [Prune()]}
+    assert peer(2) in e.lazy_peers and peer(2) not in e.eager_peers
+    st = e.stats()
+    assert st["duplicates"] == 1 and st["prunes_sent"] == 1
+
+
+def test_prune_makes_the_sender_lazy_and_ihave_is_batched() -> None:
+    e = engine(ihave_interval=0.005, ihave_batch_max=1024)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune()], 1.0)
+    assert e.lazy_peers == (peer(2),)
+    o, _ = e.broadcast(b"a", 1.0)
+    e.broadcast(b"b", 1.001)
+    outbox, _, _, _ = e.drain()
+    assert set(sent(outbox, Gossip)) == {peer(1)}
+    assert sent(outbox, IHave) == {}
+    assert e.next_deadline() is not None and e.next_deadline() <= 1.0051
+    e.tick(1.006)
+    outbox, _, _, _ = e.drain()
+    assert outbox == {peer(2): [IHave([o, 1, 0, o, 2, 0])]}
+    assert e.stats()["ihaves_sent"] == 1
+
+
+def test_ihave_batches_are_capped() -> None:
+    e = engine(ihave_interval=10.0, ihave_batch_max=2)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune()], 1.0)
+    for k in range(5):
+        e.broadcast(b"%d" % k, 1.0)
+    outbox, _, _, _ = e.drain()
+    ihaves = sent(outbox, IHave)[peer(2)]
+    assert [len(m.ids) for m in ihaves] == [6, 6]  # 2 full batches; the 5th waits
+    e.tick(11.0)
+    assert [len(m.ids) for m in sent(e.drain()[0], IHave)[peer(2)]] == [3]
+
+
+def test_ihave_interval_zero_sends_at_once() -> None:
+    e = engine(ihave_interval=0)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(1), [Gossip(9, 1, 0, b"x")], 1.0)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, IHave) == {peer(2): [IHave([9, 1, 1])]}
+
+
+def test_ihave_of_missing_message_grafts_first_then_next_announcer() -> None:
+    e = engine(graft_timeout_1=0.08, graft_timeout_2=0.04)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(1), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(1), [IHave([55, 7, 2])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.01)
+    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.02)  # repeated announcer counted once
+    assert e.drain()[0] == {}
+    e.tick(1.079)
+    assert e.drain()[0] == {}
+    e.tick(1.08)
+    outbox, _, _, _ = e.drain()
+    assert outbox == {peer(1): [Graft([55, 7])]}
+    assert peer(1) in e.eager_peers
+    e.tick(1.12)
+    outbox, _, _, _ = e.drain()
+    assert outbox == {peer(2): [Graft([55, 7])]}
+    e.tick(1.2)
+    assert e.drain()[0] == {}  # nobody left to ask
+    assert e.stats()["grafts_sent"] == 2
+    # the answer arrives: delivered, counted as recovered
+    e.on_frame(peer(2), [Gossip(55, 7, 1, b"late")], 1.3)
+    _, _, deliveries, _ = e.drain()
+    assert deliveries == [(55, 7, 2, b"late")]
+    assert e.stats()["recovered"] == 1
+
+
+def test_arrival_cancels_the_missing_timer() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.on_frame(peer(1), [Gossip(55, 7, 2, b"x")], 1.01)
+    e.drain()
+    e.tick(5.0)
+    assert sent(e.drain()[0], Graft) == {}
+    assert e.stats()["missing"] == 0
+
+
+def test_ihave_of_known_message_is_ignored() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(1), [Gossip(55, 7, 0, b"x")], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 0])], 1.0)
+    e.drain()
+    e.tick(5.0)
+    assert sent(e.drain()[0], Graft) == {}
+
+
+def test_graft_makes_sender_eager_and_resends_stored_payloads() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune()], 1.0)
+    o, s = e.broadcast(b"mine", 1.0)
+    e.on_frame(peer(1), [Gossip(9, 3, 2, b"theirs")], 1.0)
+    e.drain()
+    e.on_frame(peer(2), [Graft([o, s, 9, 3, 9, 4])], 1.1)
+    outbox, _, _, _ = e.drain()
+    assert outbox == {peer(2): [Gossip(o, s, 0, b"mine"), Gossip(9, 3, 3, b"theirs")]}
+    assert peer(2) in e.eager_peers
+
+
+def test_empty_graft_only_changes_the_tree() -> None:
+    e = engine()
+    make_active(e, [peer(1)])
+    e.on_frame(peer(1), [Prune()], 1.0)
+    e.on_frame(peer(1), [Graft([])], 1.0)
+    assert e.eager_peers == (peer(1),)
+    assert e.drain()[0] == {}
+
+
+def test_optimisation_swaps_a_long_eager_path_for_a_short_lazy_one() -> None:
+    e = engine(optimization_threshold=3)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(2), [Prune()], 1.0)  # peer 2 lazy
+    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.01)  # 4 >= 1 + 3
+    outbox, _, deliveries, _ = e.drain()
+    assert deliveries == [(55, 7, 5, b"x")]
+    assert outbox[peer(2)] == [Graft([])]  # and no copy of the payload for the new parent
+    assert outbox[peer(1)] == [Prune()]
+    assert peer(2) in e.eager_peers and peer(1) in e.lazy_peers
+    assert e.stats()["optimizations"] == 1
+
+
+def test_no_optimisation_below_threshold() -> None:
+    e = engine(optimization_threshold=3)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 2])], 1.0)
+    e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.01)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
+    assert peer(1) in e.eager_peers
+
+
+def test_own_message_coming_back_is_a_duplicate() -> None:
+    e = engine()
+    make_active(e, [peer(1)])
+    o, s = e.broadcast(b"m", 1.0)
+    e.drain()
+    e.on_frame(peer(1), [Gossip(o, s, 3, b"m")], 1.1)
+    outbox, _, deliveries, _ = e.drain()
+    assert deliveries == []
+    assert outbox == {peer(1): [Prune()]}
+
+
+def test_gossip_from_a_stranger_is_delivered_but_not_answered() -> None:
+    e = engine()
+    make_active(e, [peer(1)])
+    e.on_frame(peer(9), [Gossip(5, 1, 0, b"x")], 1.0)
+    e.on_frame(peer(9), [Gossip(5, 1, 0, b"x")], 1.0)
+    outbox, _, deliveries, _ = e.drain()
+    assert deliveries == [(5, 1, 1, b"x")]
+    assert outbox == {peer(1): [Gossip(5, 1, 1, b"x")]}  # no Prune to a non-neighbour
+
+
+def test_neighbor_down_removes_the_peer_from_the_tree() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_disconnected(peer(2), "failed", 1.0)
+    e.on_disconnected(peer(1), "failed", 1.0)
+    assert e.eager_peers == () and e.lazy_peers == ()
+
+
+def test_fifo_holds_back_until_the_gap_fills() -> None:
+    e = engine(fifo=True)
+    make_active(e, [peer(1)])
+    e.on_frame(peer(1), [Gossip(5, 1, 0, b"1")], 1.0)
+    e.on_frame(peer(1), [Gossip(5, 3, 0, b"3"), Gossip(5, 4, 0, b"4")], 1.0)
+    assert [d[1] for d in e.drain()[2]] == [1]
+    e.on_frame(peer(1), [Gossip(5, 2, 0, b"2")], 1.0)
+    assert [d[1] for d in e.drain()[2]] == [2, 3, 4]
+
+
+def test_fifo_gives_up_on_a_gap_after_a_second() -> None:
+    e = engine(fifo=True)
+    make_active(e, [peer(1)])
+    e.on_frame(peer(1), [Gossip(5, 1, 0, b"1"), Gossip(5, 3, 0, b"3")], 1.0)
+    e.on_frame(peer(1), [Gossip(5, 5, 0, b"5")], 1.5)
+    assert [d[1] for d in e.drain()[2]] == [1]
+    e.tick(1.99)
+    assert e.drain()[2] == []
+    e.tick(2.0)
+    assert [d[1] for d in e.drain()[2]] == [3]  # 5 waits for 4 in turn
+    e.tick(3.0)
+    assert [d[1] for d in e.drain()[2]] == [5]
+    assert e.stats()["fifo_skipped"] == 2
+    e.on_frame(peer(1), [Gossip(5, 4, 0, b"4")], 3.5)  # late: delivered, never lost
+    assert [d[1] for d in e.drain()[2]] == [4]
