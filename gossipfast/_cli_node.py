@@ -1,0 +1,560 @@
+"""``gossipfast run`` (one node on stdin/stdout) and ``gossipfast cluster`` (a local demo).
+
+``run`` broadcasts every stdin line and prints every delivery as one JSON line
+``{"id": hex, "origin": str, "payload": str, "hops": int}`` on stdout; logs go to stderr.
+
+``cluster`` starts N ``run`` worker processes on loopback, streams broadcasts into them
+at a fixed rate, and shows delivery rate, latency and views live, then a summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+import msgspec
+
+from .config import Config
+from .errors import GossipError, JoinError
+from .types import Message
+
+log = logging.getLogger("gossipfast")
+
+#: Prefix of the periodic stats lines ``run --stats-interval`` writes to stderr.
+STATS_PREFIX = "GOSSIPFAST_STATS "
+
+
+def _config(cluster: str | None, overrides: tuple[str, ...]) -> Config:
+    """Build a Config from ``--cluster`` and ``--set FIELD=VALUE`` options."""
+    fields = {f.name: f for f in msgspec.structs.fields(Config)}
+    kw: dict[str, Any] = {}
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields:
+            raise click.BadParameter(f"unknown Config field in {item!r}", param_hint="--set")
+        default = getattr(Config(), name)
+        try:
+            if isinstance(default, bool):
+                value: Any = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                value = int(raw)
+            elif isinstance(default, float):
+                value = float(raw)
+            else:
+                value = raw
+        except ValueError as e:
+            raise click.BadParameter(f"{item!r}: {e}", param_hint="--set") from e
+        kw[name] = value
+    if cluster is not None:
+        kw["cluster"] = cluster
+    try:
+        return Config(**kw)
+    except (ValueError, TypeError) as e:
+        raise click.BadParameter(str(e), param_hint="--set") from e
+
+
+def _use_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+# ---------------------------------------------------------------------------- run
+
+
+async def _run_node(
+    listen: str,
+    joins: tuple[str, ...],
+    config: Config,
+    advertise: str | None,
+    node_id: str | None,
+    stamp: bool,
+    exit_on_eof: bool,
+    stats_interval: float,
+) -> int:
+    from .node import Node
+
+    out = sys.stdout
+
+    class PrintingNode(Node):
+        def handle_broadcast(self, message: Message) -> None:
+            d: dict[str, Any] = {
+                "id": message.id.hex(),
+                "origin": message.origin,
+                "payload": message.payload.decode("utf-8", "replace"),
+                "hops": message.hops,
+            }
+            if stamp:
+                d["ts"] = time.time()
+            out.write(json.dumps(d) + "\n")
+            out.flush()
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    lines: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=10_000)
+
+    def read_stdin() -> None:
+        # A thread on the raw fd: portable for pipes, files and terminals alike, and it
+        # holds no lock of sys.stdin that would abort the interpreter at exit.
+        fd = sys.stdin.fileno()
+        tail = b""
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                *complete, tail = (tail + chunk).split(b"\n")
+                for line in complete:
+                    asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
+            if tail:
+                asyncio.run_coroutine_threadsafe(lines.put(tail), loop).result()
+            asyncio.run_coroutine_threadsafe(lines.put(None), loop).result()
+        except (OSError, RuntimeError):
+            pass  # stdin closed or the loop is gone: nothing more to read
+
+    async with PrintingNode(listen, config=config, node_id=node_id, advertise=advertise) as node:
+        log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
+        tasks: list[asyncio.Task[Any]] = []
+
+        async def joiner() -> None:
+            while joins and not stop.is_set():
+                try:
+                    await node.join(list(joins))
+                    log.info("joined via %s: active view %s", ",".join(joins), node.active_view)
+                    return
+                except JoinError as e:
+                    log.warning("%s; retrying", e)
+                    await asyncio.sleep(min(1.0, config.join_timeout))
+
+        async def broadcaster() -> None:
+            while True:
+                line = await lines.get()
+                if line is None:
+                    if exit_on_eof:
+                        stop.set()
+                    return
+                payload = line.rstrip(b"\r\n")
+                if not payload:
+                    continue  # blank lines are not broadcast
+                try:
+                    await node.broadcast(payload)
+                except GossipError as e:
+                    log.warning("broadcast refused: %s", e)
+
+        async def reporter() -> None:
+            while True:
+                await asyncio.sleep(stats_interval)
+                s: dict[str, Any] = dict(node.stats())
+                s["address"] = node.address
+                s["active_view"] = list(node.active_view)
+                sys.stderr.write(STATS_PREFIX + json.dumps(s) + "\n")
+                sys.stderr.flush()
+
+        tasks.append(asyncio.ensure_future(joiner()))
+        tasks.append(asyncio.ensure_future(broadcaster()))
+        if stats_interval > 0:
+            tasks.append(asyncio.ensure_future(reporter()))
+        threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
+        await stop.wait()
+        log.info("leaving")
+        for t in tasks:
+            t.cancel()
+        # Give queued stdin lines a last chance? No: a signal means stop now.
+    return 0
+
+
+@click.command("run")
+@click.option("--listen", required=True, metavar="HOST:PORT", help="Address to listen on.")
+@click.option(
+    "--join", "joins", multiple=True, metavar="HOST:PORT", help="Seed to join (repeatable)."
+)
+@click.option("--cluster", default=None, help="Cluster name (peers of others are refused).")
+@click.option("--advertise", default=None, metavar="HOST:PORT", help="Address peers dial.")
+@click.option("--node-id", default=None, help="Node id (default: name@address/random).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Override a Config field, e.g. --set heartbeat_timeout=2 (repeatable).",
+)
+@click.option("--stamp", is_flag=True, help='Add "ts" (delivery time, epoch s) to each line.')
+@click.option("--exit-on-eof", is_flag=True, help="Leave when stdin ends.")
+@click.option(
+    "--stats-interval",
+    type=float,
+    default=0.0,
+    help=f"Write a '{STATS_PREFIX.strip()} {{json}}' line to stderr every S seconds.",
+)
+@click.option("--log-level", default="INFO", show_default=True, help="Log level on stderr.")
+def run_command(
+    listen: str,
+    joins: tuple[str, ...],
+    cluster: str | None,
+    advertise: str | None,
+    node_id: str | None,
+    overrides: tuple[str, ...],
+    stamp: bool,
+    exit_on_eof: bool,
+    stats_interval: float,
+    log_level: str,
+) -> None:
+    """Run one node: broadcast each stdin line, print each delivery as a JSON line."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = _config(cluster, overrides)
+    _use_uvloop()
+    try:
+        code = asyncio.run(
+            _run_node(listen, joins, config, advertise, node_id, stamp, exit_on_eof, stats_interval)
+        )
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {listen}: {e}") from e
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------------------- cluster
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct free TCP ports on ``host`` (bound together, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[i]
+
+
+class _Worker:
+    """One ``gossipfast run`` child process and what it reported."""
+
+    def __init__(self, index: int, address: str, proc: asyncio.subprocess.Process) -> None:
+        self.index = index
+        self.address = address
+        self.proc = proc
+        self.delivered = 0
+        self.dups = 0
+        self.seen: set[int] = set()
+        self.stats: dict[str, Any] = {}
+        self.latencies: list[float] = []
+
+
+class _ClusterRun:
+    def __init__(self, nodes: int, rate: float, duration: float, payload: int, config: list[str]):
+        self.n = nodes
+        self.rate = rate
+        self.duration = duration
+        self.payload = payload
+        self.overrides = config
+        self.workers: list[_Worker] = []
+        self.readers: list[asyncio.Task[None]] = []
+        self.sent: dict[int, tuple[int, float]] = {}  # seq -> (sender index, send time)
+        self.got: dict[int, int] = {}  # seq -> deliveries so far
+        self.latencies: list[float] = []
+        self.window: list[tuple[float, float]] = []  # (delivery time, latency) recent
+        self.t0 = 0.0
+        self.probes_seen: dict[int, set[int]] = {}
+
+    async def start(self) -> None:
+        ports = free_ports(self.n)
+        addrs = [f"127.0.0.1:{p}" for p in ports]
+        base = [sys.executable, "-m", "gossipfast", "run", "--stamp", "--stats-interval", "0.5"]
+        base += ["--log-level", "WARNING"]
+        for o in self.overrides:
+            base += ["--set", o]
+        for i, addr in enumerate(addrs):
+            cmd = [*base, "--listen", addr]
+            if i > 0:
+                cmd += ["--join", addrs[0]]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            w = _Worker(i, addr, proc)
+            self.workers.append(w)
+            self.readers.append(asyncio.ensure_future(self._read_out(w)))
+            self.readers.append(asyncio.ensure_future(self._read_err(w)))
+            if i == 0:
+                await asyncio.sleep(0.5)  # let the seed bind before the others dial it
+
+    async def _read_out(self, w: _Worker) -> None:
+        assert w.proc.stdout is not None
+        async for raw in w.proc.stdout:
+            try:
+                d = json.loads(raw)
+                kind, seq_s, sent_s = d["payload"].split(" ", 3)[:3]
+            except (ValueError, KeyError, AttributeError):
+                continue
+            if kind == "probe":
+                self.probes_seen.setdefault(int(seq_s), set()).add(w.index)
+                continue
+            seq = int(seq_s)
+            if seq in w.seen:
+                w.dups += 1
+                continue
+            w.seen.add(seq)
+            w.delivered += 1
+            self.got[seq] = self.got.get(seq, 0) + 1
+            lat = float(d.get("ts", time.time())) - float(sent_s)
+            w.latencies.append(lat)
+            self.latencies.append(lat)
+            self.window.append((time.monotonic(), lat))
+
+    async def _read_err(self, w: _Worker) -> None:
+        assert w.proc.stderr is not None
+        async for raw in w.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            if line.startswith(STATS_PREFIX):
+                with contextlib.suppress(ValueError):
+                    w.stats = json.loads(line[len(STATS_PREFIX) :])
+            elif " ERROR " in line or "Traceback" in line:
+                sys.stderr.write(f"[node {w.index}] {line}")
+
+    async def send(self, index: int, text: str) -> None:
+        stdin = self.workers[index].proc.stdin
+        assert stdin is not None
+        stdin.write(text.encode() + b"\n")
+        await stdin.drain()
+
+    async def warm_up(self, timeout: float = 30.0) -> bool:
+        """Probe from node 0 until every other node delivers a probe."""
+        deadline = time.monotonic() + timeout
+        k = 0
+        while time.monotonic() < deadline:
+            k += 1
+            await self.send(0, f"probe {k} 0")
+            await asyncio.sleep(0.3)
+            for seen in self.probes_seen.values():
+                if len(seen) >= self.n - 1:
+                    return True
+        return False
+
+    async def stream(self, on_tick: Any) -> None:
+        self.t0 = time.monotonic()
+        interval = 1.0 / self.rate
+        seq = 0
+        next_at = self.t0
+        last_tick = 0.0
+        while True:
+            now = time.monotonic()
+            if now - self.t0 >= self.duration:
+                break
+            while next_at <= now:
+                seq += 1
+                who = random.randrange(self.n)
+                head = f"msg {seq} {time.time():.6f} "
+                pad = "x" * max(0, self.payload - len(head))
+                self.sent[seq] = (who, time.time())
+                await self.send(who, head + pad)
+                next_at += interval
+            if now - last_tick >= 0.25:
+                last_tick = now
+                on_tick()
+            await asyncio.sleep(min(0.01, max(0.0, next_at - time.monotonic())))
+
+    def expected(self) -> int:
+        return len(self.sent) * (self.n - 1)
+
+    def complete(self) -> int:
+        return sum(1 for v in self.got.values() if v >= self.n - 1)
+
+    async def drain(self, timeout: float, on_tick: Any) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and sum(self.got.values()) < self.expected():
+            on_tick()
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        for w in self.workers:
+            if w.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            try:
+                await asyncio.wait_for(w.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.kill()
+                await w.proc.wait()
+
+    # -- figures -------------------------------------------------------------------------
+    def recent(self, seconds: float = 2.0) -> tuple[float, float, float]:
+        """(deliveries/s, p50 ms, p99 ms) over the last ``seconds``."""
+        cut = time.monotonic() - seconds
+        self.window = [x for x in self.window if x[0] >= cut]
+        lats = sorted(x[1] for x in self.window)
+        return (
+            len(lats) / seconds,
+            _percentile(lats, 0.5) * 1e3,
+            _percentile(lats, 0.99) * 1e3,
+        )
+
+    def table(self, title: str) -> Any:
+        from rich.table import Table
+
+        rate, p50, p99 = self.recent()
+        t = Table(title=title, caption=self.headline(rate, p50, p99))
+        for col in ("node", "address", "active", "passive", "delivered", "missing", "dups"):
+            t.add_column(col, justify="right")
+        t.add_column("p50 ms", justify="right")
+        t.add_column("p99 ms", justify="right")
+        for w in self.workers:
+            own = sum(1 for s in self.sent.values() if s[0] == w.index)
+            missing = len(self.sent) - own - w.delivered
+            lats = sorted(w.latencies[-5000:])
+            t.add_row(
+                str(w.index),
+                w.address,
+                str(w.stats.get("active", "?")),
+                str(w.stats.get("passive", "?")),
+                str(w.delivered),
+                str(missing),
+                str(w.dups),
+                f"{_percentile(lats, 0.5) * 1e3:.2f}",
+                f"{_percentile(lats, 0.99) * 1e3:.2f}",
+            )
+        return t
+
+    def headline(self, rate: float, p50: float, p99: float) -> str:
+        elapsed = max(1e-9, time.monotonic() - self.t0) if self.t0 else 0.0
+        return (
+            f"t={elapsed:5.1f}s  sent={len(self.sent)}  "
+            f"deliveries={sum(self.got.values())}/{self.expected()}  "
+            f"rate={rate:,.0f}/s  p50={p50:.2f}ms  p99={p99:.2f}ms"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        lats = sorted(self.latencies)
+        exp = self.expected()
+        got = sum(self.got.values())
+        return {
+            "nodes": self.n,
+            "broadcasts": len(self.sent),
+            "deliveries": got,
+            "expected": exp,
+            "reliability": (got / exp) if exp else 1.0,
+            "complete_broadcasts": self.complete(),
+            "duplicates": sum(w.dups for w in self.workers),
+            "throughput_per_s": self.complete() / self.duration if self.duration else 0.0,
+            "p50_ms": _percentile(lats, 0.5) * 1e3,
+            "p99_ms": _percentile(lats, 0.99) * 1e3,
+            "max_ms": (lats[-1] * 1e3) if lats else float("nan"),
+            "mean_ms": (statistics.fmean(lats) * 1e3) if lats else float("nan"),
+        }
+
+
+async def _cluster_main(
+    nodes: int, rate: float, duration: float, payload: int, overrides: list[str], as_json: bool
+) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=as_json)
+    run = _ClusterRun(nodes, rate, duration, payload, overrides)
+    console.print(f"starting {nodes} nodes on loopback ...")
+    try:
+        await run.start()
+        if not await run.warm_up():
+            console.print("[red]the cluster did not connect within 30 s[/red]")
+            return 2
+        console.print(
+            f"cluster up; streaming {rate:g} broadcasts/s of {payload} bytes for {duration:g} s"
+        )
+        if console.is_terminal:
+            with Live(run.table("gossipfast cluster"), console=console, refresh_per_second=4) as lv:
+
+                def tick() -> None:
+                    lv.update(run.table("gossipfast cluster"))
+
+                await run.stream(tick)
+                await run.drain(5.0, tick)
+                tick()
+        else:
+            last = [0.0]
+
+            def tick() -> None:
+                now = time.monotonic()
+                if now - last[0] >= 1.0:
+                    last[0] = now
+                    console.print(run.headline(*run.recent()), highlight=False)
+
+            await run.stream(tick)
+            await run.drain(5.0, tick)
+            console.print(run.table("gossipfast cluster: per node"))
+    finally:
+        await run.stop()
+    s = run.summary()
+    if as_json:
+        sys.stdout.write(json.dumps(s) + "\n")
+    else:
+        from rich.table import Table
+
+        t = Table(title="summary")
+        t.add_column("measure")
+        t.add_column("value", justify="right")
+        for k, v in s.items():
+            t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        console.print(t)
+    return 0 if s["deliveries"] == s["expected"] and s["duplicates"] == 0 else 1
+
+
+@click.command("cluster")
+@click.option("--nodes", type=click.IntRange(2, 64), default=5, show_default=True)
+@click.option("--rate", type=click.FloatRange(0.1, 1e6), default=200.0, show_default=True)
+@click.option("--duration", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True)
+@click.option("--payload", type=click.IntRange(32, 1 << 20), default=100, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Config override.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line.")
+def cluster_command(
+    nodes: int,
+    rate: float,
+    duration: float,
+    payload: int,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Start N nodes on loopback (one process each), stream broadcasts, show the figures."""
+    _config(None, overrides)  # validate before spawning anything
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    code = asyncio.run(_cluster_main(nodes, rate, duration, payload, list(overrides), as_json))
+    sys.exit(code)
+
+
+__all__ = ["STATS_PREFIX", "cluster_command", "free_ports", "run_command"]

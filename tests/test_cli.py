@@ -1,0 +1,267 @@
+"""Multi-process tests: every node is its own ``python -m gossipfast run`` process.
+
+Nodes talk over loopback TCP; each child uses uvloop when installed (the CLI's choice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from gossipfast._cli_node import free_ports
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+GF = [sys.executable, "-m", "gossipfast"]
+
+FAST = [
+    "heartbeat_interval=0.2",
+    "heartbeat_timeout=1.0",
+    "connect_timeout=1.0",
+    "join_timeout=2.0",
+    "neighbor_timeout=0.5",
+    "repair_interval=0.3",
+    "shuffle_interval=1.0",
+]
+
+
+class Proc:
+    """A ``gossipfast run`` child: lines to its stdin, deliveries read from its stdout."""
+
+    def __init__(self, index: int, address: str, seed: str | None, extra: list[str]) -> None:
+        self.index = index
+        self.address = address
+        cmd = [sys.executable, "-m", "gossipfast", "run", "--listen", address]
+        cmd += ["--log-level", "WARNING", "--stats-interval", "0.3"]
+        if seed:
+            cmd += ["--join", seed]
+        for s in FAST:
+            cmd += ["--set", s]
+        cmd += extra
+        self.p = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[dict[str, Any]] = []
+        self.stats: dict[str, Any] = {}
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_out(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            d = json.loads(line)
+            with self.lock:
+                self.lines.append(d)
+
+    def _read_err(self) -> None:
+        assert self.p.stderr is not None
+        for line in self.p.stderr:
+            if line.startswith("GOSSIPFAST_STATS "):
+                self.stats = json.loads(line.split(" ", 1)[1])
+            elif "Traceback" in line or "ERROR" in line:
+                self.errors.append(line)
+
+    def send(self, text: str) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(text + "\n")
+        self.p.stdin.flush()
+
+    def payloads(self) -> list[str]:
+        with self.lock:
+            return [d["payload"] for d in self.lines]
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def start_cluster(n: int, extra: list[str] | None = None) -> list[Proc]:
+    ports = free_ports(n)
+    addrs = [f"127.0.0.1:{p}" for p in ports]
+    procs = [Proc(0, addrs[0], None, extra or [])]
+    time.sleep(0.4)
+    procs += [Proc(i, addrs[i], addrs[0], extra or []) for i in range(1, n)]
+    # probe from the seed until every other node delivers one
+    deadline = time.monotonic() + 40
+    k = 0
+    while time.monotonic() < deadline:
+        k += 1
+        procs[0].send(f"probe {k}")
+        time.sleep(0.3)
+        if all(any(p.startswith("probe") for p in x.payloads()) for x in procs[1:]):
+            return procs
+    for p in procs:
+        p.stop()
+    raise AssertionError("cluster did not connect")
+
+
+def wait_for(pred: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def data_counts(proc: Proc) -> Counter[str]:
+    return Counter(p for p in proc.payloads() if p.startswith("m "))
+
+
+@pytest.mark.timeout(240)
+def test_eight_processes_thousand_broadcasts_exactly_once() -> None:
+    rng = random.Random(1)
+    procs = start_cluster(8)
+    try:
+        sent: dict[str, int] = {}
+        for k in range(1000):
+            i = rng.randrange(8)
+            text = f"m {k} from {i}"
+            sent[text] = i
+            procs[i].send(text)
+            if k % 100 == 99:
+                time.sleep(0.05)
+
+        def done() -> bool:
+            return all(
+                sum(data_counts(p).values()) >= sum(1 for s in sent.values() if s != p.index)
+                for p in procs
+            )
+
+        wait_for(done, 60)
+        time.sleep(0.5)  # would catch late duplicates
+        for p in procs:
+            counts = data_counts(p)
+            want = {t for t, s in sent.items() if s != p.index}
+            assert set(counts) == want, f"node {p.index}: {len(want - set(counts))} missing"
+            assert max(counts.values()) == 1, f"node {p.index} delivered a duplicate"
+            assert not p.errors, p.errors[:3]
+    finally:
+        for p in procs:
+            p.stop()
+
+
+@pytest.mark.timeout(300)
+def test_kill_nine_three_of_eight_during_a_stream() -> None:
+    rng = random.Random(7)
+    procs = start_cluster(8)
+    victims = set(rng.sample(range(1, 8), 3))
+    survivors = [p for p in procs if p.index not in victims]
+    try:
+        sent: dict[str, tuple[int, str]] = {}  # text -> (sender, phase)
+        k = 0
+
+        def emit(pool: list[Proc], phase: str, count: int, pause: float) -> None:
+            nonlocal k
+            for _ in range(count):
+                p = rng.choice(pool)
+                text = f"m {k} from {p.index} {phase}"
+                k += 1
+                sent[text] = (p.index, phase)
+                p.send(text)
+                time.sleep(pause)
+
+        emit(procs, "before", 200, 0.003)
+        for v in victims:
+            os.kill(procs[v].p.pid, signal.SIGKILL)
+        # keep streaming from the survivors while the crash is being detected
+        emit(survivors, "during", 200, 0.003)
+        time.sleep(2.5)  # > heartbeat_timeout: failure detected, overlay repaired
+        assert all(not procs[v].alive() for v in victims)
+        emit(survivors, "after", 300, 0.002)
+
+        def expected(p: Proc) -> set[str]:
+            return {t for t, (s, _) in sent.items() if s != p.index and s not in victims}
+
+        wait_for(lambda: all(expected(p) <= set(data_counts(p)) for p in survivors), 40)
+        time.sleep(0.5)
+        for p in survivors:
+            counts = data_counts(p)
+            got = set(counts)
+            for phase in ("before", "during", "after"):
+                want = {t for t in expected(p) if sent[t][1] == phase}
+                missing = want - got
+                assert not missing, f"node {p.index} missed {len(missing)} of {phase}"
+            assert max(counts.values()) == 1, f"node {p.index} delivered a duplicate"
+        # what a killed node got out before dying reached all survivors or none
+        from_victims = {t for t, (s, _) in sent.items() if s in victims}
+        for t in from_victims:
+            seen = [t in data_counts(p) for p in survivors]
+            assert all(seen) or not any(seen), f"{t!r} reached only some survivors"
+        # the survivors' active views no longer hold the dead, and are not empty
+        dead = {procs[v].address for v in victims}
+
+        def views_clean() -> bool:
+            views = [set(p.stats.get("active_view", ())) for p in survivors]
+            return all(v and not (v & dead) for v in views)
+
+        assert wait_for(views_clean, 5), [p.stats.get("active_view") for p in survivors]
+    finally:
+        for p in procs:
+            p.stop()
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_leaves_gracefully() -> None:
+    procs = start_cluster(3)
+    try:
+        t0 = time.monotonic()
+        procs[2].p.send_signal(signal.SIGTERM)
+        assert procs[2].p.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 5
+        procs[1].send("m after")
+        assert wait_for(lambda: "m after" in procs[0].payloads(), 10)
+    finally:
+        for p in procs:
+            p.stop()
+
+
+@pytest.mark.timeout(120)
+def test_cluster_command_runs_non_interactively() -> None:
+    out = subprocess.run(
+        [*GF, "cluster", "--nodes", "3", "--rate", "100", "--duration", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    s = json.loads(out.stdout.strip().splitlines()[-1])
+    assert s["nodes"] == 3 and s["broadcasts"] >= 150
+    assert s["deliveries"] == s["expected"] == 2 * s["broadcasts"]
+    assert s["duplicates"] == 0 and s["p50_ms"] > 0
+    assert "sent=" in out.stderr  # the progress lines went to the (non-TTY) console
+
+
+def test_run_rejects_bad_options() -> None:
+    bad = subprocess.run(
+        [*GF, "run", "--listen", "127.0.0.1:0", "--set", "heartbeat_timeout=-1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode != 0 and "heartbeat_timeout" in bad.stderr
