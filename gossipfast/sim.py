@@ -183,6 +183,7 @@ class Simulator:
         # links
         self._epoch = 0
         self._last: dict[int, float] = {}  # direction key -> latest scheduled arrival
+        self._lat: dict[int, float] = {}  # link key -> latency (cache of _link_lat)
         self._last_use: dict[int, float] = {}  # link key -> last send (idle links only)
         self._idle_pending: set[int] = set()
         self._dead_dir: dict[int, int] = {}  # direction key -> epoch closed by receiver
@@ -190,7 +191,7 @@ class Simulator:
         self.partitioned = False
         # figures
         self.msg_count: dict[str, int] = {}
-        self._type_count: dict[type, int] = {}
+        self._type_count: dict[type, int] = {_GOSSIP: 0}
         self.bytes_lost = 0
         self.lost = 0
         self.dropped = 0  # messages to dead / cut-off nodes
@@ -501,7 +502,15 @@ class Simulator:
                         rec.graft += 1
 
     def _send(self, i: int, peer: str, msgs: list, now: float) -> None:
-        self._count(msgs)
+        if len(msgs) == 1 and type(msgs[0]) is _GOSSIP:
+            # the common case, inlined: one payload on a tree link
+            m = msgs[0]
+            self._type_count[_GOSSIP] += 1
+            rec = self.bcasts.get((m.origin, m.seq))
+            if rec is not None:
+                rec.sent += 1
+        else:
+            self._count(msgs)
         j = self.index.get(peer)
         if j is None:
             self.unknown_sends += 1
@@ -523,9 +532,10 @@ class Simulator:
             if not kept:
                 return
             msgs = kept
-        a, b = (i, j) if i < j else (j, i)
-        lk = (a << _SHIFT) | b
-        lat = self.lat_lo + self.lat_span * (_mix64(lk ^ self._lat_salt) >> 11) * (1.0 / (1 << 53))
+        lk = (i << _SHIFT) | j if i < j else (j << _SHIFT) | i
+        lat = self._lat.get(lk)
+        if lat is None:
+            lat = self._link_lat(lk)
         if self.jitter:
             lat *= 1.0 + self.jitter * self.rng.random()
         t = now + lat
@@ -603,13 +613,19 @@ class Simulator:
     @property
     def msg_counts(self) -> dict[str, int]:
         """Messages sent so far, by wire type name."""
-        return {tp.__name__: n for tp, n in sorted(self._type_count.items(), key=_tname)}
+        items = sorted(self._type_count.items(), key=_tname)
+        return {tp.__name__: n for tp, n in items if n}
 
     def link_latency(self, i: int, j: int) -> float:
         """The fixed base latency of the link between nodes ``i`` and ``j``."""
-        a, b = (i, j) if i < j else (j, i)
-        lk = (a << _SHIFT) | b
-        return self.lat_lo + self.lat_span * (_mix64(lk ^ self._lat_salt) >> 11) * (1.0 / (1 << 53))
+        return self._link_lat((i << _SHIFT) | j if i < j else (j << _SHIFT) | i)
+
+    def _link_lat(self, lk: int) -> float:
+        lat = self.lat_lo + self.lat_span * (_mix64(lk ^ self._lat_salt) >> 11) * (1.0 / (1 << 53))
+        if len(self._lat) >= 1 << 20:
+            self._lat.clear()  # a cache, bounded: the value is a pure function of the pair
+        self._lat[lk] = lat
+        return lat
 
     def active_graph(self) -> dict[int, list[int]]:
         """Live node -> live active peers, read from each engine's ``active_view``."""
