@@ -67,11 +67,17 @@ def _config(cluster: str | None, overrides: tuple[str, ...]) -> Config:
         raise click.BadParameter(str(e), param_hint="--set") from e
 
 
-def _use_uvloop() -> None:
-    with contextlib.suppress(ImportError):
+def _use_loop(kind: str) -> None:
+    """Install uvloop's policy for ``auto`` (when installed) or ``uvloop``."""
+    if kind == "asyncio":
+        return
+    try:
         import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        if kind == "uvloop":
+            raise click.ClickException("--loop uvloop: uvloop is not installed") from None
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 # ---------------------------------------------------------------------------- run
@@ -205,6 +211,14 @@ async def _run_node(
     help=f"Write a '{STATS_PREFIX.strip()} {{json}}' line to stderr every S seconds.",
 )
 @click.option("--log-level", default="INFO", show_default=True, help="Log level on stderr.")
+@click.option(
+    "--loop",
+    "loop_kind",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    default="auto",
+    show_default=True,
+    help="Event loop (auto: uvloop when installed).",
+)
 def run_command(
     listen: str,
     joins: tuple[str, ...],
@@ -216,6 +230,7 @@ def run_command(
     exit_on_eof: bool,
     stats_interval: float,
     log_level: str,
+    loop_kind: str,
 ) -> None:
     """Run one node: broadcast each stdin line, print each delivery as a JSON line."""
     logging.basicConfig(
@@ -224,7 +239,7 @@ def run_command(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = _config(cluster, overrides)
-    _use_uvloop()
+    _use_loop(loop_kind)
     try:
         code = asyncio.run(
             _run_node(listen, joins, config, advertise, node_id, stamp, exit_on_eof, stats_interval)
@@ -258,6 +273,10 @@ def _percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[i]
+
+
+def _ms(v: float) -> str:
+    return "-" if v != v else f"{v:.2f}ms"
 
 
 class _Worker:
@@ -433,8 +452,8 @@ class _ClusterRun:
         t = Table(title=title, caption=self.headline(rate, p50, p99))
         for col in ("node", "address", "active", "passive", "delivered", "missing", "dups"):
             t.add_column(col, justify="right")
-        t.add_column("p50 ms", justify="right")
-        t.add_column("p99 ms", justify="right")
+        t.add_column("p50", justify="right")
+        t.add_column("p99", justify="right")
         for w in self.workers:
             own = sum(1 for s in self.sent.values() if s[0] == w.index)
             missing = len(self.sent) - own - w.delivered
@@ -447,8 +466,8 @@ class _ClusterRun:
                 str(w.delivered),
                 str(missing),
                 str(w.dups),
-                f"{_percentile(lats, 0.5) * 1e3:.2f}",
-                f"{_percentile(lats, 0.99) * 1e3:.2f}",
+                _ms(_percentile(lats, 0.5) * 1e3),
+                _ms(_percentile(lats, 0.99) * 1e3),
             )
         return t
 
@@ -457,7 +476,7 @@ class _ClusterRun:
         return (
             f"t={elapsed:5.1f}s  sent={len(self.sent)}  "
             f"deliveries={sum(self.got.values())}/{self.expected()}  "
-            f"rate={rate:,.0f}/s  p50={p50:.2f}ms  p99={p99:.2f}ms"
+            f"rate={rate:,.0f}/s  p50={_ms(p50)}  p99={_ms(p99)}"
         )
 
     def summary(self) -> dict[str, Any]:
@@ -487,6 +506,8 @@ async def _cluster_main(
     from rich.live import Live
 
     console = Console(stderr=as_json)
+    if not console.is_terminal:
+        console = Console(stderr=as_json, width=120)  # logs and CI: room for every column
     run = _ClusterRun(nodes, rate, duration, payload, overrides)
     console.print(f"starting {nodes} nodes on loopback ...")
     try:

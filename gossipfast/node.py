@@ -20,6 +20,7 @@ import random
 import secrets
 import socket
 import ssl as _ssl
+import struct
 import time
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
@@ -35,6 +36,9 @@ log = logging.getLogger("gossipfast")
 # broadcast() writes out synchronously once this many messages wait for the end of the
 # loop turn, so a caller that never yields still sees kernel back-pressure.
 _FLUSH_EVERY = 256
+# MessageId without the length check of its constructor: 16 bytes by construction.
+_pack_id = struct.Struct(">QQ").pack
+_new_id = bytes.__new__
 # Bound of the events() queue (oldest dropped): membership changes are rare.
 _EVENT_QUEUE_SIZE = 10_000
 
@@ -82,6 +86,7 @@ class Node:
         self._waiters: list[asyncio.Future[None]] = []
         self._hook_errors = 0
         self._lagged_total = 0
+        self._origin_names: dict[int, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -250,7 +255,7 @@ class Node:
             tr.flush()
         if tr.congested:
             await tr.wait_writable()
-        return MessageId.from_parts(origin, seq)
+        return _new_id(MessageId, _pack_id(origin, seq))
 
     def handle_broadcast(self, message: Message) -> None:
         """Called once per delivered broadcast; the default feeds :meth:`messages`.
@@ -334,10 +339,16 @@ class Node:
 
     def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
         own = self._origin
+        names = self._origin_names
         for origin, seq, hops, payload in deliveries:
             if origin == own:
                 continue
-            msg = Message(MessageId.from_parts(origin, seq), origin_str(origin), payload, hops)
+            name = names.get(origin)
+            if name is None:
+                if len(names) >= 4096:  # bounded cache of origin -> hex string
+                    names.clear()
+                name = names[origin] = origin_str(origin)
+            msg = Message(_new_id(MessageId, _pack_id(origin, seq)), name, payload, hops)
             try:
                 self.handle_broadcast(msg)
             except Exception:

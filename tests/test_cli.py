@@ -1,6 +1,7 @@
 """Multi-process tests: every node is its own ``python -m gossipfast run`` process.
 
-Nodes talk over loopback TCP; each child uses uvloop when installed (the CLI's choice).
+Nodes talk over loopback TCP; each test runs once with children on the asyncio loop and
+once on uvloop (``--loop``, parametrized by the ``loop_kind`` fixture).
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ FAST = [
 class Proc:
     """A ``gossipfast run`` child: lines to its stdin, deliveries read from its stdout."""
 
-    def __init__(self, index: int, address: str, seed: str | None, extra: list[str]) -> None:
+    def __init__(
+        self, index: int, address: str, seed: str | None, extra: list[str], loop: str
+    ) -> None:
         self.index = index
         self.address = address
         cmd = [sys.executable, "-m", "gossipfast", "run", "--listen", address]
-        cmd += ["--log-level", "WARNING", "--stats-interval", "0.3"]
+        cmd += ["--log-level", "WARNING", "--stats-interval", "0.3", "--loop", loop]
         if seed:
             cmd += ["--join", seed]
         for s in FAST:
@@ -100,12 +103,12 @@ class Proc:
                 self.p.wait()
 
 
-def start_cluster(n: int, extra: list[str] | None = None) -> list[Proc]:
+def start_cluster(n: int, loop: str, extra: list[str] | None = None) -> list[Proc]:
     ports = free_ports(n)
     addrs = [f"127.0.0.1:{p}" for p in ports]
-    procs = [Proc(0, addrs[0], None, extra or [])]
+    procs = [Proc(0, addrs[0], None, extra or [], loop)]
     time.sleep(0.4)
-    procs += [Proc(i, addrs[i], addrs[0], extra or []) for i in range(1, n)]
+    procs += [Proc(i, addrs[i], addrs[0], extra or [], loop) for i in range(1, n)]
     # probe from the seed until every other node delivers one
     deadline = time.monotonic() + 40
     k = 0
@@ -134,9 +137,9 @@ def data_counts(proc: Proc) -> Counter[str]:
 
 
 @pytest.mark.timeout(240)
-def test_eight_processes_thousand_broadcasts_exactly_once() -> None:
+def test_eight_processes_thousand_broadcasts_exactly_once(loop_kind: str) -> None:
     rng = random.Random(1)
-    procs = start_cluster(8)
+    procs = start_cluster(8, loop_kind)
     try:
         sent: dict[str, int] = {}
         for k in range(1000):
@@ -167,9 +170,9 @@ def test_eight_processes_thousand_broadcasts_exactly_once() -> None:
 
 
 @pytest.mark.timeout(300)
-def test_kill_nine_three_of_eight_during_a_stream() -> None:
+def test_kill_nine_three_of_eight_during_a_stream(loop_kind: str) -> None:
     rng = random.Random(7)
-    procs = start_cluster(8)
+    procs = start_cluster(8, loop_kind)
     victims = set(rng.sample(range(1, 8), 3))
     survivors = [p for p in procs if p.index not in victims]
     try:
@@ -227,8 +230,8 @@ def test_kill_nine_three_of_eight_during_a_stream() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_sigterm_leaves_gracefully() -> None:
-    procs = start_cluster(3)
+def test_sigterm_leaves_gracefully(loop_kind: str) -> None:
+    procs = start_cluster(3, loop_kind)
     try:
         t0 = time.monotonic()
         procs[2].p.send_signal(signal.SIGTERM)
