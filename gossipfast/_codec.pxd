@@ -31,6 +31,7 @@ cdef class FrameDecoder:
         length="long long",
         limit="long long",
         out=list,
+        msgs=list,
     )
     cpdef tuple feed(self, object data)
 
