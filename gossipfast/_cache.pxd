@@ -7,6 +7,7 @@ cdef unsigned long long _MAX_SEQ
 
 cdef class _Origin:
     cdef object origin
+    cdef unsigned long long key
     cdef unsigned long long high
     cdef bytearray bits
     cdef _Origin prev
@@ -14,7 +15,9 @@ cdef class _Origin:
 
 
 @cython.locals(st=_Origin)
-cdef _Origin _new_origin(object origin, unsigned long long high, bytearray bits)
+cdef _Origin _new_origin(
+    object origin, unsigned long long key, unsigned long long high, bytearray bits
+)
 
 
 @cython.locals(pos=cython.ulonglong, b=cython.uchar)
@@ -39,10 +42,14 @@ cdef class DedupCache:
     @cython.locals(root=_Origin, first=_Origin, prev=_Origin, nxt=_Origin)
     cdef void _touch(self, _Origin st) noexcept
 
+    @cython.locals(st=_Origin)
+    cdef _Origin _find(self, object origin, unsigned long long o)
+
     @cython.locals(root=_Origin, old=_Origin, prev=_Origin, first=_Origin, st=_Origin)
-    cdef _create(self, object origin, unsigned long long high, bint fill)
+    cdef _create(self, object origin, unsigned long long o, unsigned long long high, bint fill)
 
     @cython.locals(
+        o=cython.ulonglong,
         s=cython.ulonglong,
         h=cython.ulonglong,
         d=cython.ulonglong,
@@ -57,6 +64,7 @@ cdef class DedupCache:
     cpdef Py_ssize_t check_and_insert_many(self, list ids) except -1
 
     @cython.locals(
+        o=cython.ulonglong,
         s=cython.ulonglong,
         h=cython.ulonglong,
         pos=cython.ulonglong,
@@ -65,16 +73,22 @@ cdef class DedupCache:
     )
     cpdef bint contains(self, object origin, object seq) except -1
 
-    @cython.locals(st=_Origin)
+    @cython.locals(o=cython.ulonglong, st=_Origin)
     cpdef unsigned long long highest(self, object origin) except? 0xFFFFFFFFFFFFFFFF
 
     @cython.locals(
-        hi=cython.ulonglong, h=cython.ulonglong, lo=cython.ulonglong, top=cython.ulonglong, st=_Origin
+        o=cython.ulonglong,
+        hi=cython.ulonglong,
+        h=cython.ulonglong,
+        lo=cython.ulonglong,
+        top=cython.ulonglong,
+        st=_Origin,
     )
     cpdef advance(self, object origin, object high)
 
     @cython.locals(
         out=list,
+        o=cython.ulonglong,
         hi=cython.ulonglong,
         h=cython.ulonglong,
         lo=cython.ulonglong,
@@ -94,29 +108,40 @@ cdef class DedupCache:
     cpdef list digest(self)
 
 
+# Entries hold only ints and bytes, so they can never be part of a reference cycle:
+# leaving them out of the cyclic GC keeps collections from walking every stored payload.
+@cython.no_gc
+@cython.freelist(64)
 cdef class _Stored:
-    cdef tuple key
-    cdef tuple value
+    cdef object origin
+    cdef object seq
+    cdef object hops
+    cdef object payload
     cdef Py_ssize_t size
     cdef double time
 
 
+cdef Py_ssize_t _COMPACT_MIN
+
+
 cdef class PayloadStore:
-    cdef dict _entries
-    cdef object _fifo
+    cdef dict _by_origin
+    cdef list _fifo
+    cdef Py_ssize_t _head
+    cdef Py_ssize_t _count
     cdef Py_ssize_t _max_messages
     cdef Py_ssize_t _max_bytes
     cdef double _max_age
     cdef readonly Py_ssize_t nbytes
 
-    @cython.locals(e=_Stored)
+    @cython.locals(fifo=list, e=_Stored, by_seq=dict)
     cdef _drop_oldest(self)
 
-    @cython.locals(key=tuple, size=Py_ssize_t, e=_Stored)
+    @cython.locals(by_seq=dict, size=Py_ssize_t, dropped=Py_ssize_t, e=_Stored)
     cpdef put(self, object origin, object seq, object hops, object payload, double now)
 
-    @cython.locals(e=_Stored)
+    @cython.locals(by_seq=dict, e=_Stored)
     cpdef object get(self, object origin, object seq)
 
-    @cython.locals(cutoff=double, dropped=Py_ssize_t, first=_Stored)
+    @cython.locals(cutoff=double, dropped=Py_ssize_t, fifo=list, e=_Stored)
     cpdef Py_ssize_t expire(self, double now) except -1

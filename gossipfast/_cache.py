@@ -12,13 +12,12 @@ At most ``max_origins`` origins are tracked; the least recently seen is evicted.
 :class:`PayloadStore` keeps recent payloads by id, bounded by count, total bytes and
 age, evicting the oldest insert first.
 
-Ids come from the wire as ints (the msgspec decoder guarantees the type). Seqs outside
-``1 .. 2**64-1`` never raise: they are treated as already seen / ignored.
+Ids come from the wire as ints (the msgspec decoder guarantees the type). An id whose
+origin is outside ``0 .. 2**64-1`` or whose seq is outside ``1 .. 2**64-1`` never
+raises: it is invalid, so never new (``contains`` says True), and it is never tracked.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 __all__ = ["DedupCache", "PayloadStore"]
 
@@ -35,20 +34,22 @@ class _Origin:
     bits, a power of two, instead of ``window + 1``.
     """
 
-    __slots__ = ("bits", "high", "next", "origin", "prev")
+    __slots__ = ("bits", "high", "key", "next", "origin", "prev")
 
     def __init__(self) -> None:
         self.origin: object = None
+        self.key = 0
         self.high = 0
         self.bits = bytearray()
         self.prev: _Origin = self
         self.next: _Origin = self
 
 
-def _new_origin(origin: object, high: int, bits: bytearray) -> _Origin:
+def _new_origin(origin: object, key: int, high: int, bits: bytearray) -> _Origin:
     """A fresh, unlinked origin state (``bits`` is owned by it from now on)."""
     st = _Origin.__new__(_Origin)
     st.origin = origin
+    st.key = key
     st.high = high
     st.bits = bits
     st.prev = st
@@ -120,7 +121,14 @@ class DedupCache:
         first.prev = st
         root.next = st
 
-    def _create(self, origin: object, high: int, fill: bool) -> None:
+    def _find(self, origin: object, o: int) -> _Origin | None:
+        """The state of ``origin`` (``o`` is its value), or None; checks the most recent first."""
+        st = self._root.next
+        if st is not self._root and st.key == o:
+            return st
+        return self._map.get(origin)
+
+    def _create(self, origin: object, o: int, high: int, fill: bool) -> None:
         """Start tracking ``origin`` at ``high``; evicts the least recent if full."""
         root = self._root
         if len(self._map) >= self._max_origins:
@@ -132,7 +140,7 @@ class DedupCache:
             old.next = old
             del self._map[old.origin]
         bits = bytearray(self._ones) if fill else bytearray(self._ring_bytes)
-        st = _new_origin(origin, high, bits)
+        st = _new_origin(origin, o, high, bits)
         first = root.next
         st.prev = root
         st.next = first
@@ -145,21 +153,26 @@ class DedupCache:
     def check_and_insert(self, origin: int, seq: int) -> bool:
         """True if ``(origin, seq)`` is new (it is now recorded); False if seen or invalid."""
         try:
-            s = seq  # compiled: conversion to uint64 raises for < 0 or >= 2**64
+            o = origin  # compiled: conversions to uint64 raise for < 0 or >= 2**64
+            s = seq
         except (OverflowError, TypeError):
             return False
-        if s <= 0 or s > _MAX_SEQ:
+        if s <= 0 or s > _MAX_SEQ or o < 0 or o > _MAX_SEQ:
             return False
-        st = self._map.get(origin)
+        st = self._find(origin, o)
         if st is None:
-            self._create(origin, s, False)
+            self._create(origin, o, s, False)
             return True
-        if st is not self._root.next:
-            self._touch(st)
+        self._touch(st)
         h = st.high
         if s > h:
             d = s - h
-            if d > self._mask:
+            if d == 1:
+                # In order: the old high gets its bit; its slot held a seq now too old.
+                p = st.bits
+                pos = h & self._mask
+                p[pos >> 3] = p[pos >> 3] | (1 << (pos & 7))
+            elif d > self._mask:
                 # Jumped past the whole ring: nothing below the new high was seen,
                 # except the old high when it is still inside the window.
                 _fill(st.bits, self._mask, s - (self._mask + 1), self._mask + 1, False)
@@ -199,12 +212,13 @@ class DedupCache:
     def contains(self, origin: int, seq: int) -> bool:
         """True if ``seq`` of ``origin`` was seen, is below the window, or is invalid."""
         try:
+            o = origin
             s = seq
         except (OverflowError, TypeError):
             return True
-        if s <= 0 or s > _MAX_SEQ:
+        if s <= 0 or s > _MAX_SEQ or o < 0 or o > _MAX_SEQ:
             return True
-        st = self._map.get(origin)
+        st = self._find(origin, o)
         if st is None:
             return False
         h = st.high
@@ -218,7 +232,13 @@ class DedupCache:
 
     def highest(self, origin: int) -> int:
         """Highest seq seen from ``origin``; 0 if it is not tracked."""
-        st = self._map.get(origin)
+        try:
+            o = origin
+        except (OverflowError, TypeError):
+            return 0
+        if o < 0 or o > _MAX_SEQ:
+            return 0
+        st = self._find(origin, o)
         if st is None:
             return 0
         return st.high
@@ -226,14 +246,15 @@ class DedupCache:
     def advance(self, origin: int, high: int) -> None:
         """Treat every seq ``<= high`` of ``origin`` as seen (e.g. a neighbour's digest)."""
         try:
+            o = origin
             hi = high
         except (OverflowError, TypeError):
             return
-        if hi <= 0 or hi > _MAX_SEQ:
+        if hi <= 0 or hi > _MAX_SEQ or o < 0 or o > _MAX_SEQ:
             return
-        st = self._map.get(origin)
+        st = self._find(origin, o)
         if st is None:
-            self._create(origin, hi, True)
+            self._create(origin, o, hi, True)
             return
         self._touch(st)
         h = st.high
@@ -254,12 +275,13 @@ class DedupCache:
         """
         out: list[int] = []
         try:
+            o = origin
             hi = high
         except (OverflowError, TypeError):
             return out
-        if hi <= 0 or hi > _MAX_SEQ or limit <= 0:
+        if hi <= 0 or hi > _MAX_SEQ or o < 0 or o > _MAX_SEQ or limit <= 0:
             return out
-        st = self._map.get(origin)
+        st = self._find(origin, o)
         if st is None:
             n = hi if hi < limit else limit
             x = 1
@@ -321,73 +343,117 @@ class DedupCache:
 
 
 class _Stored:
-    """One stored payload: its id key, the ``(hops, payload)`` answer, size and time."""
+    """One stored payload with its id, hop count, size and insert time."""
 
-    __slots__ = ("key", "size", "time", "value")
+    __slots__ = ("hops", "origin", "payload", "seq", "size", "time")
 
     def __init__(self) -> None:
-        self.key: tuple[int, int] = (0, 0)
-        self.value: tuple[int, bytes] = (0, b"")
+        self.origin: object = None
+        self.seq: object = None
+        self.hops: object = None
+        self.payload: object = None
         self.size = 0
         self.time = 0.0
 
 
-class PayloadStore:
-    """Recent payloads by id, bounded by count, total bytes and age (oldest out first)."""
+#: Dropped slots at the head of the FIFO list before it is compacted.
+_COMPACT_MIN = 1024
 
-    __slots__ = ("_entries", "_fifo", "_max_age", "_max_bytes", "_max_messages", "nbytes")
+
+class PayloadStore:
+    """Recent payloads by id, bounded by count, total bytes and age (oldest out first).
+
+    Entries live in ``origin -> {seq: entry}`` dicts (no tuple key to build and hash
+    per call) and in a FIFO list read from a moving head, compacted once the dropped
+    head is at least half of it, so eviction is amortised O(1).
+    """
+
+    __slots__ = (
+        "_by_origin",
+        "_count",
+        "_fifo",
+        "_head",
+        "_max_age",
+        "_max_bytes",
+        "_max_messages",
+        "nbytes",
+    )
 
     def __init__(self, max_messages: int, max_bytes: int, max_age: float) -> None:
         """Keep at most ``max_messages`` payloads, ``max_bytes`` bytes, ``max_age`` seconds."""
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._max_age = max_age
-        self._entries: dict[tuple[int, int], _Stored] = {}
+        self._by_origin: dict[object, dict[object, _Stored]] = {}
         # Insert order == time order (``now`` never goes back), so the oldest is first.
-        self._fifo: deque[_Stored] = deque()
+        self._fifo: list[_Stored | None] = []
+        self._head = 0
+        self._count = 0
         #: Total payload bytes held.
         self.nbytes = 0
 
     def _drop_oldest(self) -> None:
-        e = self._fifo.popleft()
-        del self._entries[e.key]
+        fifo = self._fifo
+        e = fifo[self._head]
+        fifo[self._head] = None
+        self._head += 1
+        if self._head >= _COMPACT_MIN and self._head * 2 >= len(fifo):
+            del fifo[: self._head]
+            self._head = 0
+        by_seq = self._by_origin[e.origin]
+        del by_seq[e.seq]
+        if not by_seq:
+            del self._by_origin[e.origin]  # bounded: no empty dict per past origin
+        self._count -= 1
         self.nbytes -= e.size
 
     def put(self, origin: int, seq: int, hops: int, payload: bytes, now: float) -> None:
         """Store a payload (no-op if the id is stored or it alone exceeds ``max_bytes``)."""
-        key = (origin, seq)
-        if key in self._entries:
+        by_seq = self._by_origin.get(origin)
+        if by_seq is not None and seq in by_seq:
             return
         size = len(payload)
         if size > self._max_bytes or self._max_messages <= 0:
             return
-        self.expire(now)
-        while len(self._entries) >= self._max_messages or self.nbytes + size > self._max_bytes:
+        dropped = self.expire(now)
+        while self._count >= self._max_messages or self.nbytes + size > self._max_bytes:
             self._drop_oldest()
+            dropped += 1
+        if dropped:
+            by_seq = self._by_origin.get(origin)  # eviction may have removed it
+        if by_seq is None:
+            by_seq = {}
+            self._by_origin[origin] = by_seq
         e = _Stored.__new__(_Stored)
-        e.key = key
-        e.value = (hops, payload)
+        e.origin = origin
+        e.seq = seq
+        e.hops = hops
+        e.payload = payload
         e.size = size
         e.time = now
-        self._entries[key] = e
+        by_seq[seq] = e
         self._fifo.append(e)
+        self._count += 1
         self.nbytes += size
 
     def get(self, origin: int, seq: int) -> tuple[int, bytes] | None:
         """``(hops, payload)`` of a stored id, or None."""
-        e = self._entries.get((origin, seq))
+        by_seq = self._by_origin.get(origin)
+        if by_seq is None:
+            return None
+        e = by_seq.get(seq)
         if e is None:
             return None
-        return e.value
+        return (e.hops, e.payload)
 
     def expire(self, now: float) -> int:
         """Drop payloads older than ``max_age`` at ``now``; returns how many."""
         cutoff = now - self._max_age
         dropped = 0
         fifo = self._fifo
-        while fifo:
-            first = fifo[0]
-            if first.time >= cutoff:
+        while self._head < len(fifo):
+            e = fifo[self._head]
+            if e.time >= cutoff:
                 break
             self._drop_oldest()
             dropped += 1
@@ -395,8 +461,11 @@ class PayloadStore:
 
     def __len__(self) -> int:
         """Number of payloads held."""
-        return len(self._entries)
+        return self._count
 
     def __contains__(self, key: object) -> bool:
         """True if the ``(origin, seq)`` tuple is stored."""
-        return key in self._entries
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        by_seq = self._by_origin.get(key[0])
+        return by_seq is not None and key[1] in by_seq

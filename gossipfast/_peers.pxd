@@ -27,7 +27,7 @@ cdef class PeerSet:
     @cython.locals(items=list, n=Py_ssize_t, candidates=list)
     cpdef object random(self, object rng, object exclude=*)
 
-    @cython.locals(items=list, out=list, n=Py_ssize_t, j=Py_ssize_t, r=Py_ssize_t)
+    @cython.locals(out=list, m=Py_ssize_t, j=Py_ssize_t, r=Py_ssize_t)
     cpdef list sample(self, object rng, Py_ssize_t k, object exclude=*)
 
     cpdef object pop_random(self, object rng, object exclude=*)

@@ -108,19 +108,24 @@ class PeerSet:
         """Up to ``k`` distinct peers not in ``exclude``, uniformly chosen, in random order."""
         if k <= 0:
             return []
-        items = self._items
-        out = list(items) if exclude is None else [p for p in items if p not in exclude]
-        n = len(out)
-        if k > n:
-            k = n
-        # Partial Fisher-Yates: out[:k] becomes a uniform random k-sample.
-        for j in range(k):
-            r = j + _below(rng, n - j)
-            if r != j:
-                tmp = out[j]
-                out[j] = out[r]
-                out[r] = tmp
-        del out[k:]
+        out = list(self._items)
+        # Partial Fisher-Yates over the pool out[j:m]: each step draws uniformly from the
+        # pool; an excluded draw leaves the pool (swapped past m) without being chosen,
+        # so the result is a uniform sample of the allowed peers in O(k + excluded hit).
+        m = len(out)
+        j = 0
+        while j < k and j < m:
+            r = j + _below(rng, m - j)
+            peer = out[r]
+            if exclude is not None and peer in exclude:
+                m -= 1
+                out[r] = out[m]
+                out[m] = peer
+                continue
+            out[r] = out[j]
+            out[j] = peer
+            j += 1
+        del out[j:]
         return out
 
     def pop_random(self, rng: Random, exclude: Container[str] | None = None) -> str | None:

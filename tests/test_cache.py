@@ -148,12 +148,16 @@ def test_hostile_seqs_never_raise(mod: ModuleType, bad: int) -> None:
     assert d.missing(1, bad, 10) == []
 
 
-def test_hostile_origins_are_just_keys(mod: ModuleType) -> None:
+@pytest.mark.parametrize("bad", [-1, -(2**63), 2**64, 2**100])
+def test_hostile_origins_are_invalid(mod: ModuleType, bad: int) -> None:
     d = mod.DedupCache(64, 8)
-    for origin in (-1, 0, 2**64, 2**100):
-        assert d.check_and_insert(origin, 1)
-        assert not d.check_and_insert(origin, 1)
-    assert len(d) == 4
+    assert d.check_and_insert(0, 1)  # 0 .. 2**64-1 are valid origins
+    assert d.check_and_insert(bad, 1) is False
+    assert d.contains(bad, 1) is True
+    d.advance(bad, 10)
+    assert d.missing(bad, 10, 10) == []
+    assert d.highest(bad) == 0
+    assert len(d) == 1 and bad not in d
 
 
 def test_lru_eviction(mod: ModuleType) -> None:
@@ -262,8 +266,8 @@ class DedupModel:
         self.state: OrderedDict[int, list] = OrderedDict()
 
     @staticmethod
-    def valid(s: int) -> bool:
-        return 1 <= s <= U64
+    def valid(s: int, origin: int = 0) -> bool:
+        return 1 <= s <= U64 and 0 <= origin <= U64
 
     def _new(self, origin: int, high: int, floor: int) -> None:
         if len(self.state) >= self.max_origins:
@@ -271,7 +275,7 @@ class DedupModel:
         self.state[origin] = [high, floor, {high}]
 
     def contains(self, origin: int, s: int) -> bool:
-        if not self.valid(s):
+        if not self.valid(s, origin):
             return True
         if origin not in self.state:
             return False
@@ -281,7 +285,7 @@ class DedupModel:
         return high - s > self.window or s <= floor or s in seen
 
     def check_and_insert(self, origin: int, s: int) -> bool:
-        if not self.valid(s):
+        if not self.valid(s, origin):
             return False
         if origin not in self.state:
             self._new(origin, s, 0)
@@ -295,7 +299,7 @@ class DedupModel:
         return True
 
     def advance(self, origin: int, hi: int) -> None:
-        if not self.valid(hi):
+        if not self.valid(hi, origin):
             return
         if origin not in self.state:
             self._new(origin, hi, hi)
@@ -306,7 +310,7 @@ class DedupModel:
         entry[1] = max(entry[1], hi)
 
     def missing(self, origin: int, hi: int, limit: int) -> list[int]:
-        if not self.valid(hi) or limit <= 0:
+        if not self.valid(hi, origin) or limit <= 0:
             return []
         start = 1
         if origin in self.state:  # everything further below counts as seen
@@ -324,7 +328,7 @@ class DedupModel:
         return out
 
 
-ORIGINS = st.sampled_from([0, 1, 2, 3, 4, U64, 2**63])
+ORIGINS = st.sampled_from([0, 1, 2, 3, 4, U64, 2**63, -1, 2**64])
 SEQS = st.one_of(
     st.integers(-3, 300),
     st.integers(1, 12),
@@ -430,6 +434,26 @@ def test_store_zero_bounds(mod: ModuleType) -> None:
     s = mod.PayloadStore(10, 0, 5.0)
     s.put(1, 1, 0, b"p", 0.0)
     assert len(s) == 0 and s.nbytes == 0
+
+
+def test_store_long_run(mod: ModuleType) -> None:
+    """Many evictions: the FIFO head is compacted many times; bounds and lookups hold."""
+    s = mod.PayloadStore(100, 10_000, 50.0)
+    for i in range(1, 20_001):
+        s.put(i % 7, i, i % 5, bytes(i % 90), i * 0.01)
+        assert len(s) <= 100 and s.nbytes <= 10_000
+    present = [i for i in range(1, 20_001) if s.get(i % 7, i) is not None]
+    assert present == list(range(20_001 - len(present), 20_001))  # the newest survive
+    assert all(s.get(i % 7, i) == (i % 5, bytes(i % 90)) for i in present)
+    assert s.nbytes == sum(i % 90 for i in present)
+    assert s.expire(200.0 + 50.0 - 0.5) == len(present) - sum(
+        1 for i in present if i * 0.01 >= 199.5
+    )
+    left = len(s)
+    assert left > 0 and s.expire(1e9) == left
+    assert len(s) == 0 and s.nbytes == 0
+    s.put(1, 1, 0, b"again", 1e9)
+    assert s.get(1, 1) == (0, b"again")
 
 
 STORE_OPS = st.lists(

@@ -148,20 +148,23 @@ def test_random_is_uniform(mod: ModuleType, exclude: set[str] | None) -> None:
     assert _chi2_ok(counts, allowed, draws)
 
 
-def test_sample_is_uniform(mod: ModuleType) -> None:
+@pytest.mark.parametrize("exclude", [None, {"p3"}, {f"p{i}" for i in range(5)}])
+def test_sample_is_uniform(mod: ModuleType, exclude: set[str] | None) -> None:
     rng = random.Random(5)
     s = mod.PeerSet(0)
-    for i in range(8):
+    for i in range(10):
         s.add(f"p{i}")
+    allowed = [p for p in s if exclude is None or p not in exclude]
     counts: Counter = Counter()
     firsts: Counter = Counter()
     rounds = 10_000
     for _ in range(rounds):
-        got = s.sample(rng, 3)
+        got = s.sample(rng, 3, exclude)
         counts.update(got)
         firsts[got[0]] += 1
-    assert _chi2_ok(counts, s.to_list(), rounds * 3)
-    assert _chi2_ok(firsts, s.to_list(), rounds)  # the order is random too
+    assert set(counts) == set(allowed)
+    assert _chi2_ok(counts, allowed, rounds * 3)
+    assert _chi2_ok(firsts, allowed, rounds)  # the order is random too
 
 
 def test_same_seed_same_choices_in_both_builds() -> None:
