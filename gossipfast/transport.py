@@ -21,6 +21,7 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl as _ssl
@@ -131,6 +132,7 @@ class Connection(asyncio.Protocol):
         self.hs_timer: asyncio.TimerHandle | None = None
         self.eof_sent = False
         self.closing_since = 0.0
+        self.paused_since = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -154,6 +156,7 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The kernel buffer is full: queue further output ourselves."""
         self.paused = True
+        self.paused_since = self.owner.loop.time()
 
     def resume_writing(self) -> None:
         """The kernel buffer drained: send what was queued."""
@@ -437,17 +440,7 @@ class Transport:
             queued += c.tr.get_write_buffer_size()
         if queued > self.config.send_queue_bytes:
             if c is not None and c.ready and not c.closing:
-                self._c["slow_drops"] += 1
-                self._log_once(
-                    "slow",
-                    "dropping slow peer %s: %d bytes queued > send_queue_bytes=%d",
-                    link.peer,
-                    queued,
-                    self.config.send_queue_bytes,
-                )
-                link.pending.clear()
-                link.pending_bytes = 0
-                c.close("slow", abort=True)
+                self._drop_slow(link, c, queued)
             else:
                 # No link yet (dialling): keep the newest bytes, bounded.
                 while link.pending and link.pending_bytes > self.config.send_queue_bytes:
@@ -455,6 +448,21 @@ class Transport:
                     self._c["send_drops"] += 1
         if c is None and not link.dialing and not self._closed:
             self._dial(link)
+
+    def _drop_slow(self, link: _Link, c: Connection, queued: int) -> None:
+        self._c["slow_drops"] += 1
+        self._log_once(
+            "slow",
+            "dropping slow peer %s: %d bytes queued (send_queue_bytes=%d), writes paused %.3gs",
+            link.peer,
+            queued,
+            self.config.send_queue_bytes,
+            self.loop.time() - c.paused_since if c.paused else 0.0,
+        )
+        link.pending.clear()
+        link.pending_bytes = 0
+        c.close("slow", abort=True)
+        self._wake_writers()
 
     def _write_pending(self, link: _Link, c: Connection) -> None:
         if not link.pending or c.closing:
@@ -565,6 +573,9 @@ class Transport:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except (OSError, AttributeError):
                 pass
+        with contextlib.suppress(AttributeError, NotImplementedError):
+            # Pause at a quarter of the queue bound: room to batch, bounded memory.
+            c.tr.set_write_buffer_limits(high=min(1 << 20, self.config.send_queue_bytes // 4))
         c.write(self._hello, self.loop.time())
         c.hs_timer = self.loop.call_later(self.config.connect_timeout, self._hs_timeout, c)
         if c.outbound:
@@ -853,6 +864,12 @@ class Transport:
                 and not link.pending
             ):
                 c.close("idle")
+                continue
+            if c.paused and link is not None and link.pending:
+                if now - c.paused_since > cfg.heartbeat_timeout:
+                    # It has not taken a byte from us for a heartbeat timeout while we
+                    # have output waiting: slow. (broadcast() may be waiting on it.)
+                    self._drop_slow(link, c, link.pending_bytes)
                 continue
             if now - c.last_send >= cfg.heartbeat_interval and not c.paused:
                 if ping is None:

@@ -561,3 +561,45 @@ def test_back_pressure_awaits_then_resumes(arun: Any) -> None:
         srv.close()
 
     arun(main())
+
+
+@pytest.mark.timeout(60)
+def test_stalled_peer_dropped_as_slow_and_writers_released(arun: Any) -> None:
+    async def main() -> None:
+        # a queue bound too large to overflow: only the stall bound can free the writers
+        cfg = msgspec.structs.replace(CFG, send_queue_bytes=1 << 30, heartbeat_timeout=0.5)
+        a, ea = await make(cfg)
+        me = "127.0.0.1:9"
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, parse_address(a.address))
+        await loop.sock_sendall(sock, encode_frame([wire.Hello(1, CFG.cluster, "raw", me, 1)]))
+
+        async def keepalive() -> None:  # alive (it pings) but never reads
+            while True:
+                await loop.sock_sendall(sock, encode_frame([wire.Ping(1)]))
+                await asyncio.sleep(0.05)
+
+        ka = asyncio.ensure_future(keepalive())
+        await until(lambda: a.counters()["connections"] == 1)
+        ea.active = (me,)
+        seq = 0
+        while not a.congested and seq < 100_000:
+            seq += 1
+            ea.send(me, wire.Gossip(1, seq, 0, b"s" * 16384))
+            poke(a)
+            if seq % 16 == 0:
+                await asyncio.sleep(0)
+        assert a.congested
+        t0 = time.monotonic()
+        await asyncio.wait_for(a.wait_writable(), 10)
+        assert time.monotonic() - t0 >= cfg.heartbeat_timeout * 0.8
+        assert ea.down == [(me, "slow")] and a.counters()["slow_drops"] == 1
+        assert a.counters()["heartbeat_timeouts"] == 0
+        ka.cancel()
+        sock.close()
+        await a.close()
+
+    arun(main())
