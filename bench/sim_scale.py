@@ -111,7 +111,8 @@ def _child(name: str, nodes: int, seed: int, pure: bool = False) -> dict[str, An
     cmd = [sys.executable, __file__, "--one", name, "--nodes", str(nodes), "--seed", str(seed)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
-        return {"scenario": name, "nodes": nodes, "error": p.stderr.strip()[-2000:]}
+        err = p.stderr.strip()[-2000:] or f"exit status {p.returncode}"
+        return {"scenario": name, "nodes": nodes, "error": err}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -181,7 +182,7 @@ def _table(results: list[dict[str, Any]]) -> None:
             f"{r['events_per_s']:,.0f}",
             f"{r['peak_mb']:.0f}",
         )
-    Console().print(t)
+    Console(width=200).print(t)
 
 
 def main() -> None:
