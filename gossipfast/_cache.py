@@ -201,12 +201,10 @@ class DedupCache:
         of Python call overhead in the compiled build.
         """
         n = len(ids) - 1
-        i = 0
         new = 0
-        while i < n:
+        for i in range(0, n, 2):
             if self.check_and_insert(ids[i], ids[i + 1]):
                 new += 1
-            i += 2
         return new
 
     def contains(self, origin: int, seq: int) -> bool:
@@ -348,10 +346,10 @@ class _Stored:
     __slots__ = ("hops", "origin", "payload", "seq", "size", "time")
 
     def __init__(self) -> None:
-        self.origin: object = None
-        self.seq: object = None
-        self.hops: object = None
-        self.payload: object = None
+        self.origin = 0
+        self.seq = 0
+        self.hops = 0
+        self.payload = b""
         self.size = 0
         self.time = 0.0
 
@@ -394,7 +392,7 @@ class PayloadStore:
 
     def _drop_oldest(self) -> None:
         fifo = self._fifo
-        e = fifo[self._head]
+        e: _Stored = fifo[self._head]  # type: ignore[assignment]  # slots >= head are set
         fifo[self._head] = None
         self._head += 1
         if self._head >= _COMPACT_MIN and self._head * 2 >= len(fifo):
@@ -452,7 +450,7 @@ class PayloadStore:
         dropped = 0
         fifo = self._fifo
         while self._head < len(fifo):
-            e = fifo[self._head]
+            e: _Stored = fifo[self._head]  # type: ignore[assignment]
             if e.time >= cutoff:
                 break
             self._drop_oldest()
