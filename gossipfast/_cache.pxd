@@ -57,6 +57,8 @@ cdef class DedupCache:
         b=cython.uchar,
         p="unsigned char *",
         st=_Origin,
+        root=_Origin,
+        found=_Origin,
     )
     cpdef bint check_and_insert(self, object origin, object seq) except -1
 

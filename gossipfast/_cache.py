@@ -159,11 +159,15 @@ class DedupCache:
             return False
         if s <= 0 or s > _MAX_SEQ or o < 0 or o > _MAX_SEQ:
             return False
-        st = self._find(origin, o)
-        if st is None:
-            self._create(origin, o, s, False)
-            return True
-        self._touch(st)
+        root = self._root
+        st = root.next
+        if st is root or st.key != o:  # not the most recent origin: look it up
+            found = self._map.get(origin)
+            if found is None:
+                self._create(origin, o, s, False)
+                return True
+            st = found
+            self._touch(st)
         h = st.high
         if s > h:
             d = s - h
