@@ -384,7 +384,7 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
         def everything(p: Proc) -> set[str]:
             return {t for t, (s, _) in sent.items() if s != p.index}
 
-        wait_for(lambda: all(everything(p) <= set(data_counts(p)) for p in procs), 60)
+        wait_for(lambda: all(everything(p) <= set(data_counts(p)) for p in procs), 30)
         views = {p.index: p.stats.get("active_view") for p in procs}
         for p in procs:
             got = data_counts(p)
