@@ -3,8 +3,9 @@ import cython
 
 cdef long long _TICK_MAX
 cdef double _TICK_MAX_F
-cdef Py_ssize_t _OVERFLOW
-cdef Py_ssize_t _DEAD
+cdef int _IN_WHEEL
+cdef int _OVERFLOW
+cdef int _DEAD
 cdef Py_ssize_t _OVERFLOW_SLACK
 cdef object heappush
 cdef object heappop
@@ -18,9 +19,9 @@ cdef long long _floor_tick(double x) noexcept
 cdef class _Timer:
     cdef double when
     cdef long long tick
-    cdef long long tid
+    cdef object tid
     cdef object item
-    cdef Py_ssize_t pos
+    cdef int state
 
 
 cdef class TimerWheel:
@@ -32,16 +33,17 @@ cdef class TimerWheel:
     cdef list _overflow
     cdef Py_ssize_t _overflow_dead
     cdef Py_ssize_t _in_wheel
+    cdef Py_ssize_t _wheel_dead
     cdef long long _cur
     cdef long long _hint
     cdef long long _next_id
     cdef double _next_when
     cdef bint _next_valid
 
-    @cython.locals(tick="long long", tid="long long", t=_Timer)
-    cpdef long long schedule(self, double when, object item) except -1
+    @cython.locals(tick="long long", tid=object, t=_Timer)
+    cpdef object schedule(self, double when, object item)
 
-    @cython.locals(t=_Timer, last=_Timer, slot=list)
+    @cython.locals(t=_Timer)
     cpdef bint cancel(self, object timer_id) except -1
 
     @cython.locals(
@@ -56,22 +58,35 @@ cdef class TimerWheel:
         stop="long long",
         idx=Py_ssize_t,
         slot=list,
-        due=list,
+        k=Py_ssize_t,
+        i=Py_ssize_t,
         e=_Timer,
     )
     cpdef list expire(self, double now)
 
-    @cython.locals(n=Py_ssize_t, wheel=list, t="long long", slot=list, best=double, e=_Timer, ov=list)
+    @cython.locals(
+        n=Py_ssize_t,
+        wheel=list,
+        t="long long",
+        idx=Py_ssize_t,
+        slot=list,
+        found=bint,
+        best=double,
+        e=_Timer,
+        ov=list,
+    )
     cpdef object next_deadline(self)
 
-    @cython.locals(slot=list)
     cdef int _insert(self, _Timer t, long long tick) except -1
 
-    @cython.locals(due=list, keep=list, e=_Timer)
-    cdef list _split_slot(self, Py_ssize_t idx, list slot, double now)
+    @cython.locals(live=list, e=_Timer)
+    cdef list _live(self, list slot)
 
     @cython.locals(ov=list, limit="long long", timers=dict, e=_Timer)
     cdef int _drain_overflow(self, double now, list out) except -1
 
     @cython.locals(live=list, e=_Timer)
     cdef int _compact_overflow(self) except -1
+
+    @cython.locals(wheel=list, idx=Py_ssize_t, slot=list)
+    cdef int _compact_wheel(self) except -1

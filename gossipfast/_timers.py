@@ -4,8 +4,11 @@ Time is cut into ticks of ``resolution`` seconds; tick ``k`` lives in slot ``k %
 The wheel holds the timers of the next ``slots`` ticks from the current one, so each
 slot holds the timers of exactly one tick; timers further out wait in an overflow heap
 and move into the wheel as time advances (few timers are that far out: shuffle and
-repair intervals). Schedule and cancel are O(1) (cancel swaps the timer out of its slot);
-expiry costs O(due timers + slots passed over), and returns items in deadline order.
+repair intervals). Schedule and cancel are O(1): cancel only marks the timer dead (it
+touches no slot, so it costs two memory accesses); dead timers are dropped when their
+slot is next visited, or all at once when they outnumber the live ones, which keeps
+memory bounded. Expiry costs O(due timers + slots passed over) and returns items in
+deadline order.
 
 This module is compiled by Cython with ``_timers.pxd``; the same source runs as plain
 Python when the extension is absent or disabled.
@@ -24,9 +27,10 @@ _float = float
 # Ticks are clamped to +-_TICK_MAX so that any finite deadline fits a C long long.
 _TICK_MAX = 1 << 62
 _TICK_MAX_F = 4.611686018427388e18  # float(_TICK_MAX)
-# _Timer.pos values that are not a slot index.
-_OVERFLOW = -1
-_DEAD = -2
+# _Timer.state values.
+_IN_WHEEL = 0
+_OVERFLOW = 1
+_DEAD = 2
 # Cancelled timers left in the overflow heap before it is rebuilt without them.
 _OVERFLOW_SLACK = 64
 
@@ -46,13 +50,13 @@ def _floor_tick(x: _float) -> _int:
 class _Timer:
     """One pending timer. Ordered by (deadline, id): earlier first, then older first."""
 
-    __slots__ = ("item", "pos", "tick", "tid", "when")
+    __slots__ = ("item", "state", "tick", "tid", "when")
 
     when: float  # deadline, seconds
     tick: int  # slot tick (the deadline's, or the current one for a late timer)
-    tid: int  # timer id
+    tid: int  # timer id (the int object that keys TimerWheel._timers)
     item: object  # what expire() hands back; None once fired or cancelled
-    pos: int  # index in its slot, or _OVERFLOW, or _DEAD
+    state: int  # _IN_WHEEL, _OVERFLOW or _DEAD (fired or cancelled)
 
     def __lt__(self, other: _Timer) -> bool:
         return self.when < other.when or (self.when == other.when and self.tid < other.tid)
@@ -80,6 +84,7 @@ class TimerWheel:
         "_res",
         "_timers",
         "_wheel",
+        "_wheel_dead",
     )
 
     def __init__(self, resolution: float = 0.001, slots: int = 4096) -> None:
@@ -95,6 +100,7 @@ class TimerWheel:
         self._overflow: list[_Timer] = []  # heap of timers beyond the wheel's span
         self._overflow_dead = 0  # cancelled timers still in _overflow
         self._in_wheel = 0  # pending timers in the wheel's slots
+        self._wheel_dead = 0  # cancelled timers still in the wheel's slots
         # Every tick below _cur has been expired; the wheel spans [_cur, _cur + slots).
         self._cur = 0
         # No timer in the wheel has a tick below _hint (a lower bound, >= _cur).
@@ -121,8 +127,9 @@ class TimerWheel:
         if when != when:
             raise ValueError("timer deadline is NaN")
         tick = _floor_tick(when * self._inv)
+        # One int object serves as dict key, stored id and return value.
         tid = self._next_id
-        self._next_id = tid + 1
+        self._next_id += 1
         t = _Timer.__new__(_Timer)
         t.when = when
         t.item = item
@@ -132,7 +139,7 @@ class TimerWheel:
             self._insert(t, tick)
         else:
             t.tick = tick
-            t.pos = _OVERFLOW
+            t.state = _OVERFLOW
             heappush(self._overflow, t)
         if len(self._timers) == 1:
             self._next_when = when
@@ -146,15 +153,12 @@ class TimerWheel:
         t = self._timers.pop(timer_id, None)
         if t is None:
             return False
-        if t.pos >= 0:
-            # Swap the last timer of the slot into t's place: O(1), order is restored
-            # by the sort at expiry.
-            slot = self._wheel[t.tick % self._nslots]
-            last = slot.pop()
-            if last is not t:
-                slot[t.pos] = last
-                last.pos = t.pos
+        if t.state == _IN_WHEEL:
+            # Left in its slot, dead; skipped and dropped when the slot is visited.
             self._in_wheel -= 1
+            self._wheel_dead += 1
+            if self._wheel_dead > self._nslots and self._wheel_dead > self._in_wheel:
+                self._compact_wheel()
         else:
             # Left in the heap (removal would be O(n)); dropped when popped or rebuilt.
             self._overflow_dead += 1
@@ -162,7 +166,7 @@ class TimerWheel:
                 2 * self._overflow_dead > len(self._overflow)
             ):
                 self._compact_overflow()
-        t.pos = _DEAD
+        t.state = _DEAD
         t.item = None
         if self._next_valid and t.when <= self._next_when:
             self._next_valid = False
@@ -190,20 +194,33 @@ class TimerWheel:
                 idx = t % n
                 slot = wheel[idx]
                 if slot:
+                    # Sorted in place, the due timers are a prefix: no list is built.
+                    if len(slot) > 1:
+                        slot.sort()
                     if t < last:
                         # Every timer of a tick before now's is due (floor is monotonic).
-                        wheel[idx] = []
-                        self._in_wheel -= len(slot)
-                        due = slot
+                        k = len(slot)
                     else:
-                        due = self._split_slot(idx, slot, now)
-                    if len(due) > 1:
-                        due.sort()
-                    for e in due:
+                        k = 0
+                        while k < len(slot):
+                            e = slot[k]
+                            if e.when > now:
+                                break
+                            k += 1
+                    for i in range(k):
+                        e = slot[i]
+                        if e.state == _DEAD:
+                            self._wheel_dead -= 1
+                            continue
                         out.append(e.item)
                         del timers[e.tid]
                         e.item = None
-                        e.pos = _DEAD
+                        e.state = _DEAD
+                        self._in_wheel -= 1
+                    if k == len(slot):
+                        slot.clear()
+                    elif k:
+                        del slot[:k]
                 t += 1
             if self._hint < last:
                 self._hint = last
@@ -221,23 +238,31 @@ class TimerWheel:
         if self._next_valid:
             return self._next_when
         if self._in_wheel:
+            # The first slot from _hint holding a live timer holds the earliest: each
+            # slot of the span [_cur, _cur + slots) has live timers of one tick only.
             n = self._nslots
             wheel = self._wheel
             t = self._hint if self._hint > self._cur else self._cur
-            slot = wheel[t % n]
-            while not slot:
+            while True:
+                idx = t % n
+                slot = wheel[idx]
+                if slot:
+                    found = False
+                    best = 0.0
+                    for e in slot:
+                        if e.state != _DEAD and (not found or e.when < best):
+                            best = e.when
+                            found = True
+                    if found:
+                        break
+                    wheel[idx] = []  # only dead timers: drop them now
+                    self._wheel_dead -= len(slot)
                 t += 1
-                slot = wheel[t % n]
             self._hint = t
-            e = slot[0]
-            best = e.when
-            for e in slot:
-                if e.when < best:
-                    best = e.when
         else:
             ov = self._overflow
             e = ov[0]
-            while e.pos == _DEAD:
+            while e.state == _DEAD:
                 heappop(ov)
                 self._overflow_dead -= 1
                 e = ov[0]
@@ -253,27 +278,20 @@ class TimerWheel:
         if tick < self._cur:
             tick = self._cur
         t.tick = tick
-        slot = self._wheel[tick % self._nslots]
-        t.pos = len(slot)
-        slot.append(t)
+        t.state = _IN_WHEEL
+        self._wheel[tick % self._nslots].append(t)
         if self._in_wheel == 0 or tick < self._hint:
             self._hint = tick
         self._in_wheel += 1
 
-    def _split_slot(self, idx: _int, slot: list, now: _float) -> list:
-        """Take the due timers out of the slot ``idx`` and return them."""
-        due: list = []
-        keep: list = []
+    def _live(self, slot: list) -> list:
+        """The live timers of a slot taken out of the wheel; counts its dead ones gone."""
+        live: list = []
         for e in slot:
-            if e.when <= now:
-                due.append(e)
-            else:
-                e.pos = len(keep)
-                keep.append(e)
-        if due:
-            self._wheel[idx] = keep
-            self._in_wheel -= len(due)
-        return due
+            if e.state != _DEAD:
+                live.append(e)
+        self._wheel_dead -= len(slot) - len(live)
+        return live
 
     def _drain_overflow(self, now: _float, out: list) -> None:
         """Move overflow timers now within the wheel's span into it; collect due ones.
@@ -286,7 +304,7 @@ class TimerWheel:
         timers = self._timers
         while ov:
             e = ov[0]
-            if e.pos == _DEAD:
+            if e.state == _DEAD:
                 heappop(ov)
                 self._overflow_dead -= 1
                 continue
@@ -297,7 +315,7 @@ class TimerWheel:
                 out.append(e.item)
                 del timers[e.tid]
                 e.item = None
-                e.pos = _DEAD
+                e.state = _DEAD
             else:
                 self._insert(e, e.tick)
 
@@ -305,11 +323,19 @@ class TimerWheel:
         """Rebuild the overflow heap without its cancelled timers."""
         live: list = []
         for e in self._overflow:
-            if e.pos != _DEAD:
+            if e.state != _DEAD:
                 live.append(e)
         heapify(live)
         self._overflow = live
         self._overflow_dead = 0
+
+    def _compact_wheel(self) -> None:
+        """Drop every dead timer from the wheel's slots."""
+        wheel = self._wheel
+        for idx in range(self._nslots):
+            slot = wheel[idx]
+            if slot:
+                wheel[idx] = self._live(slot)
 
 
 __all__ = ["TimerWheel"]
