@@ -182,7 +182,7 @@ class Node:
 
     @property
     def incarnation(self) -> int:
-        """Random-free start stamp (ns) that tells this start of the node from others."""
+        """Start time in ns: tells this start of the node from earlier ones at the address."""
         return self._incarnation
 
     @property
@@ -196,12 +196,14 @@ class Node:
         return self._state == "running"
 
     # ------------------------------------------------------------------ membership
-    async def join(self, seeds: Iterable[str]) -> None:
+    async def join(self, seeds: Iterable[str] | str) -> None:
         """Join the cluster through any of ``seeds``; return once a neighbour is up.
 
         Raises :class:`JoinError` when no seed answered within ``Config.join_timeout``.
         """
         self._check_running()
+        if isinstance(seeds, str):
+            seeds = [seeds]  # one seed given as a plain string
         seeds = [s for s in seeds if s != self._address]
         for s in seeds:
             parse_address(s)

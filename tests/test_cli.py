@@ -237,6 +237,36 @@ def test_kill_nine_three_of_eight_during_a_stream(loop_kind: str) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_process_restarted_at_same_address_rejoins(loop_kind: str) -> None:
+    procs = start_cluster(4, loop_kind)
+    try:
+        old = procs[3]
+        old.send("m before")
+        assert wait_for(lambda: "m before" in procs[0].payloads(), 20)
+        old_origin = next(d for d in procs[0].lines if d["payload"] == "m before")["origin"]
+        os.kill(old.p.pid, signal.SIGKILL)
+        old.p.wait(timeout=10)
+        new = Proc(3, old.address, procs[0].address, [], loop_kind)  # same port, new start
+        procs[3] = new
+        k = 0
+        while not any(p.startswith("m probe") for p in new.payloads()):
+            k += 1
+            assert k < 100, "the restarted node never received a broadcast"
+            procs[1].send(f"m probe {k}")
+            time.sleep(0.2)
+        new.send("m hello again")
+        for p in procs[:3]:
+            assert wait_for(lambda p=p: "m hello again" in p.payloads(), 20), p.index
+        line = next(d for d in procs[0].lines if d["payload"] == "m hello again")
+        assert line["origin"] != old_origin  # a new member, not the old incarnation
+        for p in procs:
+            assert max(data_counts(p).values()) == 1
+    finally:
+        for p in procs:
+            p.stop()
+
+
+@pytest.mark.timeout(120)
 def test_sigterm_leaves_gracefully(loop_kind: str) -> None:
     procs = start_cluster(3, loop_kind)
     try:
