@@ -3,6 +3,7 @@ import cython
 
 
 cdef unsigned long long _MAX_SEQ
+cdef unsigned long long _HOT_MASK
 
 
 cdef class _Origin:
@@ -31,6 +32,7 @@ cdef void _fill(
 
 
 cdef class DedupCache:
+    cdef list _hot
     cdef dict _map
     cdef unsigned long long _mask
     cdef unsigned long long _window

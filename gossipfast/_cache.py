@@ -23,6 +23,8 @@ __all__ = ["DedupCache", "PayloadStore"]
 
 #: Largest valid sequence number (seqs are unsigned 64-bit on the wire).
 _MAX_SEQ = 0xFFFF_FFFF_FFFF_FFFF
+#: Slots - 1 of DedupCache's direct-mapped origin cache (a power of two, minus one).
+_HOT_MASK = 63
 
 
 class _Origin:
@@ -84,7 +86,16 @@ class DedupCache:
     ``advance`` with a valid seq; ``contains``, ``missing`` and ``highest`` only read.
     """
 
-    __slots__ = ("_map", "_mask", "_max_origins", "_ones", "_ring_bytes", "_root", "_window")
+    __slots__ = (
+        "_hot",
+        "_map",
+        "_mask",
+        "_max_origins",
+        "_ones",
+        "_ring_bytes",
+        "_root",
+        "_window",
+    )
 
     def __init__(self, window: int, max_origins: int) -> None:
         """Track ``window`` seqs below each origin's highest, for ``max_origins`` origins."""
@@ -103,6 +114,9 @@ class DedupCache:
         self._map: dict[object, _Origin] = {}
         # Sentinel of the circular LRU list: root.next is the most recently seen.
         self._root = _Origin()
+        # Direct-mapped cache of origin states by the low bits of the origin (xxh64, so
+        # well spread): interleaved origins skip the dict's hashing. Empty slot = root.
+        self._hot: list[_Origin] = [self._root] * (_HOT_MASK + 1)
 
     # -- LRU list ---------------------------------------------------------------
 
@@ -126,6 +140,9 @@ class DedupCache:
         st = self._root.next
         if st is not self._root and st.key == o:
             return st
+        st = self._hot[o & _HOT_MASK]
+        if st is not self._root and st.key == o:
+            return st
         return self._map.get(origin)
 
     def _create(self, origin: object, o: int, high: int, fill: bool) -> None:
@@ -139,6 +156,8 @@ class DedupCache:
             old.prev = old
             old.next = old
             del self._map[old.origin]
+            if self._hot[old.key & _HOT_MASK] is old:
+                self._hot[old.key & _HOT_MASK] = root
         bits = bytearray(self._ones) if fill else bytearray(self._ring_bytes)
         st = _new_origin(origin, o, high, bits)
         first = root.next
@@ -147,6 +166,7 @@ class DedupCache:
         first.prev = st
         root.next = st
         self._map[origin] = st
+        self._hot[o & _HOT_MASK] = st
 
     # -- public API -------------------------------------------------------------
 
@@ -162,11 +182,14 @@ class DedupCache:
         root = self._root
         st = root.next
         if st is root or st.key != o:  # not the most recent origin: look it up
-            found = self._map.get(origin)
-            if found is None:
-                self._create(origin, o, s, False)
-                return True
-            st = found
+            st = self._hot[o & _HOT_MASK]
+            if st is root or st.key != o:
+                found = self._map.get(origin)
+                if found is None:
+                    self._create(origin, o, s, False)
+                    return True
+                self._hot[o & _HOT_MASK] = found
+                st = found
             self._touch(st)
         h = st.high
         if s > h:

@@ -183,6 +183,21 @@ def test_lru_eviction(mod: ModuleType) -> None:
     assert d.check_and_insert(3, 1)
 
 
+def test_origins_sharing_low_bits(mod: ModuleType) -> None:
+    # Origins equal in their low bits share a slot of the direct-mapped origin cache.
+    a, b, c = 5, 5 + 64, 5 + (1 << 63)
+    d = mod.DedupCache(64, 2)
+    for s in range(1, 20):
+        assert d.check_and_insert(a, s) and d.check_and_insert(b, s)
+        assert not d.check_and_insert(a, s) and not d.check_and_insert(b, s)
+    assert d.check_and_insert(c, 1)  # evicts a, the least recent
+    assert a not in d and d.highest(a) == 0 and not d.contains(a, 3)
+    assert d.highest(b) == 19 and d.contains(b, 3) and d.highest(c) == 1
+    assert d.check_and_insert(a, 3)  # a starts over; evicts b
+    assert b not in d and d.highest(b) == 0 and d.missing(b, 2, 5) == [1, 2]
+    assert d.digest() == [a, 3, c, 1]
+
+
 def test_advance(mod: ModuleType) -> None:
     d = mod.DedupCache(64, 8)
     d.advance(9, 500)  # a newcomer adopts a neighbour's digest
