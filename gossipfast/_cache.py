@@ -83,7 +83,11 @@ class DedupCache:
 
     ``check_and_insert`` answers "is this id new?" and records it. An origin is
     "seen" (moved to the most recent end of the LRU list) by ``check_and_insert`` and
-    ``advance`` with a valid seq; ``contains``, ``missing`` and ``highest`` only read.
+    ``advance`` with a valid id, duplicates included; ``contains``, ``missing``,
+    ``highest`` and ``digest`` only read.
+
+    Memory per origin: the ring, ``window`` rounded up to a power of two, in bits
+    (512 bytes for the default 4096), plus about 180 bytes of bookkeeping.
     """
 
     __slots__ = (
@@ -296,7 +300,9 @@ class DedupCache:
     def missing(self, origin: int, high: int, limit: int) -> list[int]:
         """Seqs in ``1 .. high`` of ``origin`` not seen yet, ascending, at most ``limit``.
 
-        Seqs below our window count as seen, so they are never listed.
+        Seqs below our window count as seen, so they are never listed. For an origin we
+        do not track, that is ``1 .. min(high, limit)``: call ``advance`` first to start
+        from a later baseline.
         """
         out: list[int] = []
         try:
@@ -387,6 +393,10 @@ _COMPACT_MIN = 1024
 
 class PayloadStore:
     """Recent payloads by id, bounded by count, total bytes and age (oldest out first).
+
+    ``put`` also drops what has aged out at its ``now``. Payloads are ``bytes``: the
+    compiled build keeps entries out of the cyclic GC, which is safe only for objects
+    that cannot refer back to the store.
 
     Entries live in ``origin -> {seq: entry}`` dicts (no tuple key to build and hash
     per call) and in a FIFO list read from a moving head, compacted once the dropped
