@@ -56,8 +56,8 @@ __all__ = [
     "summarize",
 ]
 
-# Event kinds in the heap: (time, counter, kind, a, b, c).
-_DELIVER = 0  # a=src, b=dst, c=(epoch, msgs)
+# Event kinds in the heap: (time, counter, kind, a, b, c, d).
+_DELIVER = 0  # a=src, b=dst, c=link epoch, d=msgs
 _TICK = 1  # a=node
 _FAIL = 2  # a=node, b=peer address: on_disconnected(peer, "failed")
 _CLOSED = 3  # a=node, b=peer index, c=epoch: on_disconnected(peer, "closed")
@@ -162,6 +162,7 @@ class Simulator:
         self.dial_delay = self.config.connect_timeout if fail_delay is None else fail_delay
         self.dial_rtts = float(dial_rtts)
         self.idle_close = float(idle_close)
+        self._plain = not loss and not jitter
         self.factory = engine_factory if engine_factory is not None else _default_engine_factory()
         self._lat_salt = _mix64(seed * 0x2545F4914F6CDD1D + 1)
 
@@ -327,7 +328,7 @@ class Simulator:
     # ------------------------------------------------------------------ loop
     def _push(self, t: float, kind: int, a: Any, b: Any, c: Any) -> None:
         self._seq += 1
-        heapq.heappush(self.heap, (t, self._seq, kind, a, b, c))
+        heapq.heappush(self.heap, (t, self._seq, kind, a, b, c, None))
 
     def run_until(self, t_end: float) -> None:
         """Process every event up to virtual time ``t_end``; the clock ends there."""
@@ -342,14 +343,13 @@ class Simulator:
         calls = 0
         w0 = time.perf_counter()
         while heap and heap[0][0] <= t_end:
-            t, _, kind, a, b, c = pop(heap)
+            t, _, kind, a, b, c, msgs = pop(heap)
             self.now = t
             n_events += 1
             if kind == _DELIVER:
                 if not alive[b]:
                     continue
-                epoch, msgs = c
-                if dead_dir and dead_dir.get((a << _SHIFT) | b) == epoch:
+                if dead_dir and dead_dir.get((a << _SHIFT) | b) == c:
                     continue  # the receiver closed this connection: data is refused
                 if self.partitioned and self.group[a] != self.group[b]:
                     continue
@@ -422,10 +422,45 @@ class Simulator:
         if deliveries:
             self._on_deliveries(i, deliveries, now)
         if outbox:
-            send = self._send
+            # fast path, inlined: an open link to an active peer on a plain network;
+            # everything else (dials, dead or cut-off peers, loss, jitter) in _send
+            index = self.index
+            adj = self.ladj[i]
+            act_i = self.act[i]
+            alive = self.alive
+            plain = self._plain and not self.partitioned
+            last = self._last
+            latc = self._lat
+            heap = self.heap
             for peer, msgs in outbox.items():
-                if msgs:
-                    send(i, peer, msgs, now)
+                if not msgs:
+                    continue
+                j = index.get(peer)
+                if plain and j in act_i and alive[j]:
+                    epoch = adj.get(j)
+                    if epoch is not None:
+                        if len(msgs) == 1 and type(msgs[0]) is _GOSSIP:
+                            m = msgs[0]
+                            self._type_count[_GOSSIP] += 1
+                            rec = self.bcasts.get((m.origin, m.seq))
+                            if rec is not None:
+                                rec.sent += 1
+                        else:
+                            self._count(msgs)
+                        lk = (i << _SHIFT) | j if i < j else (j << _SHIFT) | i
+                        lat = latc.get(lk)
+                        if lat is None:
+                            lat = self._link_lat(lk)
+                        t = now + lat
+                        dk = (i << _SHIFT) | j
+                        prev = last.get(dk)
+                        if prev is not None and t < prev:
+                            t = prev
+                        last[dk] = t
+                        self._seq += 1
+                        heapq.heappush(heap, (t, self._seq, _DELIVER, i, j, epoch, msgs))
+                        continue
+                self._send(i, peer, msgs, now)
         if closing:
             index = self.index
             for peer in closing:
@@ -441,7 +476,7 @@ class Simulator:
                     return
             self.tick_at[i] = nd
             self._seq += 1
-            heapq.heappush(self.heap, (nd, self._seq, _TICK, i, None, None))
+            heapq.heappush(self.heap, (nd, self._seq, _TICK, i, None, None, None))
 
     def _on_events(self, i: int, events: list, now: float) -> None:
         act = self.act[i]
@@ -552,7 +587,7 @@ class Simulator:
             t = last
         self._last[dk] = t
         self._seq += 1
-        heapq.heappush(self.heap, (t, self._seq, _DELIVER, i, j, (epoch, msgs)))
+        heapq.heappush(self.heap, (t, self._seq, _DELIVER, i, j, epoch, msgs))
         if j not in self.act[i] and i not in self.act[j]:
             self._last_use[lk] = now
             if lk not in self._idle_pending:
