@@ -553,3 +553,44 @@ def test_cli_json_reproducible_across_hash_seeds() -> None:
             res.pop(k)
         outs.append(res)
     assert outs[0] == outs[1]
+
+
+@needs_engine
+def test_cli_table_and_plot_message(tmp_path: Any) -> None:
+    png = tmp_path / "sim.png"
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gossipfast",
+            "sim",
+            "--nodes",
+            "30",
+            "--broadcasts",
+            "3",
+            "--latency",
+            "5,20",
+            "--plot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "reliability (mean)" in p.stdout and "RMR" in p.stdout
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "--plot needs matplotlib" in p.stderr and not png.exists()
+    else:
+        assert png.stat().st_size > 0
+
+
+def test_cli_rejects_bad_latency() -> None:
+    from click.testing import CliRunner
+
+    from gossipfast.sim import sim_command
+
+    res = CliRunner().invoke(sim_command, ["--latency", "50,10"])
+    assert res.exit_code != 0 and "LO <= HI" in res.output
