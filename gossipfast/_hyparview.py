@@ -74,6 +74,12 @@ class HyParView:
         self.last_shuffle: list[str] = []
         self.started = False
         self.repair_armed = False
+        # repair rounds back off (x2 up to x8) while they change nothing, and a round
+        # retries at once after at most `size` refusals: a short view in a full cluster
+        # must not keep every passive peer busy answering
+        self.backoff = 1
+        self.changed = False
+        self.refusals = 0
         self.empty_since = -1.0
         self.left = False
         self.bad = 0
@@ -145,6 +151,7 @@ class HyParView:
                 self.add_passive(victim)
                 self.down(victim, "replaced", now)
         self.active.add(peer)
+        self.changed = True
         self.empty_since = -1.0
         if notify:
             self.send(peer, Neighbor(True))
@@ -154,6 +161,8 @@ class HyParView:
         """Drop an active peer (to the passive view when ``keep``), then repair."""
         if not self.active.discard(peer):
             return
+        self.changed = True
+        self.backoff = 1
         if keep:
             self.add_passive(peer)
         else:
@@ -195,7 +204,8 @@ class HyParView:
         if not self.passive and not self.seeds and not self.pending:
             return
         self.repair_armed = True
-        self.timers.schedule(now + self.config.repair_interval, ("r",))
+        backoff = self.backoff if self.active else 1
+        self.timers.schedule(now + self.config.repair_interval * backoff, ("r",))
 
     # -- local inputs ----------------------------------------------------------------------
 
@@ -268,6 +278,9 @@ class HyParView:
         self.repair_armed = False
         if len(self.active) >= self.size:
             return
+        self.backoff = 1 if self.changed else min(8, 2 * self.backoff)
+        self.changed = False
+        self.refusals = 0
         self.tried.clear()
         if (
             not self.active
@@ -324,6 +337,8 @@ class HyParView:
             self.on_shuffle_reply(msg.nodes)
         else:
             return False
+        if not self.repair_armed:  # e.g. new passive peers while the view is short
+            self.arm_repair(now)
         return True
 
     def on_join(self, peer: str, now: float) -> None:
@@ -385,7 +400,11 @@ class HyParView:
                 self.close(peer)
         elif was_pending:
             self.tried.add(peer)
-            self.fill(now)
+            self.refusals += 1
+            if self.refusals <= self.size:
+                self.fill(now)
+            else:
+                self.arm_repair(now)
 
     def on_disconnect(self, peer: str, alive: Any, now: float) -> None:
         """The peer dropped us (``alive``) or leaves the cluster."""

@@ -39,21 +39,45 @@ _DIGEST_MAX_ORIGINS = 4096
 _MAX_LIST = 1 << 17
 #: Seconds a Graft/Want request is remembered to count its answer as a recovery.
 _REQUEST_TTL = 30.0
+#: Per-origin trees kept (oldest created evicted first; a new tree starts as the shared one).
+_MAX_TREES = 4096
 #: Messages held back per origin by FIFO delivery before a gap is skipped.
 _FIFO_HOLD_MAX = 4096
 #: Seconds FIFO delivery waits for a gap to fill (grafts and catch-up take < 1 s).
 _FIFO_HOLD = 1.0
 
 
+class _Tree:
+    """One origin's broadcast tree.
+
+    A new origin's tree *is* the shared tree (``lazy`` None): its prunes and grafts shape
+    the shared tree, which concurrent first messages of many origins prune together.
+    From the origin's second message on the tree is its own (``lazy``: the active peers
+    that are lazy for it; every other active peer is eager, so a new neighbour starts
+    eager). ``eager``/``lazy_t`` are tuples for the hot loop, rebuilt when the views or
+    the shared tree changed (``epoch``) or the own lazy set did (``epoch = -1``).
+    """
+
+    __slots__ = ("count", "eager", "epoch", "lazy", "lazy_t")
+
+    def __init__(self) -> None:
+        self.lazy: set[str] | None = None
+        self.count = 0
+        self.epoch = -1
+        self.eager: tuple = ()
+        self.lazy_t: tuple = ()
+
+
 class _Missing:
     """A message announced by lazy peers that has not arrived yet."""
 
-    __slots__ = ("hops", "peers", "timer")
+    __slots__ = ("grafted", "hops", "peers", "timer")
 
     def __init__(self, timer: int, peer: str, hops: int) -> None:
         self.timer = timer
         self.peers: list[str] = [peer]
         self.hops: list[int] = [hops]
+        self.grafted: list[str] | None = None  # peers we sent a Graft for it
 
 
 def _valid_id(origin: Any, seq: Any) -> bool:
@@ -81,9 +105,15 @@ class Plumtree:
         self.store = PayloadStore(
             config.store_max_messages, config.store_max_bytes, config.store_max_age
         )
+        # ``peers`` is the shared tree (every origin's prunes and grafts shape it); it is
+        # the template of a new origin's tree. ``trees`` holds the per-origin trees.
         self.peers = EagerLazy()
         self.eager: tuple = ()
         self.lazy: tuple = ()
+        self.active: tuple = ()
+        self.epoch = 0
+        self.trees: dict[int, _Tree] = {}
+        self.prune_batch: dict[str, list[int]] = {}
         self.seq = 0
         self.now = 0.0  # time of the input being handled (for timers armed deep inside)
         self.ihave_interval = float(config.ihave_interval)
@@ -97,6 +127,8 @@ class Plumtree:
         self.ihave_armed = False
         self.missing: dict[tuple[int, int], _Missing] = {}
         self.requested: OrderedDict[tuple[int, int], float] = OrderedDict()
+        # (origin, seq, peer) we asked a payload from: its copy is an answer, not a push
+        self.answers: OrderedDict[tuple[int, int, str], int] = OrderedDict()
         self.graft_batch: dict[str, list[int]] = {}
         # fresh-join baseline: the first digests set the starting point of unknown origins
         self.first_up = -1.0
@@ -138,13 +170,104 @@ class Plumtree:
             lst.append(msg)
 
     def refresh(self) -> None:
-        """Snapshot the eager and lazy sets as tuples (the hot loop iterates them)."""
+        """Snapshot the shared eager and lazy sets as tuples (trees reshape lazily)."""
         self.eager = tuple(self.peers.eager)
         self.lazy = tuple(self.peers.lazy)
+        self.epoch += 1
 
     def is_active(self, peer: str) -> bool:
         """True when ``peer`` is a neighbour (eager or lazy)."""
         return peer in self.peers.eager or peer in self.peers.lazy
+
+    # -- per-origin trees ------------------------------------------------------------------
+
+    def tree(self, o: int) -> _Tree:
+        """The tree of origin ``o`` (created from the shared tree), shaped for use."""
+        t = self.trees.get(o)
+        if t is None:
+            if len(self.trees) >= _MAX_TREES:
+                del self.trees[next(iter(self.trees))]
+            t = _Tree()
+            self.trees[o] = t
+        if t.epoch != self.epoch:
+            lazy = t.lazy
+            if lazy is None:
+                t.eager = self.eager
+                t.lazy_t = self.lazy
+            else:
+                t.eager = tuple([p for p in self.active if p not in lazy])
+                t.lazy_t = tuple([p for p in self.active if p in lazy])
+            t.epoch = self.epoch
+        return t
+
+    def own(self, t: _Tree) -> None:
+        """Give a tree its own lazy set, starting as the shared tree is now."""
+        t.lazy = set(self.lazy)
+        t.epoch = -1
+
+    def to_lazy(self, o: int, peer: str) -> bool:
+        """Make ``peer`` lazy in ``o``'s tree (and in the shared one); True if it changed."""
+        if not self.is_active(peer):
+            return False
+        t = self.tree(o)
+        if t.lazy is None:
+            if self.peers.to_lazy(peer):
+                self.refresh()
+                return True
+            return False
+        if peer in t.lazy:
+            return False
+        t.lazy.add(peer)
+        t.epoch = -1
+        return True
+
+    def to_eager(self, o: int, peer: str) -> bool:
+        """Make ``peer`` eager in ``o``'s tree (and in the shared one); True if it changed."""
+        if not self.is_active(peer):
+            return False
+        t = self.tree(o)
+        if t.lazy is None:
+            if self.peers.to_eager(peer):
+                self.refresh()
+                return True
+            return False
+        if peer not in t.lazy:
+            return False
+        t.lazy.discard(peer)
+        t.epoch = -1
+        return True
+
+    def tree_of(self, o: int) -> tuple[tuple, tuple]:
+        """(eager, lazy) peers of origin ``o``'s tree, as it would be used now."""
+        t = self.tree(o)
+        return t.eager, t.lazy_t
+
+    def queue_prune(self, peer: str, o: int) -> None:
+        """Tell ``peer`` to stop pushing ``o``'s messages to us (batched per input)."""
+        b = self.prune_batch.get(peer)
+        if b is None:
+            self.prune_batch[peer] = [o]
+        elif o not in b:
+            b.append(o)
+
+    def queue_graft(self, peer: str, o: int, s: int) -> None:
+        """Ask ``peer`` for (o, s) and to push ``o`` to us (s = 0: the link only)."""
+        b = self.graft_batch.get(peer)
+        if b is None:
+            self.graft_batch[peer] = [o, s]
+        else:
+            b.append(o)
+            b.append(s)
+
+    def flush_prunes(self) -> None:
+        """Send the Prunes collected while handling one input, one message per peer."""
+        if not self.prune_batch:
+            return
+        b = self.prune_batch
+        self.prune_batch = {}
+        for peer, origins in b.items():
+            self.send(peer, Prune(origins))
+            self.s_prune += 1
 
     # -- membership ------------------------------------------------------------------------
 
@@ -156,6 +279,7 @@ class Plumtree:
             self.known_before = {d[i] for i in range(0, len(d), 2)}
         self.peers.add(peer)
         self.refresh()
+        self.active = self.eager + self.lazy
         d = self.dedup.digest()
         if len(d) > 2 * _DIGEST_MAX_ORIGINS:
             d = self._recent_digest(d)
@@ -170,8 +294,13 @@ class Plumtree:
         """A neighbour left the active view."""
         self.peers.remove(peer)
         self.refresh()
+        self.active = self.eager + self.lazy
+        for t in self.trees.values():
+            if t.lazy is not None:
+                t.lazy.discard(peer)
         self.lazyq.pop(peer, None)
         self.graft_batch.pop(peer, None)
+        self.prune_batch.pop(peer, None)
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -197,8 +326,7 @@ class Plumtree:
                     self.on_graft(peer, msg.ids)
                 elif t is Prune:
                     self.r_prune += 1
-                    if self.peers.to_lazy(peer):
-                        self.refresh()
+                    self.on_prune(peer, msg.origins)
                 elif t is Digest:
                     self.r_digest += 1
                     self.on_digest(peer, msg.entries, now)
@@ -213,6 +341,10 @@ class Plumtree:
                 self.bad += 1
         if self.ihave_interval <= 0.0 and self.lazyq:
             self.flush_ihaves()
+        if self.prune_batch:
+            self.flush_prunes()
+        if self.graft_batch:
+            self.flush_grafts()
         return rest
 
     def on_gossip(self, peer: str, msg: Any, now: float) -> None:
@@ -225,11 +357,13 @@ class Plumtree:
             return
         if o == self.origin or not self.dedup.check_and_insert(o, s):
             self.duplicates += 1
-            if peer in self.peers.eager:
-                self.peers.to_lazy(peer)
-                self.refresh()
-                self.send(peer, Prune())
-                self.s_prune += 1
+            if self.answers and self.answers.pop((o, s, peer), 0):
+                return  # the answer to our Graft/Want, not a push: no reason to prune
+            if self.is_active(peer):
+                # always answer a push with Prune, even if the sender is lazy for us
+                # already: its tree may still have us eager (trees are born apart)
+                self.to_lazy(o, peer)
+                self.queue_prune(peer, o)
             return
         h += 1
         payload = msg.payload
@@ -241,10 +375,18 @@ class Plumtree:
             self.delivered += 1
         if self.requested and self.requested.pop((o, s), None) is not None:
             self.recovered += 1
-        if peer in self.peers.lazy:
+            self.answers.pop((o, s, peer), None)
+        t = self.trees.get(o)
+        if t is None or t.epoch != self.epoch:
+            t = self.tree(o)
+        t.count += 1
+        if t.lazy is None and t.count > 1:
+            self.own(t)  # a repeat sender: its own tree from now on
+            t = self.tree(o)
+        if peer in t.lazy_t:
             # the paper: whoever sends a new payload becomes (again) a tree link
-            self.peers.to_eager(peer)
-            self.refresh()
+            self.to_eager(o, peer)
+            t = self.tree(o)
         m = None
         if self.missing:
             m = self.missing.pop((o, s), None)
@@ -253,8 +395,11 @@ class Plumtree:
         fwd = Gossip(o, s, h, payload)
         outbox = self.outbox
         n = 0
-        for p in self.eager:
+        skip = m.grafted if m is not None else None
+        for p in t.eager:
             if p != peer:
+                if skip is not None and p in skip:
+                    continue  # it answers our Graft: it has the payload
                 lst = outbox.get(p)
                 if lst is None:
                     outbox[p] = [fwd]
@@ -262,32 +407,32 @@ class Plumtree:
                     lst.append(fwd)
                 n += 1
         self.s_gossip += n
-        for p in self.lazy:
+        for p in t.lazy_t:
             if p != peer:
                 self.announce(p, o, s, h, now)
         if m is not None:
             # after the push: the new parent must not get this payload back from us
-            self.optimize(peer, m, h - 1)
+            self.optimize(peer, o, m, h - 1)
 
-    def optimize(self, sender: str, m: _Missing, hops: int) -> None:
+    def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:
         """Replace the eager parent ``sender`` by a lazy announcer with a shorter path."""
+        t = self.tree(o)
+        if sender in t.lazy_t or not self.is_active(sender):
+            return
         best = -1
         best_hops = hops - self.threshold
         for i in range(len(m.peers)):
             p = m.peers[i]
-            if m.hops[i] <= best_hops and p != sender and p in self.peers.lazy:
+            if m.hops[i] <= best_hops and p != sender and p in t.lazy_t:
                 best = i
                 best_hops = m.hops[i]
-        if best < 0 or sender not in self.peers.eager:
+        if best < 0:
             return
         p = m.peers[best]
-        self.peers.to_eager(p)
-        self.peers.to_lazy(sender)
-        self.refresh()
-        self.send(p, Graft([]))
-        self.s_graft += 1
-        self.send(sender, Prune())
-        self.s_prune += 1
+        self.to_eager(o, p)
+        self.to_lazy(o, sender)
+        self.queue_graft(p, o, 0)
+        self.queue_prune(sender, o)
         self.optimizations += 1
 
     def announce(self, peer: str, o: int, s: int, h: int, now: float) -> None:
@@ -360,16 +505,14 @@ class Plumtree:
             p = m.peers.pop(0)
             m.hops.pop(0)
             if self.is_active(p):
-                if self.peers.to_eager(p):
-                    self.refresh()
-                b = self.graft_batch.get(p)
-                if b is None:
-                    self.graft_batch[p] = [o, s]
+                self.to_eager(o, p)
+                self.queue_graft(p, o, s)
+                if m.grafted is None:
+                    m.grafted = [p]
                 else:
-                    b.append(o)
-                    b.append(s)
+                    m.grafted.append(p)
                 self.grafts += 1
-                self.remember_request(o, s, now)
+                self.remember_request(o, s, p, now)
                 m.timer = self.timers.schedule(now + self.graft_timeout_2, ("g", o, s))
                 return
         del self.missing[key]
@@ -384,12 +527,18 @@ class Plumtree:
             self.send(peer, Graft(ids))
             self.s_graft += 1
 
-    def remember_request(self, o: int, s: int, now: float) -> None:
-        """Note that we asked for (o, s), so its arrival counts as a recovery (bounded)."""
+    def remember_request(self, o: int, s: int, peer: str, now: float) -> None:
+        """Note that we asked ``peer`` for (o, s): its arrival counts as a recovery, and a
+        late copy from ``peer`` as an answer rather than a redundant push (bounded)."""
         req = self.requested
-        if len(req) >= max(self.catch_up_max, _MAX_MISSING):
+        cap = max(self.catch_up_max, _MAX_MISSING)
+        if len(req) >= cap:
             req.popitem(last=False)
         req[(o, s)] = now
+        ans = self.answers
+        if len(ans) >= cap:
+            ans.popitem(last=False)
+        ans[(o, s, peer)] = 1
 
     def expire(self, now: float) -> None:
         """Housekeeping: drop old payloads and forgotten requests."""
@@ -401,22 +550,59 @@ class Plumtree:
             if req[key] > limit:
                 break
             del req[key]
+        if not req:
+            self.answers.clear()
 
-    def on_graft(self, peer: str, ids: Any) -> None:
-        """A neighbour wants us as eager parent again, and resent payloads."""
+    def on_prune(self, peer: str, origins: Any) -> None:
+        """A neighbour got duplicates from us: stop pushing these origins to it."""
         if not self.is_active(peer):
             return
-        if self.peers.to_eager(peer):
-            self.refresh()
+        n = len(origins)
+        if n == 0:  # every tree, and the shared one
+            if self.peers.to_lazy(peer):
+                self.refresh()
+            for t in self.trees.values():
+                if t.lazy is not None and peer not in t.lazy:
+                    t.lazy.add(peer)
+                    t.epoch = -1
+            return
+        if n > _MAX_TREES:
+            self.bad += 1
+            n = _MAX_TREES
+        for i in range(n):
+            o = origins[i]
+            if 0 <= o <= _U64:
+                self.to_lazy(o, peer)
+            else:
+                self.bad += 1
+
+    def on_graft(self, peer: str, ids: Any) -> None:
+        """A neighbour wants us as eager parent again (per origin), and resent payloads.
+
+        ``ids`` is ``[origin, seq, ...]``; ``seq`` 0 asks for the tree link only.
+        """
+        if not self.is_active(peer):
+            return
         n = len(ids)
+        if n == 0:  # every tree, and the shared one
+            if self.peers.to_eager(peer):
+                self.refresh()
+            for t in self.trees.values():
+                if t.lazy is not None and peer in t.lazy:
+                    t.lazy.discard(peer)
+                    t.epoch = -1
+            return
         if n % 2 or n > _MAX_LIST:
             self.bad += 1
             n = min(n - n % 2, _MAX_LIST)
         for i in range(0, n, 2):
             o = ids[i]
             s = ids[i + 1]
-            if not _valid_id(o, s):
+            if not (0 <= o <= _U64 and 0 <= s <= _SEQ_MAX):
                 self.bad += 1
+                continue
+            self.to_eager(o, peer)
+            if s == 0:
                 continue
             item = self.store.get(o, s)
             if item is not None:
@@ -458,10 +644,10 @@ class Plumtree:
             self.catch_up_requested += len(miss)
             first = miss[0]
             last = first
-            self.remember_request(o, first, now)
+            self.remember_request(o, first, peer, now)
             for j in range(1, len(miss)):
                 q = miss[j]
-                self.remember_request(o, q, now)
+                self.remember_request(o, q, peer, now)
                 if q == last + 1:
                     last = q
                 else:
@@ -516,10 +702,15 @@ class Plumtree:
         self.dedup.check_and_insert(o, s)
         self.store.put(o, s, 0, payload, now)
         msg = Gossip(o, s, 0, payload)
-        for p in self.eager:
+        t = self.tree(o)
+        t.count += 1
+        if t.lazy is None and t.count > 1:
+            self.own(t)
+            t = self.tree(o)
+        for p in t.eager:
             self.send(p, msg)
-        self.s_gossip += len(self.eager)
-        for p in self.lazy:
+        self.s_gossip += len(t.eager)
+        for p in t.lazy_t:
             self.announce(p, o, s, 0, now)
         if self.ihave_interval <= 0.0 and self.lazyq:
             self.flush_ihaves()

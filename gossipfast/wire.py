@@ -112,13 +112,23 @@ class IHave(msgspec.Struct, tag=21, array_like=True, frozen=True):
 
 
 class Graft(msgspec.Struct, tag=22, array_like=True, frozen=True):
-    """Make the receiver an eager parent again and resend ``[origin, seq, ...]`` ids."""
+    """Make the receiver an eager parent again and resend ``[origin, seq, ...]`` ids.
+
+    Trees are per origin: each pair grafts the link into that origin's tree; ``seq`` 0
+    asks for the link only (tree optimisation), with nothing to resend.
+    """
 
     ids: list[int]
 
 
 class Prune(msgspec.Struct, tag=23, array_like=True, frozen=True):
-    """The receiver moves the sender to its lazy set (a duplicate arrived)."""
+    """The receiver moves the sender to the lazy set of these origins' trees.
+
+    Sent when duplicates of those origins' messages arrived from the receiver. An empty
+    list prunes the link from every tree.
+    """
+
+    origins: list[int] = []
 
 
 # --- Catch-up --------------------------------------------------------------------------

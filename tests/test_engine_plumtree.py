@@ -44,8 +44,9 @@ def test_duplicate_prunes_its_sender_to_lazy() -> None:
     e.on_frame(peer(2), [Gossip(77, 1, 3, b"p")], 1.0)
     outbox, _, deliveries, _ = e.drain()
     assert deliveries == []
-    assert outbox == {peer(2): [Prune()]}
-    assert peer(2) in e.lazy_peers and peer(2) not in e.eager_peers
+    assert outbox == {peer(2): [Prune([77])]}
+    assert e.pt.tree_of(77) == ((peer(1),), (peer(2),))
+    assert peer(2) in e.lazy_peers and peer(2) not in e.eager_peers  # the shared tree too
     st = e.stats()
     assert st["duplicates"] == 1 and st["prunes_sent"] == 1
 
@@ -53,7 +54,7 @@ def test_duplicate_prunes_its_sender_to_lazy() -> None:
 def test_prune_makes_the_sender_lazy_and_ihave_is_batched() -> None:
     e = engine(ihave_interval=0.005, ihave_batch_max=1024)
     make_active(e, [peer(1), peer(2)])
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     assert e.lazy_peers == (peer(2),)
     o, _ = e.broadcast(b"a", 1.0)
     e.broadcast(b"b", 1.001)
@@ -70,7 +71,7 @@ def test_prune_makes_the_sender_lazy_and_ihave_is_batched() -> None:
 def test_ihave_batches_are_capped() -> None:
     e = engine(ihave_interval=10.0, ihave_batch_max=2)
     make_active(e, [peer(1), peer(2)])
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     for k in range(5):
         e.broadcast(b"%d" % k, 1.0)
     outbox, _, _, _ = e.drain()
@@ -83,7 +84,7 @@ def test_ihave_batches_are_capped() -> None:
 def test_ihave_interval_zero_sends_at_once() -> None:
     e = engine(ihave_interval=0)
     make_active(e, [peer(1), peer(2)])
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(1), [Gossip(9, 1, 0, b"x")], 1.0)
     outbox, _, _, _ = e.drain()
     assert sent(outbox, IHave) == {peer(2): [IHave([9, 1, 1])]}
@@ -92,8 +93,8 @@ def test_ihave_interval_zero_sends_at_once() -> None:
 def test_ihave_of_missing_message_grafts_first_then_next_announcer() -> None:
     e = engine(graft_timeout_1=0.08, graft_timeout_2=0.04)
     make_active(e, [peer(1), peer(2), peer(3)])
-    e.on_frame(peer(1), [Prune()], 1.0)
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(1), [Prune([])], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(1), [IHave([55, 7, 2])], 1.0)
     e.on_frame(peer(2), [IHave([55, 7, 1])], 1.01)
     e.on_frame(peer(2), [IHave([55, 7, 1])], 1.02)  # repeated announcer counted once
@@ -120,7 +121,7 @@ def test_ihave_of_missing_message_grafts_first_then_next_announcer() -> None:
 def test_arrival_cancels_the_missing_timer() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2)])
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 2, b"x")], 1.01)
     e.drain()
@@ -142,7 +143,7 @@ def test_ihave_of_known_message_is_ignored() -> None:
 def test_graft_makes_sender_eager_and_resends_stored_payloads() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2)])
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     o, s = e.broadcast(b"mine", 1.0)
     e.on_frame(peer(1), [Gossip(9, 3, 2, b"theirs")], 1.0)
     e.drain()
@@ -152,25 +153,106 @@ def test_graft_makes_sender_eager_and_resends_stored_payloads() -> None:
     assert peer(2) in e.eager_peers
 
 
-def test_empty_graft_only_changes_the_tree() -> None:
+def test_empty_prune_and_graft_concern_every_tree() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(1), [Gossip(5, 1, 0, b"x"), Gossip(6, 1, 0, b"x")], 1.0)
+    e.drain()
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    assert e.lazy_peers == (peer(2),)
+    assert e.pt.tree_of(5)[1] == (peer(2),) and e.pt.tree_of(6)[1] == (peer(2),)
+    e.on_frame(peer(2), [Graft([])], 1.0)
+    assert e.lazy_peers == ()
+    assert e.pt.tree_of(5)[1] == () and e.pt.tree_of(6)[1] == ()
+    assert e.drain()[0] == {}
+
+
+def test_repeat_senders_get_their_own_tree() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2), peer(3)])
+    # two messages of each origin: both trees are their own from then on
+    e.on_frame(peer(1), [Gossip(o, s, 0, b"") for o in (5, 6) for s in (1, 2)], 1.0)
+    e.drain()
+    e.on_frame(peer(3), [Prune([5])], 1.0)  # lazy for origin 5 only
+    assert e.pt.tree_of(5) == ((peer(1), peer(2)), (peer(3),))
+    assert e.pt.tree_of(6) == ((peer(1), peer(2), peer(3)), ())
+    assert e.lazy_peers == ()  # own trees leave the shared tree alone
+    e.on_frame(peer(1), [Gossip(5, 3, 0, b"a"), Gossip(6, 3, 0, b"b")], 1.0)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Gossip) == {
+        peer(2): [Gossip(5, 3, 1, b"a"), Gossip(6, 3, 1, b"b")],
+        peer(3): [Gossip(6, 3, 1, b"b")],
+    }
+    e.tick(1.01)
+    assert e.drain()[0] == {peer(3): [IHave([5, 3, 1])]}
+    e.on_frame(peer(3), [Graft([5, 0])], 1.1)  # back into 5's tree, nothing to resend
+    assert e.pt.tree_of(5) == ((peer(1), peer(2), peer(3)), ())
+    assert e.drain()[0] == {}
+
+
+def test_new_origins_share_one_tree_until_they_repeat() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(1), [Gossip(5, 1, 0, b"a")], 1.0)
+    e.on_frame(peer(2), [Gossip(5, 1, 0, b"a")], 1.0)  # duplicate: 2 lazy, shared tree
+    assert e.lazy_peers == (peer(2),)
+    e.on_frame(peer(1), [Gossip(6, 1, 0, b"b")], 1.0)
+    assert e.pt.tree_of(6) == ((peer(1), peer(3)), (peer(2),))
+    e.on_frame(peer(3), [Gossip(6, 1, 0, b"b")], 1.0)  # prunes the shared tree again
+    assert e.pt.tree_of(5) == ((peer(1),), (peer(2), peer(3)))
+    # origin 5 repeats: its tree becomes its own copy and evolves alone
+    e.on_frame(peer(1), [Gossip(5, 2, 0, b"a")], 1.0)
+    e.on_frame(peer(3), [Graft([5, 0])], 1.0)
+    assert e.pt.tree_of(5) == ((peer(1), peer(3)), (peer(2),))
+    assert e.lazy_peers == (peer(2), peer(3))
+
+
+def test_duplicate_from_an_already_lazy_peer_is_still_pruned() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(1), [Gossip(5, 1, 0, b"a")], 1.0)
+    e.on_frame(peer(2), [Gossip(5, 1, 0, b"a")], 1.0)
+    e.drain()
+    e.on_frame(peer(2), [Gossip(5, 1, 0, b"a"), Gossip(5, 1, 0, b"a")], 1.1)
+    assert e.drain()[0] == {peer(2): [Prune([5])]}  # one per batch and origin
+
+
+def test_graft_answers_are_not_pruned_nor_pushed_back() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(2), [Prune([55])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.tick(1.08)
+    assert e.drain()[0] == {peer(2): [Graft([55, 7])]}
+    # the slow eager copy arrives first: not pushed to peer 2, which answers our Graft
+    e.on_frame(peer(1), [Gossip(55, 7, 5, b"x")], 1.09)
+    outbox, _, deliveries, _ = e.drain()
+    assert len(deliveries) == 1
+    assert sent(outbox, Gossip) == {peer(3): [Gossip(55, 7, 6, b"x")]}
+    e.on_frame(peer(2), [Gossip(55, 7, 1, b"x")], 1.1)  # the answer: no Prune
+    assert e.drain()[0] == {}
+    assert peer(2) in e.pt.tree_of(55)[0]
+
+
+def test_per_origin_trees_are_bounded() -> None:
+    from gossipfast._plumtree import _MAX_TREES
+
     e = engine()
     make_active(e, [peer(1)])
-    e.on_frame(peer(1), [Prune()], 1.0)
-    e.on_frame(peer(1), [Graft([])], 1.0)
-    assert e.eager_peers == (peer(1),)
-    assert e.drain()[0] == {}
+    e.on_frame(peer(1), [Gossip(o, 1, 0, b"") for o in range(1, _MAX_TREES + 50)], 1.0)
+    assert len(e.pt.trees) == _MAX_TREES
 
 
 def test_optimisation_swaps_a_long_eager_path_for_a_short_lazy_one() -> None:
     e = engine(optimization_threshold=3)
     make_active(e, [peer(1), peer(2), peer(3)])
-    e.on_frame(peer(2), [Prune()], 1.0)  # peer 2 lazy
+    e.on_frame(peer(2), [Prune([])], 1.0)  # peer 2 lazy
     e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.01)  # 4 >= 1 + 3
     outbox, _, deliveries, _ = e.drain()
     assert deliveries == [(55, 7, 5, b"x")]
-    assert outbox[peer(2)] == [Graft([])]  # and no copy of the payload for the new parent
-    assert outbox[peer(1)] == [Prune()]
+    assert outbox[peer(2)] == [Graft([55, 0])]  # the link only: no payload either way
+    assert outbox[peer(1)] == [Prune([55])]
     assert peer(2) in e.eager_peers and peer(1) in e.lazy_peers
     assert e.stats()["optimizations"] == 1
 
@@ -178,7 +260,7 @@ def test_optimisation_swaps_a_long_eager_path_for_a_short_lazy_one() -> None:
 def test_no_optimisation_below_threshold() -> None:
     e = engine(optimization_threshold=3)
     make_active(e, [peer(1), peer(2)])
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(2), [IHave([55, 7, 2])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.01)
     outbox, _, _, _ = e.drain()
@@ -194,7 +276,7 @@ def test_own_message_coming_back_is_a_duplicate() -> None:
     e.on_frame(peer(1), [Gossip(o, s, 3, b"m")], 1.1)
     outbox, _, deliveries, _ = e.drain()
     assert deliveries == []
-    assert outbox == {peer(1): [Prune()]}
+    assert outbox == {peer(1): [Prune([o])]}
 
 
 def test_gossip_from_a_stranger_is_delivered_but_not_answered() -> None:
@@ -210,7 +292,7 @@ def test_gossip_from_a_stranger_is_delivered_but_not_answered() -> None:
 def test_neighbor_down_removes_the_peer_from_the_tree() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2)])
-    e.on_frame(peer(2), [Prune()], 1.0)
+    e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_disconnected(peer(2), "failed", 1.0)
     e.on_disconnected(peer(1), "failed", 1.0)
     assert e.eager_peers == () and e.lazy_peers == ()

@@ -57,7 +57,7 @@ def _samples() -> list[wire.WireMessage]:
         wire.Gossip(2**64 - 1, 2**63, 3, b"\x00payload"),
         wire.IHave([1, 2, 3, 4, 5, 6]),
         wire.Graft([1, 2]),
-        wire.Prune(),
+        wire.Prune([1, 2]),
         wire.Digest([9, 10]),
         wire.Want([9, 1, 10]),
     ]
