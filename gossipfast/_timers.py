@@ -2,13 +2,17 @@
 
 Time is cut into ticks of ``resolution`` seconds; tick ``k`` lives in slot ``k % slots``.
 The wheel holds the timers of the next ``slots`` ticks from the current one, so each
-slot holds the timers of exactly one tick; timers further out wait in an overflow heap
-and move into the wheel as time advances (few timers are that far out: shuffle and
-repair intervals). Schedule and cancel are O(1): cancel only marks the timer dead (it
-touches no slot, so it costs two memory accesses); dead timers are dropped when their
-slot is next visited, or all at once when they outnumber the live ones, which keeps
-memory bounded. Expiry costs O(due timers + slots passed over) and returns items in
-deadline order.
+slot holds the live timers of exactly one tick; timers further out wait in an overflow
+heap and move into the wheel as time advances (few timers are that far out: shuffle and
+repair intervals).
+
+Slots are created on first use (a dict of slot lists) and a bitmap marks the occupied
+ones, so an idle wheel costs about a kilobyte (the simulator runs one per node) and
+finding the next occupied slot scans 64 slots per machine word. Schedule and cancel are
+O(1): cancel only marks the timer dead; dead timers are dropped when their slot is next
+visited, or all at once when they outnumber the live ones, which keeps memory bounded.
+Expiry costs O(due timers + occupied slots passed over) and returns items in deadline
+order.
 
 This module is compiled by Cython with ``_timers.pxd``; the same source runs as plain
 Python when the extension is absent or disabled.
@@ -17,6 +21,7 @@ Python when the extension is absent or disabled.
 from __future__ import annotations
 
 import math
+from array import array
 from heapq import heapify, heappop, heappush
 
 # Aliases keep Cython from reading ``int``/``float`` annotations as Python objects: the
@@ -31,8 +36,11 @@ _TICK_MAX_F = 4.611686018427388e18  # float(_TICK_MAX)
 _IN_WHEEL = 0
 _OVERFLOW = 1
 _DEAD = 2
-# Cancelled timers left in the overflow heap before it is rebuilt without them.
-_OVERFLOW_SLACK = 64
+# Dead timers tolerated (in the wheel, in the overflow) before a clean-up pass.
+_DEAD_SLACK = 64
+# Bitmap words: 64-bit unsigned (typed so in the compiled build).
+_ONE = 1
+_MASK64 = (1 << 64) - 1
 
 
 def _floor_tick(x: _float) -> _int:
@@ -47,15 +55,40 @@ def _floor_tick(x: _float) -> _int:
     return tick
 
 
+def _lowest_bit(word: _int) -> _int:
+    """Index of the lowest set bit of a non-zero 64-bit word."""
+    low = word & (~word + 1)  # isolates the lowest set bit (two's complement)
+    i = 0
+    if not (low & 0xFFFFFFFF):
+        i += 32
+        low >>= 32
+    if not (low & 0xFFFF):
+        i += 16
+        low >>= 16
+    if not (low & 0xFF):
+        i += 8
+        low >>= 8
+    if not (low & 0xF):
+        i += 4
+        low >>= 4
+    if not (low & 0x3):
+        i += 2
+        low >>= 2
+    if not (low & 0x1):
+        i += 1
+    return i
+
+
 class _Timer:
     """One pending timer. Ordered by (deadline, id): earlier first, then older first."""
 
-    __slots__ = ("item", "state", "tick", "tid", "when")
+    # No object fields: in the compiled build the GC does not track timers at all (the
+    # items live in TimerWheel._items), which takes the GC off the schedule path.
+    __slots__ = ("state", "tick", "tid", "when")
 
     when: float  # deadline, seconds
     tick: int  # slot tick (the deadline's, or the current one for a late timer)
-    tid: int  # timer id (the int object that keys TimerWheel._timers)
-    item: object  # what expire() hands back; None once fired or cancelled
+    tid: int  # timer id
     state: int  # _IN_WHEEL, _OVERFLOW or _DEAD (fired or cancelled)
 
     def __lt__(self, other: _Timer) -> bool:
@@ -71,19 +104,22 @@ class TimerWheel:
     """
 
     __slots__ = (
+        "_bits",
         "_cur",
-        "_hint",
+        "_dead_slack",
         "_in_wheel",
         "_inv",
+        "_items",
         "_next_id",
         "_next_valid",
         "_next_when",
         "_nslots",
+        "_nwords",
         "_overflow",
         "_overflow_dead",
         "_res",
+        "_slots",
         "_timers",
-        "_wheel",
         "_wheel_dead",
     )
 
@@ -95,16 +131,18 @@ class TimerWheel:
         self._res = resolution
         self._inv = 1.0 / resolution
         self._nslots = slots
-        self._wheel: list[list[_Timer]] = [[] for _ in range(slots)]
+        self._nwords = (slots + 63) >> 6
+        self._slots: dict[int, list[_Timer]] = {}  # slot index -> its timers
+        self._bits = array("Q", bytes(8 * self._nwords))  # bit i: slot i in _slots
         self._timers: dict[int, _Timer] = {}  # id -> pending timer
+        self._items: dict[int, object] = {}  # id -> its item
         self._overflow: list[_Timer] = []  # heap of timers beyond the wheel's span
         self._overflow_dead = 0  # cancelled timers still in _overflow
-        self._in_wheel = 0  # pending timers in the wheel's slots
-        self._wheel_dead = 0  # cancelled timers still in the wheel's slots
+        self._in_wheel = 0  # pending timers in the slots
+        self._wheel_dead = 0  # cancelled timers still in the slots
+        self._dead_slack = max(slots, _DEAD_SLACK)
         # Every tick below _cur has been expired; the wheel spans [_cur, _cur + slots).
         self._cur = 0
-        # No timer in the wheel has a tick below _hint (a lower bound, >= _cur).
-        self._hint = 0
         self._next_id = 1
         # Cached earliest deadline, valid while _next_valid (and some timer is pending).
         self._next_when = 0.0
@@ -127,14 +165,14 @@ class TimerWheel:
         if when != when:
             raise ValueError("timer deadline is NaN")
         tick = _floor_tick(when * self._inv)
-        # One int object serves as dict key, stored id and return value.
         tid = self._next_id
-        self._next_id += 1
+        self._next_id = tid + 1
+        key = tid  # one int object for both dicts and the return value
         t = _Timer.__new__(_Timer)
         t.when = when
-        t.item = item
         t.tid = tid
-        self._timers[tid] = t
+        self._timers[key] = t
+        self._items[key] = item
         if tick < self._cur + self._nslots:
             self._insert(t, tick)
         else:
@@ -146,28 +184,30 @@ class TimerWheel:
             self._next_valid = True
         elif self._next_valid and when < self._next_when:
             self._next_when = when
-        return tid
+        return key
 
     def cancel(self, timer_id: _int) -> bool:
         """Disarm a pending timer; False if it already fired, was cancelled or is unknown."""
         t = self._timers.pop(timer_id, None)
         if t is None:
             return False
+        del self._items[timer_id]
         if t.state == _IN_WHEEL:
-            # Left in its slot, dead; skipped and dropped when the slot is visited.
+            # Left in its slot, dead; dropped when the slot is next visited.
             self._in_wheel -= 1
             self._wheel_dead += 1
-            if self._wheel_dead > self._nslots and self._wheel_dead > self._in_wheel:
+            # Bound: dead <= live + max(slots, slack); the clean-up is O(live + dead),
+            # amortised O(1) per cancel.
+            if self._wheel_dead > self._in_wheel + self._dead_slack:
                 self._compact_wheel()
         else:
             # Left in the heap (removal would be O(n)); dropped when popped or rebuilt.
             self._overflow_dead += 1
-            if self._overflow_dead > _OVERFLOW_SLACK and (
+            if self._overflow_dead > _DEAD_SLACK and (
                 2 * self._overflow_dead > len(self._overflow)
             ):
                 self._compact_overflow()
         t.state = _DEAD
-        t.item = None
         if self._next_valid and t.when <= self._next_when:
             self._next_valid = False
         return True
@@ -183,47 +223,49 @@ class TimerWheel:
         last = now_tick if now_tick > cur else cur
         if self._in_wheel:
             n = self._nslots
-            wheel = self._wheel
             timers = self._timers
-            # Slots below _hint are empty; slots past the span hold nothing either.
-            t = self._hint if self._hint > cur else cur
-            stop = cur + n - 1
+            items = self._items
+            stop = cur + n - 1  # the span's last tick: nothing lies beyond it
             if last < stop:
                 stop = last
-            while t <= stop and self._in_wheel:
+            t = cur
+            while self._in_wheel:
+                d = self._scan(t % n)
+                if d < 0:
+                    break
+                t += d
+                if t > stop:
+                    break
                 idx = t % n
-                slot = wheel[idx]
-                if slot:
-                    # Sorted in place, the due timers are a prefix: no list is built.
-                    if len(slot) > 1:
-                        slot.sort()
-                    if t < last:
-                        # Every timer of a tick before now's is due (floor is monotonic).
-                        k = len(slot)
-                    else:
-                        k = 0
-                        while k < len(slot):
-                            e = slot[k]
-                            if e.when > now:
-                                break
-                            k += 1
-                    for i in range(k):
-                        e = slot[i]
-                        if e.state == _DEAD:
-                            self._wheel_dead -= 1
-                            continue
-                        out.append(e.item)
-                        del timers[e.tid]
-                        e.item = None
-                        e.state = _DEAD
-                        self._in_wheel -= 1
-                    if k == len(slot):
-                        slot.clear()
-                    elif k:
-                        del slot[:k]
+                slot = self._slots[idx]
+                # Sorted in place, the due timers are a prefix: no list is built.
+                if len(slot) > 1:
+                    slot.sort()
+                if t < last:
+                    # Every timer of a tick before now's is due (floor is monotonic).
+                    k = len(slot)
+                else:
+                    k = 0
+                    while k < len(slot):
+                        e = slot[k]
+                        if e.when > now:
+                            break
+                        k += 1
+                for i in range(k):
+                    e = slot[i]
+                    if e.state == _DEAD:
+                        self._wheel_dead -= 1
+                        continue
+                    key = e.tid
+                    out.append(items.pop(key))
+                    del timers[key]
+                    e.state = _DEAD
+                    self._in_wheel -= 1
+                if k == len(slot):
+                    self._drop_slot(idx)
+                elif k:
+                    del slot[:k]
                 t += 1
-            if self._hint < last:
-                self._hint = last
         self._cur = last
         if self._overflow:
             self._drain_overflow(now, out)
@@ -238,27 +280,25 @@ class TimerWheel:
         if self._next_valid:
             return self._next_when
         if self._in_wheel:
-            # The first slot from _hint holding a live timer holds the earliest: each
-            # slot of the span [_cur, _cur + slots) has live timers of one tick only.
+            # The first occupied slot from _cur holding a live timer holds the earliest:
+            # each slot of the span [_cur, _cur + slots) has live timers of one tick only.
             n = self._nslots
-            wheel = self._wheel
-            t = self._hint if self._hint > self._cur else self._cur
+            t = self._cur
             while True:
+                t += self._scan(t % n)  # >= 0: some slot holds a live timer
                 idx = t % n
-                slot = wheel[idx]
-                if slot:
-                    found = False
-                    best = 0.0
-                    for e in slot:
-                        if e.state != _DEAD and (not found or e.when < best):
-                            best = e.when
-                            found = True
-                    if found:
-                        break
-                    wheel[idx] = []  # only dead timers: drop them now
-                    self._wheel_dead -= len(slot)
+                slot = self._slots[idx]
+                found = False
+                best = 0.0
+                for e in slot:
+                    if e.state != _DEAD and (not found or e.when < best):
+                        best = e.when
+                        found = True
+                if found:
+                    break
+                self._wheel_dead -= len(slot)  # only dead timers: drop them now
+                self._drop_slot(idx)
                 t += 1
-            self._hint = t
         else:
             ov = self._overflow
             e = ov[0]
@@ -279,19 +319,57 @@ class TimerWheel:
             tick = self._cur
         t.tick = tick
         t.state = _IN_WHEEL
-        self._wheel[tick % self._nslots].append(t)
-        if self._in_wheel == 0 or tick < self._hint:
-            self._hint = tick
+        idx = tick % self._nslots
+        slot = self._slots.get(idx)
+        if slot is None:
+            self._slots[idx] = [t]
+            self._bits[idx >> 6] |= _ONE << (idx & 63)
+        else:
+            slot.append(t)
         self._in_wheel += 1
 
-    def _live(self, slot: list) -> list:
-        """The live timers of a slot taken out of the wheel; counts its dead ones gone."""
-        live: list = []
-        for e in slot:
+    def _drop_slot(self, idx: _int) -> None:
+        """Forget slot ``idx`` (now empty or holding only dead timers)."""
+        del self._slots[idx]
+        self._bits[idx >> 6] &= ~(_ONE << (idx & 63)) & _MASK64
+
+    def _scan(self, start: _int) -> _int:
+        """Distance (in slots, going round) from slot ``start`` to the next occupied one.
+
+        -1 when no slot is occupied.
+        """
+        bits = self._bits
+        nwords = self._nwords
+        w = start >> 6
+        word = bits[w] & ((_MASK64 << (start & 63)) & _MASK64)
+        for _ in range(nwords + 1):
+            if word:
+                idx = (w << 6) + _lowest_bit(word)
+                return idx - start if idx >= start else idx + self._nslots - start
+            w += 1
+            if w == nwords:
+                w = 0
+            word = bits[w]
+        return -1
+
+    def _purge(self, slot: list) -> None:
+        """Remove the dead timers of ``slot`` in place."""
+        j = 0
+        for i in range(len(slot)):
+            e = slot[i]
             if e.state != _DEAD:
-                live.append(e)
-        self._wheel_dead -= len(slot) - len(live)
-        return live
+                slot[j] = e
+                j += 1
+        self._wheel_dead -= len(slot) - j
+        del slot[j:]
+
+    def _compact_wheel(self) -> None:
+        """Drop every dead timer from the slots."""
+        for idx in list(self._slots):
+            slot = self._slots[idx]
+            self._purge(slot)
+            if not slot:
+                self._drop_slot(idx)
 
     def _drain_overflow(self, now: _float, out: list) -> None:
         """Move overflow timers now within the wheel's span into it; collect due ones.
@@ -312,9 +390,9 @@ class TimerWheel:
                 break
             heappop(ov)
             if e.when <= now:
-                out.append(e.item)
-                del timers[e.tid]
-                e.item = None
+                key = e.tid
+                out.append(self._items.pop(key))
+                del timers[key]
                 e.state = _DEAD
             else:
                 self._insert(e, e.tick)
@@ -328,14 +406,6 @@ class TimerWheel:
         heapify(live)
         self._overflow = live
         self._overflow_dead = 0
-
-    def _compact_wheel(self) -> None:
-        """Drop every dead timer from the wheel's slots."""
-        wheel = self._wheel
-        for idx in range(self._nslots):
-            slot = wheel[idx]
-            if slot:
-                wheel[idx] = self._live(slot)
 
 
 __all__ = ["TimerWheel"]
