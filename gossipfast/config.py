@@ -16,6 +16,8 @@ import msgspec
 from .errors import ConfigError
 
 _INF = math.inf
+# Dedup keeps dedup_window bits per tracked origin; cap the product (memory must stay bounded).
+_DEDUP_MAX_BYTES = 1 << 30
 
 #: field name -> (allowed minimum, allowed maximum, description). Bounds are inclusive.
 FIELDS: dict[str, tuple[float, float, str]] = {
@@ -153,6 +155,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(
                 f"max_frame_size={self.max_frame_size} must exceed "
                 f"max_payload_size={self.max_payload_size} by at least 1024 bytes"
+            )
+        dedup_bytes = self.dedup_max_origins * (self.dedup_window // 8)
+        if dedup_bytes > _DEDUP_MAX_BYTES:
+            raise ConfigError(
+                f"dedup_max_origins={self.dedup_max_origins} x dedup_window="
+                f"{self.dedup_window} needs {dedup_bytes >> 20} MiB of dedup bitmaps; "
+                f"at most {_DEDUP_MAX_BYTES >> 20} MiB is allowed"
             )
         if self.heartbeat_timeout <= self.heartbeat_interval:
             raise ConfigError(

@@ -56,6 +56,8 @@ def test_cross_field_rules() -> None:
         Config(heartbeat_interval=2.0, heartbeat_timeout=1.0)
     with pytest.raises(ConfigError, match="passive_random_walk_length"):
         Config(active_random_walk_length=2, passive_random_walk_length=3)
+    with pytest.raises(ConfigError, match="dedup_max_origins"):
+        Config(dedup_window=1 << 20, dedup_max_origins=1 << 16)
     with pytest.raises(ConfigError, match="cluster"):
         Config(cluster="")
 
