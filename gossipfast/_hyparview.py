@@ -28,6 +28,8 @@ from .wire import Disconnect, ForwardJoin, Join, Neighbor, NeighborReply, Shuffl
 MAX_ADDRESS = 255
 #: Seeds remembered from join() (for isolation repair).
 MAX_SEEDS = 64
+#: Probes of a failed peer before it is forgotten (delays double, up to 8 shuffle periods).
+GRAVE_TRIES = 10
 
 
 def valid_address(x: Any) -> bool:
@@ -71,6 +73,10 @@ class HyParView:
         self.pending: dict[str, int] = {}  # peer -> neighbour-timeout timer id
         self.tried: set[str] = set()  # refused/timed out since the last repair round
         self.seeds: list[str] = []
+        # peers that failed, probed now and then with Join (backoff): a healed partition
+        # or a node that lost every view finds its way back through them (bounded)
+        self.graveyard: dict[str, tuple[float, float, int]] = {}  # peer -> (due, delay, n)
+        self.probes = 0
         self.last_shuffle: list[str] = []
         self.started = False
         self.repair_armed = False
@@ -120,6 +126,8 @@ class HyParView:
         """Add ``peer`` to the passive view, evicting (preferably one of ``prefer``)."""
         if peer == self.address or peer in self.active or peer in self.passive:
             return
+        if self.graveyard:
+            self.graveyard.pop(peer, None)
         if self.passive.is_full():
             victim: str | None = None
             for p in prefer:
@@ -167,6 +175,8 @@ class HyParView:
             self.add_passive(peer)
         else:
             self.passive.discard(peer)
+            if reason == "failed":
+                self.bury(peer, now)
         self.down(peer, reason, now)
         if not self.active and self.empty_since < 0.0:
             self.empty_since = now
@@ -249,11 +259,49 @@ class HyParView:
                 self.remove_active(peer, "disconnected", now, keep=True)
             return
         if reason == "failed":
-            # an unreachable passive peer or a dead request target: forget it
-            self.passive.discard(peer)
+            # an unreachable passive peer or a dead request target: out of the views
+            if self.passive.discard(peer) or peer in self.pending:
+                self.bury(peer, now)
+            elif peer in self.graveyard:
+                self.bury(peer, now)  # a probe failed: back off
             self.tried.discard(peer)
             if self.cancel_pending(peer):
                 self.fill(now)
+
+    # -- graveyard -------------------------------------------------------------------------
+
+    def bury(self, peer: str, now: float) -> None:
+        """Remember a failed peer to probe it later, with a doubling delay (bounded)."""
+        g = self.graveyard
+        old = g.pop(peer, None)
+        if old is None:
+            delay = float(self.config.shuffle_interval)
+            n = 0
+            if len(g) >= self.config.passive_view_size:
+                del g[next(iter(g))]
+        else:
+            delay = min(old[1] * 2.0, 8.0 * self.config.shuffle_interval)
+            n = old[2] + 1
+            if n >= GRAVE_TRIES:
+                return
+        g[peer] = (now + delay, delay, n)
+
+    def alive(self, peer: str) -> None:
+        """We heard from ``peer``: if it had failed, the part of the cluster behind it is
+        reachable again (a healed partition): stop probing the failed peers."""
+        if peer in self.graveyard:
+            self.graveyard.clear()
+
+    def probe(self, now: float) -> None:
+        """Send a Join to one failed peer whose delay ran out (it answers if it is back)."""
+        for peer, (due, _delay, _n) in self.graveyard.items():
+            if due <= now and peer not in self.active and peer not in self.pending:
+                self.probes += 1
+                self.send(peer, Join())
+                # pushed back until its answer (alive) or its failure (bury) arrives
+                d = self.graveyard[peer]
+                self.graveyard[peer] = (now + d[1], d[1], d[2])
+                return
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -299,12 +347,17 @@ class HyParView:
         p = self.passive.random(self.rng, self.pending)
         if p is not None and p not in targets:
             targets.append(p)
+        for peer in list(self.graveyard)[:2]:  # the most recent failures, regardless of delay
+            if peer not in targets:
+                targets.append(peer)
         for t in targets:
             self.send(t, Join())
 
     def shuffle(self, now: float) -> None:
         """Start a SHUFFLE walk with samples of both views; re-arm the timer."""
         self.timers.schedule(now + self._jitter(self.config.shuffle_interval), ("s",))
+        if self.graveyard:
+            self.probe(now)
         peer = self.active.random(self.rng)
         if peer is None:
             return

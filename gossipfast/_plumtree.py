@@ -304,13 +304,13 @@ class Plumtree:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def on_frame(self, peer: str, msgs: list, now: float) -> list | None:
-        """Handle the Plumtree and catch-up messages of a batch.
+    def on_frame(self, peer: str, msgs: list, now: float, other: Any) -> None:
+        """Handle a batch in order: Plumtree and catch-up messages here, every other
+        message through ``other(peer, msg, now)`` (membership: a NeighborReply must be
+        handled before the Digest that follows it in the same frame).
 
-        Returns the other messages (membership) in order, or None when there were none.
         Bad input is counted in ``bad`` and otherwise ignored.
         """
-        rest = None
         self.now = now
         for msg in msgs:
             t = type(msg)
@@ -334,9 +334,7 @@ class Plumtree:
                     self.r_want += 1
                     self.on_want(peer, msg.ranges)
                 else:
-                    if rest is None:
-                        rest = []
-                    rest.append(msg)
+                    other(peer, msg, now)
             except Exception:  # hostile input (wrong types) must never escape
                 self.bad += 1
         if self.ihave_interval <= 0.0 and self.lazyq:
@@ -345,7 +343,6 @@ class Plumtree:
             self.flush_prunes()
         if self.graft_batch:
             self.flush_grafts()
-        return rest
 
     def on_gossip(self, peer: str, msg: Any, now: float) -> None:
         """A payload: deliver and push it on if new, else prune its sender."""

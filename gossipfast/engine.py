@@ -71,7 +71,8 @@ class Engine:
         self.closing: list[str] = []
         self.deliveries: list[tuple[int, int, int, bytes]] = []
         self.events: list = []
-        self.timers = TimerWheel()
+        # a small wheel: an idle engine costs a few KB (far timers go to its heap)
+        self.timers = TimerWheel(resolution=0.001, slots=256)
         self.pt = Plumtree(self.origin, config, self.timers)
         self.pt.outbox = self.outbox
         self.pt.deliveries = self.deliveries
@@ -141,22 +142,20 @@ class Engine:
             return
         if not self._maint_armed:
             self._start(now)
-        rest = self.pt.on_frame(peer, msgs, now)
-        if rest is None:
-            return
-        hv = self.hv
-        for msg in rest:
-            name = _KIND.get(type(msg))
-            if name is None:  # Hello/Ping/Pong or garbage: not the engine's business
-                self._bad += 1
-                continue
-            self._received[name] += 1
-            try:
-                hv.on_message(peer, msg, now)
-            except Exception:  # hostile field types must never escape
-                self._bad += 1
+        if self.hv.graveyard:
+            self.hv.alive(peer)
+        self.pt.on_frame(peer, msgs, now, self._membership)
         if self._ihave_now and self.pt.lazyq:
             self.pt.flush_ihaves()
+
+    def _membership(self, peer: str, msg: object, now: float) -> None:
+        # a non-Plumtree message of a frame, in its place in the frame
+        name = _KIND.get(type(msg))
+        if name is None:  # Hello/Ping/Pong or garbage: not the engine's business
+            self._bad += 1
+            return
+        self._received[name] += 1
+        self.hv.on_message(peer, msg, now)
 
     def on_disconnected(self, peer: str, reason: str, now: float) -> None:
         """The link to ``peer`` is gone: ``"failed"`` (dead) or ``"closed"`` (clean EOF)."""
@@ -274,6 +273,8 @@ class Engine:
         s["neighbor_down"] = self._downs
         s["shuffles"] = hv.shuffles
         s["rejoins"] = hv.rejoins
+        s["probes"] = hv.probes
+        s["graveyard"] = len(hv.graveyard)
         s["active"] = len(hv.active)
         s["passive"] = len(hv.passive)
         s["eager"] = len(pt.eager)

@@ -92,6 +92,7 @@ class Net:
         self._n = 0
         self.delivered: dict[str, list[tuple[int, int, int, bytes]]] = {}
         self.events: dict[str, list] = {}
+        self.side: dict[str, int] = {}  # partition: address -> side (empty: no partition)
         self.frames: dict[str, int] = {}  # kind -> messages carried
         self.gossip_count: dict[tuple[int, int], int] = {}  # id -> Gossip payloads sent
         for i in range(n):
@@ -131,7 +132,7 @@ class Net:
                 if k == "Gossip":
                     key = (m.origin, m.seq)
                     self.gossip_count[key] = self.gossip_count.get(key, 0) + 1
-            if peer in self.dead or peer not in self.engines:
+            if peer in self.dead or peer not in self.engines or self.cut(a, peer):
                 self._push(self.now + self.latency, "fail", a, peer, None)
             else:
                 self._push(self.now + self.latency, "frame", peer, a, list(msgs))
@@ -157,6 +158,24 @@ class Net:
             if b not in self.dead and a in e.active_view:
                 self._push(self.now + self.detect, "fail", b, a, None)
 
+    def cut(self, a: str, b: str) -> bool:
+        """True when a partition separates ``a`` and ``b``."""
+        return bool(self.side) and self.side.get(a) != self.side.get(b)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the network; links across fail (noticed after ``detect`` seconds)."""
+        for k, g in enumerate(groups):
+            for a in g:
+                self.side[a] = k
+        for a in self.live():
+            for b in self.engines[a].active_view:
+                if self.cut(a, b):
+                    self._push(self.now + self.detect, "fail", a, b, None)
+
+    def heal(self) -> None:
+        """End the partition."""
+        self.side.clear()
+
     # -- time -------------------------------------------------------------------------------
 
     def step(self, until: float) -> bool:
@@ -176,6 +195,9 @@ class Net:
             when, _, kind, dst, src, data = heapq.heappop(self.queue)
             self.now = max(self.now, when)
             if dst in self.dead:
+                return True
+            if kind == "frame" and self.cut(src, dst):  # in flight when the cut came
+                self._push(self.now + self.latency, "fail", src, dst, None)
                 return True
             e = self.engines[dst]
             if kind == "frame":

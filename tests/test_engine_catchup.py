@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from enginekit import Net, addr, engine, make_active, peer, sent
 
-from gossipfast.wire import Digest, Gossip, Neighbor, Want
+from gossipfast.config import Config
+from gossipfast.wire import Digest, Gossip, Neighbor, NeighborReply, ShuffleReply, Want
 
 X = 0xABCDEF
 
@@ -116,3 +117,40 @@ def test_partition_heals_with_its_messages() -> None:
         own = {i for i in ids if i[0] == net.engines[a].origin}
         assert got == set(ids) - own, a
     assert sum(e.stats()["recovered"] for e in net.engines.values()) > 0
+
+
+def test_digest_in_the_same_frame_as_the_accepting_reply_is_used() -> None:
+    e = engine(active_view_size=1)
+    make_active(e, [peer(1)])
+    e.on_frame(peer(1), [Gossip(X, 1, 0, b"1")], 0.5)
+    e.on_disconnected(peer(1), "failed", 10.0)  # promotion: Neighbor to peer 2
+    e.on_frame(peer(9), [ShuffleReply([peer(2)])], 10.0)
+    e.tick(12.0)
+    e.drain()
+    assert peer(2) in e.hv.pending
+    e.on_frame(peer(2), [NeighborReply(True), Digest([X, 3])], 12.1)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Want) == {peer(2): [Want([X, 2, 3])]}
+
+
+def test_healed_partition_remerges_and_exchanges_its_messages() -> None:
+    cfg = Config(shuffle_interval=2.0, repair_interval=0.5, neighbor_timeout=0.5)
+    net = Net(16, cfg, seed=9, detect=0.5)
+    for i in range(1, 16):
+        net.join(addr(i), [addr(net.rng.randrange(i))])
+        net.run(0.2)
+    net.run(5.0)
+    left, right = [addr(i) for i in range(8)], [addr(i) for i in range(8, 16)]
+    net.partition(left, right)
+    net.run(20.0)  # each side repairs on its own
+    assert not any(b in right for a in left for b in net.engines[a].active_view)
+    ids = [net.broadcast(left[0], b"L"), net.broadcast(right[0], b"R")]
+    net.run(5.0)
+    net.heal()
+    net.run(60.0)
+    net.check_invariants()
+    assert net.connected()
+    for a in net.engines:
+        got = {(o, s) for o, s, _h, _p in net.delivered[a]}
+        assert {i for i in ids if i[0] != net.engines[a].origin} <= got, a
+    assert sum(e.stats()["probes"] for e in net.engines.values()) > 0
