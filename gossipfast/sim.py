@@ -176,6 +176,7 @@ class Simulator:
         self.alive = bytearray()
         self.group: list[int] = []
         self.tick_at: list[float] = []
+        self.born: list[float] = []  # when each node was added
         self.act: list[set[int]] = []  # active views as told by NeighborUp/NeighborDown
         # open links, each end's own view: peer -> link epoch. After one end closes, the
         # other keeps its entry (half-closed) until the EOF reaches it.
@@ -228,6 +229,7 @@ class Simulator:
         self.alive.append(1)
         self.group.append(0)
         self.tick_at.append(math.inf)
+        self.born.append(self.now)
         self.act.append(set())
         self.ladj.append({})
         self._after(i, eng, self.now)
@@ -676,22 +678,27 @@ class Simulator:
             out[i] = peers
         return out
 
-    def broadcast_figures(self, rec: BroadcastRecord, window: float = 2.0) -> dict[str, Any]:
+    def broadcast_figures(
+        self, rec: BroadcastRecord, window: float = 2.0, grace: float = 1.0
+    ) -> dict[str, Any]:
         """Reliability, RMR, LDH, latency and control traffic of one broadcast.
 
-        ``reliability`` is the share of the live nodes (those that existed when it was
-        sent and are up now) that delivered it by now; ``reliability_window`` counts only
-        deliveries within ``window`` seconds of the send.
+        ``reliability`` is the share of the live nodes that delivered it by now; a node
+        counts if it is up now and was added at least ``grace`` seconds before the send
+        (a join takes a few round trips). ``reliability_window`` counts only deliveries
+        within ``window`` seconds of the send.
         """
         alive = self.alive
+        born = self.born
         seen = rec.seen
         at = rec.at
         limit = rec.t0 + window
+        member = rec.t0 - grace
         targets = 0
         got = 0
         fast = 0
         for i in range(rec.n_at_send):
-            if alive[i]:
+            if alive[i] and born[i] <= member:
                 targets += 1
                 if seen[i]:
                     got += 1

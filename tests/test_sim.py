@@ -19,6 +19,7 @@ from gossipfast.sim import (
     Simulator,
     broadcast_rounds,
     build_overlay,
+    churn_scenario,
     crash_scenario,
     flood_ldh,
     graph_metrics,
@@ -518,6 +519,16 @@ def test_crash_half_heals() -> None:
     assert r["connected"], {k: v for k, v in r.items() if k not in ("probes", "final")}
     assert r["healed_reliability"] == 1.0
     assert r["healing_time"] is not None
+
+
+@needs_engine
+def test_churn_keeps_delivering() -> None:
+    sim = Simulator(Config(), seed=5, latency=LAT_ACCEPT)
+    build_overlay(sim, 100, join_rate=100.0, settle=10.0)
+    r = churn_scenario(sim, 20.0, rate=2.0, broadcast_interval=1.0, drain=10.0)
+    assert len(sim.departed) == 40 and r["live"] == 100
+    assert r["connected"], r
+    assert r["missed"] == 0 and r["reliability"] == 1.0, r
 
 
 @needs_engine
