@@ -354,12 +354,6 @@ def two_netns() -> Any:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(
-    reason="engine: each side purges the other from its passive view during the split and "
-    "re-joins seeds only when alone, so the halves never re-merge (finding 3, "
-    "/tmp/transport_findings.md)",
-    strict=False,
-)
 def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: str) -> None:
     ns_a, ns_b = two_netns["a"], two_netns["b"]
     rng = random.Random(3)
