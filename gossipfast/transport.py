@@ -34,11 +34,18 @@ from .config import Config
 
 log = logging.getLogger("gossipfast")
 
+#: Largest partial frame buffered from a peer that has not completed its Hello.
+MAX_HELLO_BYTES = 64 << 10
+#: Inbound connections allowed at once in the handshake, and connections in total.
+MAX_HANDSHAKING = 256
+MAX_CONNECTIONS = 4096
+
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
     "connections",  # currently open TCP connections
     "connections_opened",
     "connections_accepted",
+    "connections_refused",
     "dials",
     "dial_failures",
     "handshake_failures",
@@ -561,6 +568,21 @@ class Transport:
         if self._closed:
             c.close("shutdown", abort=True)
             return
+        if not c.outbound:
+            unready = sum(1 for x in self._conns if not x.ready and not x.outbound)
+            if unready >= MAX_HANDSHAKING or len(self._conns) >= MAX_CONNECTIONS:
+                # Bounded memory against connection floods: refuse, count, log once.
+                self._c["connections_refused"] += 1
+                self._log_once(
+                    "conn-limit",
+                    "refusing a connection: %d open, %d in handshake (limits %d, %d)",
+                    len(self._conns),
+                    unready,
+                    MAX_CONNECTIONS,
+                    MAX_HANDSHAKING,
+                )
+                c.close("refused", abort=True)
+                return
         self._conns.add(c)
         self._c["connections"] += 1
         self._c["connections_opened"] += 1
@@ -639,6 +661,17 @@ class Transport:
                     return
                 msgs = msgs[1:]
             elif fault is None:
+                if c.decoder.buffered > MAX_HELLO_BYTES:
+                    # A Hello is tiny: an unauthenticated peer may not make us buffer
+                    # up to max_frame_size before saying who it is.
+                    self._reject(
+                        c,
+                        "bad_frames",
+                        "hello-size",
+                        "closing connection from %s: %d bytes before a complete Hello",
+                        self._peername(c),
+                        c.decoder.buffered,
+                    )
                 return
         if msgs:
             app = msgs

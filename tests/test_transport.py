@@ -603,3 +603,43 @@ def test_stalled_peer_dropped_as_slow_and_writers_released(arun: Any) -> None:
         await a.close()
 
     arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_no_large_buffering_before_hello(arun: Any) -> None:
+    async def main() -> None:
+        cfg = msgspec.structs.replace(CFG, max_frame_size=1 << 20)
+        a, _ = await make(cfg)
+        raw = await Raw.connect(a.address)
+        raw.write(struct.pack(">I", 512 << 10) + b"\x91" * (100 << 10))  # legal size, no Hello
+        await raw.read_until_eof()
+        assert a.counters()["bad_frames"] == 1 and a.counters()["connections"] == 0
+        raw.close()
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_handshake_flood_is_refused(arun: Any, monkeypatch: Any) -> None:
+    from gossipfast import transport
+
+    monkeypatch.setattr(transport, "MAX_HANDSHAKING", 3)
+
+    async def main() -> None:
+        a, ea = await make()
+        raws = [await Raw.connect(a.address) for _ in range(5)]
+        await until(lambda: a.counters()["connections_refused"] == 2)
+        assert a.counters()["connections"] == 3
+        # an honest peer still gets in once the silent ones time out
+        for r in raws:
+            r.close()
+        await until(lambda: a.counters()["connections"] == 0)
+        b, eb = await make()
+        eb.send(ea.address, wire.Join())
+        poke(b)
+        await until(lambda: ea.received() == [wire.Join()])
+        await a.close()
+        await b.close()
+
+    arun(main())
