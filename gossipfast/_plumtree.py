@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Plumtree broadcast state machine (sans-IO), with catch-up and optional FIFO delivery.
 
 Plumtree (Leitão, Pereira, Rodrigues, SRDS 2007; corrected Algorithm 1 of the 2019
@@ -41,6 +42,8 @@ _MAX_LIST = 1 << 17
 _REQUEST_TTL = 30.0
 #: Per-origin trees kept (oldest created evicted first; a new tree starts as the shared one).
 _MAX_TREES = 4096
+#: Public copy of the tree bound (the compiled module keeps ``_MAX_TREES`` C-level).
+MAX_TREES = _MAX_TREES
 #: Messages held back per origin by FIFO delivery before a gap is skipped.
 _FIFO_HOLD_MAX = 4096
 #: Seconds FIFO delivery waits for a gap to fill (grafts and catch-up take < 1 s).

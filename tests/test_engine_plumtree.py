@@ -235,12 +235,12 @@ def test_graft_answers_are_not_pruned_nor_pushed_back() -> None:
 
 
 def test_per_origin_trees_are_bounded() -> None:
-    from gossipfast._plumtree import _MAX_TREES
+    from gossipfast._plumtree import MAX_TREES
 
     e = engine()
     make_active(e, [peer(1)])
-    e.on_frame(peer(1), [Gossip(o, 1, 0, b"") for o in range(1, _MAX_TREES + 50)], 1.0)
-    assert len(e.pt.trees) == _MAX_TREES
+    e.on_frame(peer(1), [Gossip(o, 1, 0, b"") for o in range(1, MAX_TREES + 50)], 1.0)
+    assert len(e.pt.trees) == MAX_TREES
 
 
 def test_optimisation_swaps_a_long_eager_path_for_a_short_lazy_one() -> None:

@@ -1,0 +1,192 @@
+# Typed declarations that Cython applies to _plumtree.py (pure-Python mode, augmenting .pxd).
+import cython
+
+from gossipfast._cache cimport DedupCache, PayloadStore
+from gossipfast._peers cimport EagerLazy
+
+
+cdef object _U64
+cdef object _SEQ_MAX
+cdef Py_ssize_t _HOPS_MAX
+cdef Py_ssize_t _MAX_ANNOUNCERS
+cdef Py_ssize_t _MAX_MISSING
+cdef Py_ssize_t _DIGEST_MAX_ORIGINS
+cdef Py_ssize_t _MAX_LIST
+cdef double _REQUEST_TTL
+cdef Py_ssize_t _MAX_TREES
+cdef Py_ssize_t _FIFO_HOLD_MAX
+cdef double _FIFO_HOLD
+cdef object Gossip
+cdef object IHave
+cdef object Graft
+cdef object Prune
+cdef object Digest
+cdef object Want
+cdef object OrderedDict
+
+
+cdef class _Tree:
+    cdef public object lazy
+    cdef public Py_ssize_t count
+    cdef public Py_ssize_t epoch
+    cdef public tuple eager
+    cdef public tuple lazy_t
+
+
+cdef class _Missing:
+    cdef public object timer
+    cdef public list peers
+    cdef public list hops
+    cdef public object grafted
+
+
+cpdef bint _valid_id(object origin, object seq) except -1
+
+
+cdef class Plumtree:
+    cdef public object origin
+    cdef public object timers
+    cdef public dict outbox
+    cdef public list deliveries
+    cdef public DedupCache dedup
+    cdef public PayloadStore store
+    cdef public EagerLazy peers
+    cdef public tuple eager
+    cdef public tuple lazy
+    cdef public tuple active
+    cdef public Py_ssize_t epoch
+    cdef public dict trees
+    cdef public dict prune_batch
+    cdef public object seq
+    cdef public double now
+    cdef public double ihave_interval
+    cdef public Py_ssize_t ihave_batch
+    cdef public double graft_timeout_1
+    cdef public double graft_timeout_2
+    cdef public Py_ssize_t threshold
+    cdef public Py_ssize_t catch_up_max
+    cdef public bint fifo
+    cdef public dict lazyq
+    cdef public bint ihave_armed
+    cdef public dict missing
+    cdef public object requested
+    cdef public object answers
+    cdef public dict graft_batch
+    cdef public double first_up
+    cdef public double baseline_window
+    cdef public set known_before
+    cdef public dict next_seq
+    cdef public dict held
+    cdef public Py_ssize_t s_gossip
+    cdef public Py_ssize_t s_ihave
+    cdef public Py_ssize_t s_graft
+    cdef public Py_ssize_t s_prune
+    cdef public Py_ssize_t s_digest
+    cdef public Py_ssize_t s_want
+    cdef public Py_ssize_t r_gossip
+    cdef public Py_ssize_t r_ihave
+    cdef public Py_ssize_t r_graft
+    cdef public Py_ssize_t r_prune
+    cdef public Py_ssize_t r_digest
+    cdef public Py_ssize_t r_want
+    cdef public Py_ssize_t delivered
+    cdef public Py_ssize_t duplicates
+    cdef public Py_ssize_t grafts
+    cdef public Py_ssize_t recovered
+    cdef public Py_ssize_t catch_up_requested
+    cdef public Py_ssize_t optimizations
+    cdef public Py_ssize_t bad
+    cdef public Py_ssize_t fifo_skipped
+
+    @cython.locals(lst=list)
+    cpdef send(self, str peer, object msg)
+
+    cpdef refresh(self)
+
+    cpdef bint is_active(self, str peer) except -1
+
+    @cython.locals(t=_Tree)
+    cpdef _Tree tree(self, object o)
+
+    cpdef own(self, _Tree t)
+
+    @cython.locals(t=_Tree)
+    cpdef bint to_lazy(self, object o, str peer) except -1
+
+    @cython.locals(t=_Tree)
+    cpdef bint to_eager(self, object o, str peer) except -1
+
+    @cython.locals(t=_Tree)
+    cpdef tuple tree_of(self, object o)
+
+    @cython.locals(b=list)
+    cpdef queue_prune(self, str peer, object o)
+
+    @cython.locals(b=list)
+    cpdef queue_graft(self, str peer, object o, object s)
+
+    @cython.locals(b=dict)
+    cpdef flush_prunes(self)
+
+    cpdef neighbor_up(self, str peer, double now)
+
+    cpdef list _recent_digest(self, list d)
+
+    @cython.locals(t=_Tree)
+    cpdef neighbor_down(self, str peer)
+
+    cpdef on_frame(self, str peer, list msgs, double now, object other)
+
+    @cython.locals(
+        t=_Tree,
+        m=_Missing,
+        outbox=dict,
+        lst=list,
+        n=Py_ssize_t,
+        skip=object,
+        h=object,
+    )
+    cpdef on_gossip(self, str peer, object msg, double now)
+
+    @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t)
+    cpdef optimize(self, str sender, object o, _Missing m, object hops)
+
+    @cython.locals(q=list)
+    cpdef announce(self, str peer, object o, object s, object h, double now)
+
+    @cython.locals(q=dict)
+    cpdef flush_ihaves(self)
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing)
+    cpdef on_ihave(self, str peer, object ids, double now)
+
+    @cython.locals(m=_Missing)
+    cpdef graft_timer(self, object o, object s, double now)
+
+    @cython.locals(b=dict)
+    cpdef flush_grafts(self)
+
+    cpdef remember_request(self, object o, object s, str peer, double now)
+
+    cpdef expire(self, double now)
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree)
+    cpdef on_prune(self, str peer, object origins)
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree)
+    cpdef on_graft(self, str peer, object ids)
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, budget=Py_ssize_t, ranges=list)
+    cpdef on_digest(self, str peer, object entries, double now)
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t)
+    cpdef on_want(self, str peer, object ranges)
+
+    @cython.locals(t=_Tree)
+    cpdef tuple broadcast(self, bytes payload, double now)
+
+    cpdef deliver_fifo(self, object o, object s, object h, bytes payload)
+
+    cpdef release(self, object o)
+
+    cpdef skip_gap(self, object o)
