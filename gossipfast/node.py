@@ -87,6 +87,7 @@ class Node:
         self._hook_errors = 0
         self._lagged_total = 0
         self._origin_names: dict[int, str] = {}
+        self._max_payload = self.config.max_payload_size
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -246,16 +247,21 @@ class Node:
         Raises :class:`PayloadTooLarge` above ``Config.max_payload_size``. Awaits only
         while a neighbour's link is congested. The payload is not delivered to this node.
         """
-        self._check_running()
-        payload = bytes(payload)
-        if len(payload) > self.config.max_payload_size:
-            raise PayloadTooLarge(len(payload), self.config.max_payload_size)
+        if self._state != "running":
+            self._check_running()
+        if type(payload) is not bytes:
+            payload = bytes(payload)
+        if len(payload) > self._max_payload:
+            raise PayloadTooLarge(len(payload), self._max_payload)
         tr = self._transport
         assert tr is not None
-        origin, seq = tr.run(self._engine.broadcast, payload)
+        try:
+            origin, seq = self._engine.broadcast(payload, tr.loop.time())
+        finally:
+            tr._after_input()
         if tr.unflushed >= _FLUSH_EVERY:
             tr.flush()
-        if tr.congested:
+        if tr.paused_links and tr.congested:
             await tr.wait_writable()
         return _new_id(MessageId, _pack_id(origin, seq))
 
@@ -342,6 +348,27 @@ class Node:
     def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
         own = self._origin
         names = self._origin_names
+        if type(self).handle_broadcast is Node.handle_broadcast:
+            # No hook: build the messages and queue them in one pass, wake once.
+            q = self._msgs
+            cap = self.config.message_queue_size
+            for origin, seq, hops, payload in deliveries:
+                if origin == own:
+                    continue
+                name = names.get(origin)
+                if name is None:
+                    if len(names) >= 4096:  # bounded cache of origin -> hex string
+                        names.clear()
+                    name = names[origin] = origin_str(origin)
+                q.append(Message(_new_id(MessageId, _pack_id(origin, seq)), name, payload, hops))
+            over = len(q) - cap
+            if over > 0:
+                for _ in range(over):
+                    q.popleft()
+                self._lagged += over
+                self._lagged_total += over
+            self._wake()
+            return
         for origin, seq, hops, payload in deliveries:
             if origin == own:
                 continue

@@ -162,11 +162,15 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         """The kernel buffer is full: queue further output ourselves."""
+        if not self.paused:
+            self.owner.paused_links += 1
         self.paused = True
         self.paused_since = self.owner.loop.time()
 
     def resume_writing(self) -> None:
         """The kernel buffer drained: send what was queued."""
+        if self.paused:
+            self.owner.paused_links -= 1
         self.paused = False
         self.owner._conn_resumed(self)
 
@@ -260,6 +264,8 @@ class Transport:
         self._logged: set[str] = set()
         self._resume_waiters: list[asyncio.Future[None]] = []
         self._closed = False
+        #: Connections whose writes are paused now (cheap pre-check of congested).
+        self.paused_links = 0
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         hb = config.heartbeat_interval
@@ -363,6 +369,9 @@ class Transport:
         if engine is None:
             return
         outbox, closing, deliveries, events = engine.drain()
+        if not (outbox or closing or deliveries or events):
+            self._arm_timer()
+            return
         if outbox:
             out = self._out
             for peer, msgs in outbox.items():
@@ -822,6 +831,9 @@ class Transport:
         if c.hs_timer is not None:
             c.hs_timer.cancel()
             c.hs_timer = None
+        if c.paused:
+            c.paused = False
+            self.paused_links -= 1
         if c in self._conns:
             self._conns.discard(c)
             self._c["connections"] -= 1
