@@ -367,3 +367,32 @@ def test_advertise_and_node_id(arun: Any) -> None:
         await close_all([a, b])
 
     arun(main())
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) here")
+def test_ipv6_loopback(arun: Any) -> None:
+    async def main() -> None:
+        a = gossipfast.Node("[::1]:0", config=FAST)
+        b = gossipfast.Node("[::1]:0", config=FAST)
+        await a.start()
+        await b.start()
+        assert a.address.startswith("[::1]:") and not a.address.endswith(":0")
+        await b.join([a.address])
+        box = Inbox(a)
+        await b.broadcast(b"six")
+        await until(lambda: box.payloads() == [b"six"])
+        await close_all([a, b])
+
+    arun(main())
