@@ -567,7 +567,7 @@ def test_back_pressure_awaits_then_resumes(arun: Any) -> None:
 def test_stalled_peer_dropped_as_slow_and_writers_released(arun: Any) -> None:
     async def main() -> None:
         # a queue bound too large to overflow: only the stall bound can free the writers
-        cfg = msgspec.structs.replace(CFG, send_queue_bytes=1 << 30, heartbeat_timeout=0.5)
+        cfg = msgspec.structs.replace(CFG, send_queue_bytes=1 << 30, heartbeat_timeout=1.5)
         a, ea = await make(cfg)
         me = "127.0.0.1:9"
         loop = asyncio.get_running_loop()
