@@ -140,17 +140,22 @@ async def _run_node(
         log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
         tasks: list[asyncio.Task[Any]] = []
 
+        joined = asyncio.Event()
+
         async def joiner() -> None:
             while joins and not stop.is_set():
                 try:
                     await node.join(list(joins))
                     log.info("joined via %s: active view %s", ",".join(joins), node.active_view)
-                    return
+                    break
                 except JoinError as e:
                     log.warning("%s; retrying", e)
                     await asyncio.sleep(min(1.0, config.join_timeout))
+            joined.set()
 
         async def broadcaster() -> None:
+            # Lines wait (bounded queue, the reader thread blocks) until we are in.
+            await joined.wait()
             while True:
                 line = await lines.get()
                 if line is None:
@@ -557,11 +562,41 @@ async def _cluster_main(
 
 
 @click.command("cluster")
-@click.option("--nodes", type=click.IntRange(2, 64), default=5, show_default=True)
-@click.option("--rate", type=click.FloatRange(0.1, 1e6), default=200.0, show_default=True)
-@click.option("--duration", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True)
-@click.option("--payload", type=click.IntRange(32, 1 << 20), default=100, show_default=True)
-@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Config override.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(2, 64),
+    default=5,
+    show_default=True,
+    help="Nodes to start, one process each.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0.1, 1e6),
+    default=200.0,
+    show_default=True,
+    help="Broadcasts per second, each from a random node.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0.5, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds of streaming (then up to 5 s to drain).",
+)
+@click.option(
+    "--payload",
+    type=click.IntRange(32, 1 << 20),
+    default=100,
+    show_default=True,
+    help="Bytes per broadcast payload.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Config override for every node (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line.")
 def cluster_command(
     nodes: int,

@@ -422,3 +422,25 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
     finally:
         for p in procs:
             p.stop()
+
+
+@pytest.mark.timeout(60)
+def test_run_exit_on_eof_broadcasts_piped_lines() -> None:
+    (pa, pb) = free_ports(2)
+    a = Proc(0, f"127.0.0.1:{pa}", None, [], "auto")
+    try:
+        time.sleep(0.4)
+        # a short-lived node: lines piped in are broadcast once it joined, then it leaves
+        cmd = [*GF, "run", "--listen", f"127.0.0.1:{pb}", "--join", f"127.0.0.1:{pa}"]
+        out = subprocess.run(
+            [*cmd, "--exit-on-eof", "--log-level", "WARNING"],
+            input="\n".join(f"m piped {i}" for i in range(20)) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr[-1000:]
+        assert wait_for(lambda: len(data_counts(a)) == 20, 10), data_counts(a)
+        assert set(data_counts(a)) == {f"m piped {i}" for i in range(20)}
+    finally:
+        a.stop()
