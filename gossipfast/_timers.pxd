@@ -26,7 +26,8 @@ cdef int _lowest_bit(unsigned long long word) noexcept
 cdef class _Timer:
     cdef double when
     cdef long long tick
-    cdef long long tid
+    cdef object tid
+    cdef object item
     cdef int state
 
 
@@ -38,7 +39,6 @@ cdef class TimerWheel:
     cdef dict _slots
     cdef unsigned long long[::1] _bits
     cdef dict _timers
-    cdef dict _items
     cdef list _overflow
     cdef Py_ssize_t _overflow_dead
     cdef Py_ssize_t _in_wheel
@@ -62,8 +62,6 @@ cdef class TimerWheel:
         last="long long",
         n=Py_ssize_t,
         timers=dict,
-        items=dict,
-        key=object,
         t="long long",
         d=Py_ssize_t,
         stop="long long",
@@ -107,7 +105,7 @@ cdef class TimerWheel:
     @cython.locals(idx=object, slot=list)
     cdef int _compact_wheel(self) except -1
 
-    @cython.locals(ov=list, limit="long long", timers=dict, key=object, e=_Timer)
+    @cython.locals(ov=list, limit="long long", timers=dict, e=_Timer)
     cdef int _drain_overflow(self, double now, list out) except -1
 
     @cython.locals(live=list, e=_Timer)

@@ -10,7 +10,8 @@ Slots are created on first use (a dict of slot lists) and a bitmap marks the occ
 ones, so an idle wheel costs about a kilobyte (the simulator runs one per node) and
 finding the next occupied slot scans 64 slots per machine word. Schedule and cancel are
 O(1): cancel only marks the timer dead; dead timers are dropped when their slot is next
-visited, or all at once when they outnumber the live ones, which keeps memory bounded.
+visited, or all at once when they outnumber the live ones by more than the slot count,
+which keeps memory bounded.
 Expiry costs O(due timers + occupied slots passed over) and returns items in deadline
 order.
 
@@ -82,13 +83,12 @@ def _lowest_bit(word: _int) -> _int:
 class _Timer:
     """One pending timer. Ordered by (deadline, id): earlier first, then older first."""
 
-    # No object fields: in the compiled build the GC does not track timers at all (the
-    # items live in TimerWheel._items), which takes the GC off the schedule path.
-    __slots__ = ("state", "tick", "tid", "when")
+    __slots__ = ("item", "state", "tick", "tid", "when")
 
     when: float  # deadline, seconds
     tick: int  # slot tick (the deadline's, or the current one for a late timer)
-    tid: int  # timer id
+    tid: int  # timer id (the int object that keys TimerWheel._timers)
+    item: object  # what expire() hands back; None once fired or cancelled
     state: int  # _IN_WHEEL, _OVERFLOW or _DEAD (fired or cancelled)
 
     def __lt__(self, other: _Timer) -> bool:
@@ -109,7 +109,6 @@ class TimerWheel:
         "_dead_slack",
         "_in_wheel",
         "_inv",
-        "_items",
         "_next_id",
         "_next_valid",
         "_next_when",
@@ -135,7 +134,6 @@ class TimerWheel:
         self._slots: dict[int, list[_Timer]] = {}  # slot index -> its timers
         self._bits = array("Q", bytes(8 * self._nwords))  # bit i: slot i in _slots
         self._timers: dict[int, _Timer] = {}  # id -> pending timer
-        self._items: dict[int, object] = {}  # id -> its item
         self._overflow: list[_Timer] = []  # heap of timers beyond the wheel's span
         self._overflow_dead = 0  # cancelled timers still in _overflow
         self._in_wheel = 0  # pending timers in the slots
@@ -167,12 +165,12 @@ class TimerWheel:
         tick = _floor_tick(when * self._inv)
         tid = self._next_id
         self._next_id = tid + 1
-        key = tid  # one int object for both dicts and the return value
+        key = tid  # one int object: dict key, stored id and return value
         t = _Timer.__new__(_Timer)
         t.when = when
-        t.tid = tid
+        t.tid = key
+        t.item = item
         self._timers[key] = t
-        self._items[key] = item
         if tick < self._cur + self._nslots:
             self._insert(t, tick)
         else:
@@ -191,7 +189,7 @@ class TimerWheel:
         t = self._timers.pop(timer_id, None)
         if t is None:
             return False
-        del self._items[timer_id]
+        t.item = None
         if t.state == _IN_WHEEL:
             # Left in its slot, dead; dropped when the slot is next visited.
             self._in_wheel -= 1
@@ -224,7 +222,6 @@ class TimerWheel:
         if self._in_wheel:
             n = self._nslots
             timers = self._timers
-            items = self._items
             stop = cur + n - 1  # the span's last tick: nothing lies beyond it
             if last < stop:
                 stop = last
@@ -256,9 +253,9 @@ class TimerWheel:
                     if e.state == _DEAD:
                         self._wheel_dead -= 1
                         continue
-                    key = e.tid
-                    out.append(items.pop(key))
-                    del timers[key]
+                    out.append(e.item)
+                    e.item = None
+                    del timers[e.tid]
                     e.state = _DEAD
                     self._in_wheel -= 1
                 if k == len(slot):
@@ -390,9 +387,9 @@ class TimerWheel:
                 break
             heappop(ov)
             if e.when <= now:
-                key = e.tid
-                out.append(self._items.pop(key))
-                del timers[key]
+                out.append(e.item)
+                e.item = None
+                del timers[e.tid]
                 e.state = _DEAD
             else:
                 self._insert(e, e.tick)
