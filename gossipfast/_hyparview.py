@@ -77,6 +77,9 @@ class HyParView:
         # or a node that lost every view finds its way back through them (bounded)
         self.graveyard: dict[str, tuple[float, float, int]] = {}  # peer -> (due, delay, n)
         self.probes = 0
+        # every address we heard of lately (shuffle samples, walks, evicted passive
+        # peers), bounded: a node that lost both views tries them one by one
+        self.heard: dict[str, None] = {}
         self.last_shuffle: list[str] = []
         self.started = False
         self.repair_armed = False
@@ -120,6 +123,7 @@ class HyParView:
                 self.bad += 1
             elif n != self.address and n not in out:
                 out.append(n)
+                self.hear(n)
         return out
 
     def add_passive(self, peer: str, prefer: Any = ()) -> None:
@@ -141,6 +145,7 @@ class HyParView:
             if victim is not None:
                 self.passive.discard(victim)
                 self.tried.discard(victim)
+                self.hear(victim)
         self.passive.add(peer)
 
     def add_active(self, peer: str, now: float, notify: bool) -> None:
@@ -286,6 +291,15 @@ class HyParView:
                 return
         g[peer] = (now + delay, delay, n)
 
+    def hear(self, peer: str) -> None:
+        """Remember an address we heard of (FIFO-bounded by twice the passive view)."""
+        h = self.heard
+        if peer in h or peer == self.address:
+            return
+        if len(h) >= 2 * self.config.passive_view_size:
+            del h[next(iter(h))]
+        h[peer] = None
+
     def alive(self, peer: str) -> None:
         """We heard from ``peer``: if it had failed, the part of the cluster behind it is
         reachable again (a healed partition): stop probing the failed peers."""
@@ -350,6 +364,14 @@ class HyParView:
         for peer in list(self.graveyard)[:2]:  # the most recent failures, regardless of delay
             if peer not in targets:
                 targets.append(peer)
+        if not self.passive and self.heard:
+            # nobody left to ask: try the addresses we heard of, one per round
+            h = self.heard
+            keys = list(h)
+            peer = keys[int(self.rng.random() * len(keys))]
+            del h[peer]
+            if peer not in targets and peer not in self.active:
+                targets.append(peer)
         for t in targets:
             self.send(t, Join())
 
@@ -413,6 +435,7 @@ class HyParView:
             return
         if node == self.address:
             return
+        self.hear(node)
         ttl = min(ttl, self.config.active_random_walk_length)
         if ttl == 0 or len(self.active) <= 1:  # walk ends, or we only know the sender
             self.add_active(node, now, notify=True)
@@ -482,6 +505,7 @@ class HyParView:
             return
         if origin == self.address:
             return
+        self.hear(origin)
         ttl = min(ttl, self.config.shuffle_ttl)
         nodes = self.sanitize(nodes)
         if ttl > 0 and len(self.active) > 1:

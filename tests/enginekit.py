@@ -14,51 +14,6 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-import gossipfast
-
-try:
-    import gossipfast._timers
-except ImportError:  # stand-in until the real timer wheel lands (heap, same interface)
-    import sys
-    import types
-
-    class _TimerWheel:
-        def __init__(self, resolution: float = 0.001, slots: int = 4096) -> None:
-            self._heap: list = []
-            self._live: dict[int, object] = {}
-            self._next = 0
-
-        def schedule(self, when: float, item: object) -> int:
-            self._next += 1
-            self._live[self._next] = item
-            heapq.heappush(self._heap, (when, self._next))
-            return self._next
-
-        def cancel(self, timer_id: int) -> bool:
-            return self._live.pop(timer_id, None) is not None
-
-        def expire(self, now: float) -> list:
-            out = []
-            while self._heap and self._heap[0][0] <= now:
-                _, tid = heapq.heappop(self._heap)
-                item = self._live.pop(tid, None)
-                if item is not None:
-                    out.append(item)
-            return out
-
-        def next_deadline(self) -> float | None:
-            while self._heap and self._heap[0][1] not in self._live:
-                heapq.heappop(self._heap)
-            return self._heap[0][0] if self._heap else None
-
-        def __len__(self) -> int:
-            return len(self._live)
-
-    _mod = types.ModuleType("gossipfast._timers")
-    _mod.TimerWheel = _TimerWheel  # type: ignore[attr-defined]
-    sys.modules["gossipfast._timers"] = _mod
-    gossipfast._timers = _mod  # type: ignore[attr-defined]
-
 from gossipfast.config import Config
 from gossipfast.engine import Engine
 from gossipfast.types import NeighborDown, NeighborUp

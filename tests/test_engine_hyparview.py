@@ -374,3 +374,41 @@ def test_repair_rounds_back_off_while_everyone_refuses() -> None:
     gaps = [round(b[0] - a[0], 1) for a, b in itertools.pairwise(rounds)]
     assert gaps[:5] == [1.0, 2.0, 4.0, 8.0, 8.0], gaps  # the first round saw a change
     assert e.active_view == (peer(1),)
+
+
+def test_node_without_any_view_tries_addresses_it_heard_of() -> None:
+    e = engine(repair_interval=1.0)
+    e.join([peer(1)], 0.0)
+    make_active(e, [peer(2), peer(3)])
+    e.on_frame(peer(2), [Shuffle(peer(40), 3, [peer(41)])], 0.5)  # forwarded, heard
+    e.drain()
+    assert e.passive_view == ()
+    e.on_disconnected(peer(2), "failed", 1.0)
+    e.on_disconnected(peer(3), "failed", 1.0)
+    assert e.stats()["graveyard"] == 2
+    joined: set[str] = set()
+    t = 1.0
+    while t < 6.0:
+        t += 0.1
+        e.tick(t)
+        joined |= set(sent(e.drain()[0], Join))
+    # the seed, the failed neighbours (graveyard) and the addresses heard of
+    assert {peer(1), peer(2), peer(3), peer(40), peer(41)} <= joined
+
+
+def test_failed_peers_are_probed_with_backoff_until_they_answer() -> None:
+    e = engine(shuffle_interval=1.0, active_view_size=3)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_disconnected(peer(3), "failed", 0.0)
+    probes = []
+    t = 0.0
+    while t < 20.0:
+        t = round(t + 0.05, 2)
+        e.tick(t)
+        if peer(3) in sent(e.drain()[0], Join):
+            probes.append(t)
+            e.on_disconnected(peer(3), "failed", t)  # still unreachable
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    assert len(probes) >= 3 and all(g2 > g1 for g1, g2 in itertools.pairwise(gaps[:3]))
+    e.on_frame(peer(3), [Neighbor(True)], t)  # back: no more probing
+    assert e.stats()["graveyard"] == 0 and peer(3) in e.active_view
