@@ -153,7 +153,10 @@ class FrameDecoder:
             return out, self._fail_body(length, exc)
         if pos < n:
             # Keep the partial frame (its length, when known, was checked above).
-            self._tail += buf[pos:]
+            if n - pos > _VIEW_FROM:  # one copy instead of slice + copy
+                self._tail += memoryview(buf)[pos:]
+            else:
+                self._tail += buf[pos:]
             self.buffered = n - pos
             if n - pos >= _HEADER:
                 self._need = _HEADER + length
@@ -185,7 +188,10 @@ class FrameDecoder:
             self._need = _HEADER + length
         take = min(self._need - have, n - pos)
         if take > 0:
-            tail += buf[pos : pos + take]
+            if take > _VIEW_FROM:  # one copy instead of slice + copy
+                tail += memoryview(buf)[pos : pos + take]
+            else:
+                tail += buf[pos : pos + take]
             pos += take
             have += take
         if have < self._need:
