@@ -251,6 +251,21 @@ def test_large_frame_in_small_reads(codec: ModuleType) -> None:
     assert got == msgs
 
 
+@pytest.mark.parametrize("cuts", [(), (15_000,), (3, 30_000), (20_000, 40_000)])
+def test_big_frames_whole_and_split(codec: ModuleType, cuts: tuple[int, ...]) -> None:
+    """Bodies above 8 KiB take the memoryview paths (decode, and into the tail)."""
+    msgs = [wire.Gossip(i, i + 1, 0, bytes([i]) * 10_000) for i in range(2)]
+    stream = codec.encode_frame(msgs) * 2
+    dec = codec.FrameDecoder(1 << 16)
+    got: list = []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)]):
+        out, fault = dec.feed(stream[a:b])
+        assert fault is None
+        got += out
+    assert got == msgs * 2
+    assert dec.buffered == 0
+
+
 # --- faults ---------------------------------------------------------------------------
 
 
