@@ -216,7 +216,7 @@ class HyParView:
             return
         if len(self.active) >= self.size:
             return
-        if not self.passive and not self.seeds and not self.pending:
+        if not self.passive and not self.seeds and not self.pending and not self.heard:
             return
         self.repair_armed = True
         backoff = self.backoff if self.active else 1
@@ -351,7 +351,22 @@ class HyParView:
         ):
             self.rejoin(now)
         self.fill(now)
+        if self.active and not self.passive and not self.pending and self.heard:
+            # short, and the passive view has nobody left to ask (a small island after
+            # a mass crash): ask one address we heard of to take us in
+            self.join_heard()
         self.arm_repair(now)
+
+    def join_heard(self) -> None:
+        """Send a Join to one random address we heard of (and forget it)."""
+        h = self.heard
+        keys = [p for p in h if p not in self.active]
+        if not keys:
+            return
+        peer = keys[int(self.rng.random() * len(keys))]
+        del h[peer]
+        self.probes += 1
+        self.send(peer, Join())
 
     def rejoin(self, now: float) -> None:
         """Alone for too long: ask the seeds (and one passive peer) to take us in again."""

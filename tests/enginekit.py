@@ -193,6 +193,9 @@ class Net:
             assert len(pas) <= cfg.passive_view_size
             assert set(e.eager_peers) | set(e.lazy_peers) == act, a
             assert not set(e.eager_peers) & set(e.lazy_peers), a
+            for o in list(e.pt.trees):  # every origin's tree spans the active view too
+                eager, lazy = e.pt.tree_of(o)
+                assert set(eager) | set(lazy) == act and not set(eager) & set(lazy), (a, o)
             ids = [(o, s) for o, s, _h, _p in self.delivered[a]]
             assert len(ids) == len(set(ids)), f"{a} delivered a message twice"
             assert all(o != e.origin for o, _s in ids), f"{a} delivered its own message"
