@@ -641,8 +641,8 @@ class Transport:
 
     def _reject(self, c: Connection, counter: str, cause: str, msg: str, *args: Any) -> None:
         self._c[counter] += 1
-        if counter != "bad_frames":
-            self._c["handshake_failures"] += 1
+        if counter not in ("bad_frames", "handshake_failures"):
+            self._c["handshake_failures"] += 1  # a version/cluster mismatch is one too
         self._log_once(cause, msg, *args)
         c.close("rejected", abort=True)
 

@@ -643,3 +643,20 @@ def test_handshake_flood_is_refused(arun: Any, monkeypatch: Any) -> None:
         await b.close()
 
     arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_hello_claiming_our_address_is_refused_once(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        raw = await Raw.connect(a.address)
+        raw.hello(a.address)
+        raw.write(encode_frame([wire.Join()]))
+        await raw.read_until_eof()
+        c = a.counters()
+        assert c["handshake_failures"] == 1 and c["bad_frames"] == 0
+        assert ea.received() == [] and ea.down == []
+        raw.close()
+        await a.close()
+
+    arun(main())
