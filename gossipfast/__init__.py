@@ -24,6 +24,7 @@ from .errors import (  # noqa: E402
     PayloadTooLarge,
     ProtocolError,
 )
+from .stats import Stats  # noqa: E402
 from .types import Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa: E402
 
 
@@ -54,5 +55,6 @@ __all__ = [
     "NodeClosed",
     "PayloadTooLarge",
     "ProtocolError",
+    "Stats",
     "__version__",
 ]

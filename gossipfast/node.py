@@ -22,14 +22,15 @@ import socket
 import ssl as _ssl
 import struct
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 from .config import Config
 from .errors import JoinError, NodeClosed, PayloadTooLarge
+from .stats import Stats
 from .transport import Transport, format_address, parse_address
-from .types import Event, Lagged, Message, MessageId, origin_str
+from .types import Event, Lagged, Message, MessageId, NeighborDown, NeighborUp, origin_str
 
 log = logging.getLogger("gossipfast")
 
@@ -41,6 +42,9 @@ _pack_id = struct.Struct(">QQ").pack
 _new_id = bytes.__new__
 # Bound of the events() queue (oldest dropped): membership changes are rare.
 _EVENT_QUEUE_SIZE = 10_000
+
+#: A delivery observer: called once per batch with ``(origin, seq, hops, payload)`` tuples.
+DeliveryObserver = Callable[[list[tuple[int, int, int, bytes]]], None]
 
 
 class Node:
@@ -88,6 +92,9 @@ class Node:
         self._lagged_total = 0
         self._origin_names: dict[int, str] = {}
         self._max_payload = self.config.max_payload_size
+        self._down_reasons: dict[str, int] = {}
+        # Observers see every delivery batch (metrics); empty on the common path.
+        self._observers: list[DeliveryObserver] = []
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -125,7 +132,7 @@ class Node:
             node_id=self._node_id,
             incarnation=self._incarnation,
         )
-        log.debug("node %s listening on %s", self._node_id, self._address)
+        log.info("node %s listening on %s", self._node_id, self._address)
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -147,6 +154,7 @@ class Node:
             return
         self._state = "closed"
         assert self._transport is not None
+        log.info("node %s leaving (active view %s)", self._node_id, ", ".join(self.active_view))
         try:
             self._transport.run(self._engine.leave)
         except Exception:
@@ -229,6 +237,7 @@ class Node:
                 await asyncio.wait_for(fut, left)
             except asyncio.TimeoutError:
                 pass
+        log.info("node %s joined: active view %s", self._node_id, ", ".join(self.active_view))
 
     @property
     def active_view(self) -> tuple[str, ...]:
@@ -310,9 +319,14 @@ class Node:
             await self._waiter()
 
     # ------------------------------------------------------------------ figures
-    def stats(self) -> dict[str, int]:
-        """Counters: engine figures (sent, received, delivered, dups, ...) and transport
-        figures (connections, bad_frames, handshake_failures, slow_drops, ...)."""
+    def stats(self) -> Stats:
+        """A snapshot of this node's counters and gauges as a typed :class:`Stats`.
+
+        Engine figures (delivered, dups, recovered, missing, sent, received, ...),
+        transport figures (connections, bad_frames, slow_drops, ...) and the node's own
+        (lagged, queued, hook_errors). ``Stats`` is also a read-only mapping:
+        ``stats["delivered"]`` and ``dict(stats)`` work as with a dict.
+        """
         out: dict[str, int] = {}
         if self._engine is not None:
             out.update(self._engine.stats())
@@ -326,7 +340,23 @@ class Node:
         out["hook_errors"] = self._hook_errors
         out["active"] = len(self.active_view)
         out["passive"] = len(self.passive_view)
-        return out
+        for reason, n in self._down_reasons.items():
+            out["neighbor_down_" + reason] = n
+        return Stats.from_counters(out)
+
+    def add_delivery_observer(self, observer: DeliveryObserver) -> None:
+        """Call ``observer(batch)`` for every batch of deliveries (own broadcasts too).
+
+        ``batch`` is a list of ``(origin, seq, hops, payload)`` tuples. Observers run in
+        the event loop on the delivery path: keep them short (the metrics exporter
+        counts hops). An observer that raises is removed and logged.
+        """
+        self._observers.append(observer)
+
+    def remove_delivery_observer(self, observer: DeliveryObserver) -> None:
+        """Stop calling ``observer`` (no error when it was not added)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
 
     # ------------------------------------------------------------------ internals
     def _check_running(self) -> None:
@@ -346,6 +376,8 @@ class Node:
                     f.set_result(None)
 
     def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
+        if self._observers:
+            self._observe(deliveries)
         own = self._origin
         names = self._origin_names
         if type(self).handle_broadcast is Node.handle_broadcast:
@@ -386,7 +418,23 @@ class Node:
                 if self._hook_errors == 1:
                     log.exception("handle_broadcast raised (further errors not logged)")
 
+    def _observe(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
+        for obs in list(self._observers):
+            try:
+                obs(deliveries)
+            except Exception:
+                log.exception("delivery observer %r raised; removed", obs)
+                self.remove_delivery_observer(obs)
+
     def _on_events(self, events: list[Event]) -> None:
+        for ev in events:
+            if type(ev) is NeighborDown:
+                self._down_reasons[ev.reason] = self._down_reasons.get(ev.reason, 0) + 1
+                # failed/slow are worth a warning; the rest is ordinary churn
+                level = logging.WARNING if ev.reason in ("failed", "slow") else logging.INFO
+                log.log(level, "node %s: neighbour %s down (%s)", self._node_id, ev.peer, ev.reason)
+            elif type(ev) is NeighborUp:
+                log.info("node %s: neighbour %s up", self._node_id, ev.peer)
         self._events.extend(events)
         self._wake()
 
@@ -394,4 +442,4 @@ class Node:
         return f"<Node {self.id or '?'} {self._state} active={len(self.active_view)}>"
 
 
-__all__ = ["Node"]
+__all__ = ["DeliveryObserver", "Node"]
