@@ -31,6 +31,8 @@ import importlib.util
 import os
 import random
 import struct
+import subprocess
+import sys
 import typing
 from pathlib import Path
 from types import ModuleType
@@ -511,3 +513,19 @@ def test_extreme_values_each_message_type() -> None:
     check_bounds(pipe.engine)
     assert pipe.faults == 0  # all of them were valid frames
     assert pipe.engine.stats()["bad_messages"] > len(INTS)
+
+
+@pytest.mark.timeout(120)
+def test_atheris_harness_runs(tmp_path: Path) -> None:
+    """The coverage-guided harness (tests/fuzz/fuzz_decoder.py) runs clean for a while."""
+    pytest.importorskip("atheris")
+    harness = Path(__file__).parent / "fuzz" / "fuzz_decoder.py"
+    out = subprocess.run(
+        [sys.executable, str(harness), "-atheris_runs=3000", str(tmp_path / "corpus")],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Done 3000" in out.stderr
