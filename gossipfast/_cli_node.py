@@ -67,6 +67,37 @@ def _config(cluster: str | None, overrides: tuple[str, ...]) -> Config:
         raise click.BadParameter(str(e), param_hint="--set") from e
 
 
+def start_metrics(node: Any, port: int | None, host: str) -> None:
+    """Serve ``node``'s Prometheus metrics on ``host:port`` (nothing when port is None)."""
+    if port is None:
+        return
+    try:
+        from .metrics import serve
+    except ImportError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        _, bound = serve(node, port, host)
+    except OSError as e:
+        raise click.ClickException(f"--metrics-port {port}: {e}") from e
+    log.info("metrics on http://%s:%d/metrics", host, bound)
+
+
+def metrics_options(f: Any) -> Any:
+    """The ``--metrics-port`` / ``--metrics-host`` options shared by the commands."""
+    f = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address of the metrics endpoint (0.0.0.0 for a remote Prometheus).",
+    )(f)
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        default=None,
+        help='Serve Prometheus metrics on this port (needs "gossipfast[metrics]").',
+    )(f)
+
+
 def _use_loop(kind: str) -> None:
     """Install uvloop's policy for ``auto`` (when installed) or ``uvloop``."""
     if kind == "asyncio":
@@ -92,6 +123,8 @@ async def _run_node(
     stamp: bool,
     exit_on_eof: bool,
     stats_interval: float,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> int:
     from .node import Node
 
@@ -138,6 +171,7 @@ async def _run_node(
 
     async with PrintingNode(listen, config=config, node_id=node_id, advertise=advertise) as node:
         log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
+        start_metrics(node, metrics_port, metrics_host)
         tasks: list[asyncio.Task[Any]] = []
 
         joined = asyncio.Event()
@@ -224,6 +258,7 @@ async def _run_node(
     show_default=True,
     help="Event loop (auto: uvloop when installed).",
 )
+@metrics_options
 def run_command(
     listen: str,
     joins: tuple[str, ...],
@@ -236,6 +271,8 @@ def run_command(
     stats_interval: float,
     log_level: str,
     loop_kind: str,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run one node: broadcast each stdin line, print each delivery as a JSON line."""
     logging.basicConfig(
@@ -247,7 +284,18 @@ def run_command(
     _use_loop(loop_kind)
     try:
         code = asyncio.run(
-            _run_node(listen, joins, config, advertise, node_id, stamp, exit_on_eof, stats_interval)
+            _run_node(
+                listen,
+                joins,
+                config,
+                advertise,
+                node_id,
+                stamp,
+                exit_on_eof,
+                stats_interval,
+                metrics_port,
+                metrics_host,
+            )
         )
     except OSError as e:
         raise click.ClickException(f"cannot listen on {listen}: {e}") from e
@@ -299,7 +347,18 @@ class _Worker:
 
 
 class _ClusterRun:
-    def __init__(self, nodes: int, rate: float, duration: float, payload: int, config: list[str]):
+    def __init__(
+        self,
+        nodes: int,
+        rate: float,
+        duration: float,
+        payload: int,
+        config: list[str],
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+    ) -> None:
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
         self.n = nodes
         self.rate = rate
         self.duration = duration
@@ -325,6 +384,10 @@ class _ClusterRun:
             cmd = [*base, "--listen", addr]
             if i > 0:
                 cmd += ["--join", addrs[0]]
+            if self.metrics_port is not None:
+                # one endpoint per node: consecutive ports from --metrics-port
+                cmd += ["--metrics-port", str(self.metrics_port + i)]
+                cmd += ["--metrics-host", self.metrics_host]
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
                 stdin=subprocess.PIPE,
@@ -505,7 +568,14 @@ class _ClusterRun:
 
 
 async def _cluster_main(
-    nodes: int, rate: float, duration: float, payload: int, overrides: list[str], as_json: bool
+    nodes: int,
+    rate: float,
+    duration: float,
+    payload: int,
+    overrides: list[str],
+    as_json: bool,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> int:
     from rich.console import Console
     from rich.live import Live
@@ -513,8 +583,12 @@ async def _cluster_main(
     console = Console(stderr=as_json)
     if not console.is_terminal:
         console = Console(stderr=as_json, width=120)  # logs and CI: room for every column
-    run = _ClusterRun(nodes, rate, duration, payload, overrides)
+    run = _ClusterRun(nodes, rate, duration, payload, overrides, metrics_port, metrics_host)
     console.print(f"starting {nodes} nodes on loopback ...")
+    if metrics_port is not None:
+        console.print(
+            f"metrics: http://{metrics_host}:{metrics_port}..{metrics_port + nodes - 1}/metrics"
+        )
     try:
         await run.start()
         if not await run.warm_up():
@@ -598,6 +672,7 @@ async def _cluster_main(
     help="Config override for every node (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line.")
+@metrics_options
 def cluster_command(
     nodes: int,
     rate: float,
@@ -605,12 +680,35 @@ def cluster_command(
     payload: int,
     overrides: tuple[str, ...],
     as_json: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
-    """Start N nodes on loopback (one process each), stream broadcasts, show the figures."""
+    """Start N nodes on loopback (one process each), stream broadcasts, show the figures.
+
+    With --metrics-port P, node i serves its metrics on port P+i.
+    """
     _config(None, overrides)  # validate before spawning anything
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    code = asyncio.run(_cluster_main(nodes, rate, duration, payload, list(overrides), as_json))
+    code = asyncio.run(
+        _cluster_main(
+            nodes,
+            rate,
+            duration,
+            payload,
+            list(overrides),
+            as_json,
+            metrics_port,
+            metrics_host,
+        )
+    )
     sys.exit(code)
 
 
-__all__ = ["STATS_PREFIX", "cluster_command", "free_ports", "run_command"]
+__all__ = [
+    "STATS_PREFIX",
+    "cluster_command",
+    "free_ports",
+    "metrics_options",
+    "run_command",
+    "start_metrics",
+]

@@ -1,0 +1,134 @@
+"""Observability: typed ``Node.stats()``, the Prometheus exporter, ``--metrics-port``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+import gossipfast
+from gossipfast import Stats
+from gossipfast._cli_node import free_ports
+
+pytestmark = pytest.mark.network
+
+FAST = gossipfast.Config(heartbeat_interval=0.2, heartbeat_timeout=1.0, join_timeout=3.0)
+
+
+async def until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def test_stats_is_typed_and_a_mapping() -> None:
+    s = Stats.from_counters({"delivered": 3, "dups": 1, "sent_ihave": 7, "active": 2})
+    assert s.delivered == 3 and s["delivered"] == 3
+    assert s["sent_ihave"] == 7 and s.details == {"sent_ihave": 7}
+    assert "sent_ihave" in s and "nope" not in s
+    assert s.get("nope", 5) == 5
+    d = dict(s)
+    assert d["active"] == 2 and d["sent_ihave"] == 7 and len(d) == len(s)
+    json.dumps(s.as_dict())  # JSON-friendly
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.delivered = 4  # type: ignore[misc]
+    with pytest.raises(KeyError):
+        s["nope"]
+
+
+@pytest.mark.timeout(60)
+def test_node_stats_and_metrics(arun: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from gossipfast.metrics import NodeMetrics, start_http_server
+
+    caplog.set_level(logging.INFO, logger="gossipfast")
+
+    async def main() -> tuple[str, str]:
+        async with (
+            gossipfast.Node("127.0.0.1:0", config=FAST) as a,
+            gossipfast.Node("127.0.0.1:0", config=FAST) as b,
+        ):
+            reg = CollectorRegistry()
+            m = NodeMetrics(b, reg)
+            await b.join([a.address])
+            for i in range(5):
+                await a.broadcast(b"m%d" % i)
+            await until(lambda: b.stats().delivered == 5)
+            st = b.stats()
+            assert isinstance(st, Stats)
+            assert st["delivered"] == st.delivered == 5 and st.active == 1
+            assert st.details["received_gossip"] >= 5
+            port = start_http_server(0, registry=reg)
+            loop = asyncio.get_running_loop()
+
+            def fetch() -> str:
+                url = f"http://127.0.0.1:{port}/metrics"
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    return str(r.read().decode())
+
+            # The scrape runs in another thread and hops into this loop for the figures.
+            scraped = await loop.run_in_executor(None, fetch)
+            text = generate_latest(reg).decode()
+            m.close()
+            return text, scraped
+
+    text, scraped = arun(main())
+    for want in (
+        "gossipfast_deliveries_total{",
+        "gossipfast_delivery_hops_bucket{",
+        'gossipfast_view_size{node="127.0.0.1:',
+        'reason="slow_peer"',
+        "gossipfast_rmr{",
+        'gossipfast_messages_sent_total{kind="',
+    ):
+        assert want in text, want
+    line = next(x for x in text.splitlines() if x.startswith("gossipfast_deliveries_total"))
+    assert line.endswith(" 5.0")
+    hops = next(x for x in text.splitlines() if x.startswith("gossipfast_delivery_hops_count"))
+    assert hops.endswith(" 5.0")  # own broadcasts are not counted
+    inf = next(x for x in text.splitlines() if 'hops_bucket{le="+Inf"' in x or 'le="+Inf"' in x)
+    assert inf.endswith(" 5.0")
+    assert "gossipfast_deliveries_total{" in scraped
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("joined" in x for x in msgs) and any("neighbour" in x for x in msgs)
+
+
+@pytest.mark.timeout(60)
+def test_run_metrics_port() -> None:
+    pytest.importorskip("prometheus_client")
+    listen, metrics = free_ports(2)
+    cmd = [sys.executable, "-m", "gossipfast", "run", "--listen", f"127.0.0.1:{listen}"]
+    cmd += ["--metrics-port", str(metrics), "--log-level", "WARNING"]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        body = ""
+        while time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{metrics}/metrics"
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert f'gossipfast_view_size{{node="127.0.0.1:{listen}",view="active"}} 0.0' in body
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err.decode()
