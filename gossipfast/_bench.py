@@ -1,0 +1,671 @@
+"""``gossipfast bench``: an N-process loopback cluster benchmark, side by side.
+
+Each node is its own process (:mod:`gossipfast._bench_worker`), steered by JSON lines.
+For every scenario (one publisher or all publishing, payload size, offered load) and
+every implementation, the same run is repeated ``--runs`` times, the implementations
+interleaved run by run so that a change of load on a shared host hits them alike; the
+table shows medians and the ratios of gossipfast to each other implementation.
+
+Implementations:
+
+- ``gossipfast``: :class:`gossipfast.Node`, deliveries through ``handle_broadcast``.
+- ``flood``: the reference naive eager flood (:mod:`gossipfast._bench_flood`) over the
+  overlay gossipfast built (the same edges): the floor of sockets and framing.
+- ``aiogossip`` and ``libp2p`` (py-libp2p gossipsub): run with ``--others-python`` (an
+  interpreter that has them, see ``bench/requirements.txt``); skipped with a message
+  when that interpreter cannot import them.
+
+Measures (DESIGN.md §7): delivered/s counts broadcasts that reached *every* other node,
+over the window from the first broadcast call to the last delivery anywhere; latency is
+broadcast call to delivery (CLOCK_MONOTONIC, shared by the processes of one host);
+complete is the share of broadcasts that reached every other node; RMR is payload
+messages sent / deliveries - 1; CPU is seconds per node during the run (median node);
+RSS is the highest per-node peak during the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import platform
+import random
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_worker.py")
+# Run the worker by path (not -m): a competitor's venv need not have gossipfast.
+_RUNNER = (
+    "import runpy, sys; p = sys.argv[1]; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(p, run_name='__main__')"
+)
+_LOG_SCALE = 100.0  # must match the worker's histogram buckets
+_OTHERS = ("aiogossip", "libp2p")
+_IMPORT_NAME = {"aiogossip": "aiogossip", "libp2p": "libp2p"}
+
+
+class BenchError(RuntimeError):
+    """A worker died or did not answer."""
+
+
+class Cluster:
+    """N worker processes of one implementation."""
+
+    def __init__(self, impl: str, n: int, python: str, logdir: str) -> None:
+        self.impl = impl
+        self.n = n
+        self.procs: list[subprocess.Popen[str]] = []
+        self.log_path = os.path.join(logdir, f"{impl}.log")
+        self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in close()
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        for i in range(n):
+            p = subprocess.Popen(
+                [python, "-c", _RUNNER, _WORKER, impl, str(i)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                text=True,
+                env=env,
+            )
+            self.procs.append(p)
+        self._bufs = [bytearray() for _ in range(n)]
+        self.addrs = [str(r["addr"]) for r in self.gather(timeout=60)]
+
+    def _read(self, i: int, timeout: float) -> dict[str, Any]:
+        """One JSON line from worker ``i`` (own line buffer: select() needs raw fds)."""
+        p = self.procs[i]
+        assert p.stdout is not None
+        fd = p.stdout.fileno()
+        buf = self._bufs[i]
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BenchError(f"{self.impl} node {i} did not answer (log: {self.log_path})")
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise BenchError(f"{self.impl} node {i} exited (log: {self.log_path})")
+                buf += chunk
+        line, _, rest = bytes(buf).partition(b"\n")
+        self._bufs[i] = bytearray(rest)
+        out: dict[str, Any] = json.loads(line)
+        return out
+
+    def send(self, i: int, cmd: dict[str, Any]) -> None:
+        p = self.procs[i]
+        assert p.stdin is not None
+        p.stdin.write(json.dumps(cmd) + "\n")
+        p.stdin.flush()
+
+    def ask(self, i: int, cmd: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        self.send(i, cmd)
+        return self._read(i, timeout)
+
+    def gather(
+        self, cmd: dict[str, Any] | None = None, timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        """Send ``cmd`` to all (if given), then read one answer from each."""
+        if cmd is not None:
+            for i in range(self.n):
+                self.send(i, cmd)
+        return [self._read(i, timeout) for i in range(self.n)]
+
+    def close(self) -> None:
+        for p in self.procs:
+            try:
+                assert p.stdin is not None
+                p.stdin.close()
+            except OSError:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self._log.close()
+
+
+# ---------------------------------------------------------------------------- overlays
+def _edges_from_views(addrs: list[str], views: list[list[str]]) -> list[tuple[int, int]]:
+    index = {a: i for i, a in enumerate(addrs)}
+    edges: set[tuple[int, int]] = set()
+    for i, view in enumerate(views):
+        for a in view:
+            j = index.get(a)
+            if j is not None and j != i:
+                edges.add((min(i, j), max(i, j)))
+    return sorted(edges)
+
+
+def _random_overlay(n: int, degree: int, rng: random.Random) -> list[tuple[int, int]]:
+    edges = {(min(i, (i + 1) % n), max(i, (i + 1) % n)) for i in range(n)} if n > 1 else set()
+    tries = 0
+    while n > 2 and len(edges) < n * degree // 2 and tries < 10_000:
+        tries += 1
+        a, b = rng.sample(range(n), 2)
+        edges.add((min(a, b), max(a, b)))
+    return sorted(edges)
+
+
+def _connected(n: int, edges: list[tuple[int, int]]) -> bool:
+    adj: dict[int, set[int]] = {i: set() for i in range(n)}
+    for a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    seen = {0}
+    todo = [0]
+    while todo:
+        for j in adj[todo.pop()]:
+            if j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return len(seen) == n
+
+
+def build_overlay(cl: Cluster, edges: list[tuple[int, int]] | None) -> list[tuple[int, int]]:
+    """Connect the cluster; return the edges of its overlay."""
+    n = cl.n
+    if cl.impl == "gossipfast":
+        rng = random.Random(1)
+        for i in range(1, n):
+            # Join through a random earlier member, as a rolling deployment would.
+            cl.ask(i, {"cmd": "join", "seeds": [cl.addrs[rng.randrange(i)]]}, timeout=30)
+        time.sleep(1.0)  # let HyParView fill the active views
+        views = [r["view"] for r in cl.gather({"cmd": "view"})]
+        return _edges_from_views(cl.addrs, views)
+    assert edges is not None
+    if cl.impl == "aiogossip":
+        cl.gather({"cmd": "join", "all": cl.addrs})
+        return edges
+    dial: list[list[str]] = [[] for _ in range(n)]
+    for a, b in edges:
+        dial[a].append(cl.addrs[b])
+    for i in range(n):
+        cl.ask(i, {"cmd": "join", "dial": dial[i]}, timeout=60)
+    if cl.impl == "libp2p":
+        time.sleep(3.0)  # gossipsub forms its mesh on heartbeats (1 s here)
+    return edges
+
+
+# ---------------------------------------------------------------------------- one run
+@dataclass
+class Scenario:
+    """One line of the table (before the implementation is chosen)."""
+
+    mode: str  # "one" or "all"
+    size: int
+    rate: float  # offered broadcasts/s in total; 0 = as fast as possible
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode}/{self.size}B/{'max' if self.rate <= 0 else f'{self.rate:g}/s'}"
+
+
+@dataclass
+class RunResult:
+    """Figures of one run of one implementation."""
+
+    published: int
+    delivered_all: int
+    window: float
+    throughput: float
+    offered: float
+    p50_ms: float
+    p99_ms: float
+    complete: float
+    rmr: float
+    cpu_s: float
+    cpu_max_s: float
+    rss_mib: float
+    hist: dict[int, int] = field(repr=False, default_factory=dict)
+
+
+def _percentile(hist: dict[int, int], q: float) -> float:
+    total = sum(hist.values())
+    if not total:
+        return math.nan
+    target = q * total
+    acc = 0
+    for b in sorted(hist):
+        acc += hist[b]
+        if acc >= target:
+            return math.exp((b + 0.5) / _LOG_SCALE) / 1e6  # bucket middle, in ms
+    return math.nan
+
+
+def run_once(
+    cl: Cluster, sc: Scenario, duration: float, quiet: float, max_messages: int = 0
+) -> RunResult:
+    """One measured run: publish, wait for deliveries to stop, collect the reports."""
+    n = cl.n
+    pubs = [0] if sc.mode == "one" else list(range(n))
+    rate = sc.rate / len(pubs) if sc.rate > 0 else 0.0
+    start_ns = time.monotonic_ns() + 300_000_000
+    cmd = {
+        "cmd": "run",
+        "nodes": n,
+        "publishers": pubs,
+        "rate": rate,
+        "size": sc.size,
+        "duration": duration,
+        "start_ns": start_ns,
+        "max_messages": max_messages,
+    }
+    cl.gather(cmd)
+    time.sleep(0.3 + duration)
+    # Wait until every publisher finished and deliveries stop (or all arrived).
+    last_total = -1
+    last_change = time.monotonic()
+    hard = time.monotonic() + max(30.0, 10 * duration)
+    while True:
+        prog = cl.gather({"cmd": "progress"})
+        total = sum(p["count"] for p in prog)
+        done_pub = all(prog[i]["published"] is not None for i in pubs)
+        expected = sum(prog[i]["published"] or 0 for i in pubs) * (n - 1)
+        now = time.monotonic()
+        if total != last_total:
+            last_total, last_change = total, now
+        if done_pub and (total >= expected or now - last_change >= quiet):
+            break
+        if now > hard:
+            break
+        time.sleep(0.1)
+    reps = cl.gather({"cmd": "report"}, timeout=120)
+    return _summarise(reps, pubs, n)
+
+
+def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult:
+    published = {i: int((reps[i]["pub"] or {}).get("published", 0)) for i in pubs}
+    t0 = min(int(reps[i]["pub"]["t0"]) for i in pubs if reps[i]["pub"])
+    t_pub_end = max(int(reps[i]["pub"]["t_end"]) for i in pubs if reps[i]["pub"])
+    bitmaps = [[zlib.decompress(base64.b64decode(b)) for b in r["bitmaps"]] for r in reps]
+    delivered_all = 0
+    for p in pubs:
+        m = published[p]
+        if m == 0:
+            continue
+        acc = _flags(b"\x01" * m)
+        for node in range(n):
+            if node == p:
+                continue
+            bm = bitmaps[node][p][:m]
+            acc &= _flags(bm)
+        delivered_all += acc.bit_count()
+    total_pub = sum(published.values())
+    last = max(int(r["last"]) for r in reps)
+    window = max(last - t0, 1) / 1e9
+    hist: dict[int, int] = {}
+    for r in reps:
+        for k, v in r["hist"].items():
+            hist[int(k)] = hist.get(int(k), 0) + int(v)
+    deliveries = sum(int(r["count"]) for r in reps)
+    sent = sum(int(r["payload_sent"]) for r in reps)
+    cpus = sorted(float(r["cpu"]) for r in reps)
+    return RunResult(
+        published=total_pub,
+        delivered_all=delivered_all,
+        window=window,
+        throughput=delivered_all / window,
+        offered=total_pub / max((t_pub_end - t0) / 1e9, 1e-9),
+        p50_ms=_percentile(hist, 0.50),
+        p99_ms=_percentile(hist, 0.99),
+        complete=delivered_all / total_pub if total_pub else math.nan,
+        rmr=sent / deliveries - 1 if deliveries else math.nan,
+        cpu_s=statistics.median(cpus),
+        cpu_max_s=cpus[-1],
+        rss_mib=max(int(r["rss_kib"]) for r in reps) / 1024,
+        hist=hist,
+    )
+
+
+def _flags(bm: bytes) -> int:
+    """A 0/1-per-byte bitmap as an int with one bit per message (bit i = seq i)."""
+    # Each byte is 0 or 1, so the little-endian int has bit 8*i set for seq i; the
+    # AND across nodes and the bit count work the same on that sparse form.
+    return int.from_bytes(bm, "little")
+
+
+# ---------------------------------------------------------------------------- table
+_FIELDS = (
+    "throughput",
+    "offered",
+    "p50_ms",
+    "p99_ms",
+    "complete",
+    "rmr",
+    "cpu_s",
+    "cpu_max_s",
+    "rss_mib",
+    "published",
+    "delivered_all",
+    "window",
+)
+
+
+def _median(runs: list[RunResult], name: str) -> float:
+    vals = [getattr(r, name) for r in runs if not math.isnan(getattr(r, name))]
+    return statistics.median(vals) if vals else math.nan
+
+
+def _fmt(v: float, digits: int = 0) -> str:
+    if math.isnan(v):
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def _machine() -> dict[str, Any]:
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (math.nan, math.nan, math.nan)
+    from . import COMPILED, __version__
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "gossipfast": __version__,
+        "compiled": bool(COMPILED),
+        "loadavg": [round(x, 2) for x in load],
+        "command": "gossipfast " + " ".join(sys.argv[1:]),
+    }
+
+
+def _check_other(python: str, impl: str) -> str | None:
+    """None if ``python`` can import ``impl``'s library, else why not."""
+    try:
+        r = subprocess.run(
+            [python, "-c", f"import {_IMPORT_NAME[impl]}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    if r.returncode:
+        last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
+        return f"{python} cannot import {_IMPORT_NAME[impl]} ({last})"
+    return None
+
+
+@click.command("bench")
+@click.option("--nodes", "-n", default=10, show_default=True, help="Processes in the cluster.")
+@click.option("--runs", default=3, show_default=True, help="Runs per cell (medians shown).")
+@click.option("--duration", default=1.5, show_default=True, help="Seconds of publishing per run.")
+@click.option(
+    "--modes",
+    default="one,all",
+    show_default=True,
+    help="one: node 0 publishes; all: every node publishes (rate split evenly).",
+)
+@click.option("--payloads", default="100,1024", show_default=True, help="Payload sizes (B).")
+@click.option(
+    "--rates",
+    default="max,10000",
+    show_default=True,
+    help="Offered broadcasts/s in total; max = as fast as the publishers go.",
+)
+@click.option(
+    "--impls",
+    default="gossipfast,flood,aiogossip,libp2p",
+    show_default=True,
+    help="Implementations to run side by side.",
+)
+@click.option(
+    "--others-python",
+    default=None,
+    help="Interpreter with aiogossip / libp2p installed (default: this one).",
+)
+@click.option(
+    "--others-scenarios",
+    default="one/100/max",
+    show_default=True,
+    help="Scenarios (mode/size/rate) the slow competitors run (all: every scenario).",
+)
+@click.option(
+    "--others-max-messages",
+    default=3000,
+    show_default=True,
+    help="Cap on broadcasts per publisher in competitor runs (they drain slowly).",
+)
+@click.option("--quiet", default=1.0, show_default=True, help="Seconds without delivery = done.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG (needs matplotlib).")
+def bench_command(
+    nodes: int,
+    runs: int,
+    duration: float,
+    modes: str,
+    payloads: str,
+    rates: str,
+    impls: str,
+    others_python: str | None,
+    others_scenarios: str,
+    others_max_messages: int,
+    quiet: float,
+    as_json: bool,
+    plot: str | None,
+) -> None:
+    """Loopback cluster benchmark: gossipfast, the naive flood floor and competitors."""
+    if nodes < 2:
+        raise click.BadParameter("at least 2 nodes", param_hint="--nodes")
+    scenarios = [
+        Scenario(m, int(s), 0.0 if r.strip() == "max" else float(r))
+        for m in _split(modes)
+        for s in _split(payloads)
+        for r in _split(rates)
+    ]
+    wanted = _split(impls)
+    messages: list[str] = []
+    pythons = {name: sys.executable for name in wanted}
+    for name in wanted:
+        if name in _OTHERS:
+            pythons[name] = others_python or sys.executable
+            why = _check_other(pythons[name], name)
+            if why:
+                messages.append(f"skipped {name}: {why} (see bench/requirements.txt)")
+                wanted = [w for w in wanted if w != name]
+    if "gossipfast" in wanted:
+        wanted = ["gossipfast"] + [w for w in wanted if w != "gossipfast"]
+    other_cells = {x.strip() for x in _split(others_scenarios)}
+
+    def log(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    for m in messages:
+        log(m)
+    results: dict[tuple[str, str], list[RunResult]] = {}
+    logdir = tempfile.mkdtemp(prefix="gossipfast-bench-")
+    clusters: dict[str, Cluster] = {}
+    edges: list[tuple[int, int]] | None = None
+    try:
+        for name in wanted:
+            log(f"starting {nodes} {name} nodes ...")
+            try:
+                cl = Cluster(name, nodes, pythons[name], logdir)
+            except BenchError as e:
+                messages.append(f"skipped {name}: {e}")
+                log(messages[-1])
+                continue
+            clusters[name] = cl
+            if edges is None and name != "gossipfast":
+                edges = _random_overlay(nodes, 5, random.Random(1))
+            try:
+                got = build_overlay(cl, edges)
+            except BenchError as e:
+                messages.append(f"skipped {name}: {e}")
+                log(messages[-1])
+                cl.close()
+                del clusters[name]
+                continue
+            if name == "gossipfast":
+                edges = got
+                if not _connected(nodes, edges):
+                    log("warning: gossipfast's overlay is not connected yet")
+            # Warm-up (not measured): trees prune, caches fill, code paths get hot.
+            limit = others_max_messages if name in _OTHERS else 0
+            run_once(cl, Scenario("one", 100, 0.0), 0.5 if not limit else 1.0, quiet, limit)
+        for sc in scenarios:
+            for run_no in range(runs):
+                for name, cl in clusters.items():
+                    if name in _OTHERS and "all" not in other_cells and sc.label not in other_cells:
+                        continue
+                    limit = others_max_messages if name in _OTHERS else 0
+                    res = run_once(cl, sc, duration, quiet, limit)
+                    results.setdefault((sc.label, name), []).append(res)
+                    log(
+                        f"{sc.label:>18} {name:>10} run {run_no + 1}: {res.throughput:,.0f}/s "
+                        f"p99 {res.p99_ms:.2f} ms complete {res.complete:.4f} "
+                        f"(load {os.getloadavg()[0]:.2f})"
+                    )
+    finally:
+        for cl in clusters.values():
+            cl.close()
+    machine = _machine()
+    machine["overlay_edges"] = len(edges or [])
+    rows: list[dict[str, Any]] = []
+    for sc in scenarios:
+        for name in clusters:
+            rs = results.get((sc.label, name))
+            if not rs:
+                continue
+            row: dict[str, Any] = {"scenario": sc.label, "impl": name, "runs": len(rs)}
+            row.update({f: _median(rs, f) for f in _FIELDS})
+            row["per_run_throughput"] = [round(x.throughput, 1) for x in rs]
+            rows.append(row)
+    ratios: list[dict[str, Any]] = []
+    for sc in scenarios:
+        gf = next(
+            (r for r in rows if r["scenario"] == sc.label and r["impl"] == "gossipfast"), None
+        )
+        if gf is None:
+            continue
+        for r in rows:
+            if r["scenario"] == sc.label and r["impl"] != "gossipfast" and r["throughput"] > 0:
+                ratios.append(
+                    {
+                        "scenario": sc.label,
+                        "versus": r["impl"],
+                        "throughput_ratio": gf["throughput"] / r["throughput"],
+                    }
+                )
+    out = {"machine": machine, "rows": rows, "ratios": ratios, "messages": messages}
+    if plot:
+        write_plot(rows, plot)
+    if as_json:
+        click.echo(json.dumps(out, indent=1, default=_json_default))
+        return
+    print_table(out)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    raise TypeError(type(o))
+
+
+def _split(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def print_table(out: dict[str, Any]) -> None:
+    """Print the medians and ratios as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    m = out["machine"]
+    t = Table(
+        title=f"gossipfast bench — {m['nproc']} cores, Python {m['python']}, {m['date']}, "
+        f"load {m['loadavg'][0]}",
+        caption="medians of runs; delivered/s = broadcasts delivered to every node",
+    )
+    for col, just in (
+        ("scenario", "left"),
+        ("impl", "left"),
+        ("offered/s", "right"),
+        ("delivered/s", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("complete", "right"),
+        ("RMR", "right"),
+        ("CPU s/node", "right"),
+        ("peak RSS MiB", "right"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in out["rows"]:
+        t.add_row(
+            r["scenario"],
+            r["impl"],
+            _fmt(r["offered"]),
+            _fmt(r["throughput"]),
+            _fmt(r["p50_ms"], 2),
+            _fmt(r["p99_ms"], 2),
+            f"{100 * r['complete']:.2f}%" if not math.isnan(r["complete"]) else "-",
+            _fmt(r["rmr"], 2),
+            _fmt(r["cpu_s"], 2),
+            _fmt(r["rss_mib"], 1),
+        )
+    # Wide enough for every column when piped (rich falls back to 80 columns).
+    con = Console(width=max(Console().width, 130))
+    con.print(t)
+    if out["ratios"]:
+        rt = Table(title="gossipfast / other (delivered/s, same run)")
+        rt.add_column("scenario")
+        rt.add_column("versus")
+        rt.add_column("ratio", justify="right")
+        for r in out["ratios"]:
+            rt.add_row(r["scenario"], r["versus"], f"{r['throughput_ratio']:,.2f}x")
+        con.print(rt)
+    for msg in out["messages"]:
+        con.print(f"[yellow]{msg}[/yellow]")
+
+
+def write_plot(rows: list[dict[str, Any]], path: str) -> None:
+    """Throughput (delivered/s) against p99 and p50 latency, one line per implementation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for impl in sorted({r["impl"] for r in rows}):
+        pts = sorted(
+            (r["throughput"], r["p50_ms"], r["p99_ms"])
+            for r in rows
+            if r["impl"] == impl and r["scenario"].startswith("one/")
+        )
+        if not pts:
+            continue
+        xs = [p[0] for p in pts]
+        (line,) = ax.plot(xs, [p[2] for p in pts], marker="o", label=f"{impl} p99")
+        ax.plot(
+            xs,
+            [p[1] for p in pts],
+            marker=".",
+            ls="--",
+            color=line.get_color(),
+            label=f"{impl} p50",
+        )
+    ax.set_xlabel("broadcasts/s delivered to all nodes")
+    ax.set_ylabel("latency broadcast → delivery (ms)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title("10-node loopback cluster, one publisher")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
