@@ -95,6 +95,45 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         1 << 30,
         "Deliveries buffered for messages() before the oldest are dropped (Lagged).",
     ),
+    # Limits against hostile or broken peers (transport)
+    "max_connections": (1, 1 << 20, "Open TCP connections at most; more are refused."),
+    "max_handshaking": (
+        1,
+        1 << 20,
+        "Inbound connections still in the handshake (no Hello yet) at most; more are refused.",
+    ),
+    "max_connections_per_host": (
+        1,
+        1 << 20,
+        "Inbound connections from one remote IP address at most; more are refused.",
+    ),
+    "accept_rate": (
+        0.01,
+        _INF,
+        "New inbound connections per second accepted from one IP (burst: one second's worth).",
+    ),
+    "max_hello_bytes": (
+        64,
+        1 << 30,
+        "Bytes buffered from a peer before its Hello is complete; more closes the connection.",
+    ),
+    "frame_timeout": (
+        1e-3,
+        _INF,
+        "Seconds a started frame may take to arrive whole (slowloris); then the link closes.",
+    ),
+    "peer_read_rate": (
+        1024,
+        1 << 40,
+        "Bytes per second read from one connection; above it reading pauses "
+        "(burst: 1 s, at least one max frame).",
+    ),
+    "peer_control_rate": (
+        1,
+        1 << 30,
+        "Control messages (all but Gossip/IHave; a Graft or Want counts its ids) per second "
+        "read from one connection; above it reading pauses (burst 1 s).",
+    ),
 }
 
 
@@ -135,6 +174,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     join_timeout: float = 5.0
     send_queue_bytes: int = 32 << 20
     message_queue_size: int = 100_000
+    max_connections: int = 4096
+    max_handshaking: int = 256
+    max_connections_per_host: int = 256
+    accept_rate: float = 200.0
+    max_hello_bytes: int = 64 << 10
+    frame_timeout: float = 30.0
+    peer_read_rate: int = 256 << 20
+    peer_control_rate: int = 20_000
     #: Deliver each origin's messages in sequence order (holds back out-of-order ones).
     fifo: bool = False
 

@@ -34,11 +34,8 @@ from .config import Config
 
 log = logging.getLogger("gossipfast")
 
-#: Largest partial frame buffered from a peer that has not completed its Hello.
-MAX_HELLO_BYTES = 64 << 10
-#: Inbound connections allowed at once in the handshake, and connections in total.
-MAX_HANDSHAKING = 256
-MAX_CONNECTIONS = 4096
+#: Remote hosts whose accept-rate buckets are kept (idle ones are forgotten beyond it).
+_MAX_HOSTS = 65536
 
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
@@ -61,6 +58,9 @@ COUNTER_NAMES: tuple[str, ...] = (
     "bytes_received",
     "frames_sent",
     "engine_errors",
+    "host_refusals",  # inbound refused: max_connections_per_host or accept_rate
+    "read_throttles",  # reading paused: peer_read_rate or peer_control_rate exceeded
+    "frame_timeouts",  # a frame not whole within frame_timeout (slowloris)
 )
 
 
@@ -140,6 +140,15 @@ class Connection(asyncio.Protocol):
         self.eof_sent = False
         self.closing_since = 0.0
         self.paused_since = 0.0
+        #: Remote IP of an inbound connection counted against max_connections_per_host.
+        self.host: str | None = None
+        #: Token buckets of the read limits (bytes, control messages), refilled by time.
+        self.bucket_bytes = float(owner.read_burst)
+        self.bucket_ctrl = float(owner.config.peer_control_rate)
+        self.bucket_at = now
+        self.read_paused = False
+        #: When the partial frame held by the decoder started (0: none held).
+        self.partial_since = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -268,6 +277,11 @@ class Transport:
         self.paused_links = 0
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        #: Inbound connections open per remote IP, and each IP's accept bucket.
+        self._per_host: dict[str, int] = {}
+        self._accept: dict[str, tuple[float, float]] = {}
+        #: Bucket size of peer_read_rate: one second, and at least one whole frame.
+        self.read_burst = max(config.peer_read_rate, config.max_frame_size + 4)
         hb = config.heartbeat_interval
         self._tick_every = max(0.005, min(hb, config.connect_timeout) / 4)
 
@@ -578,8 +592,9 @@ class Transport:
             c.close("shutdown", abort=True)
             return
         if not c.outbound:
+            cfg = self.config
             unready = sum(1 for x in self._conns if not x.ready and not x.outbound)
-            if unready >= MAX_HANDSHAKING or len(self._conns) >= MAX_CONNECTIONS:
+            if unready >= cfg.max_handshaking or len(self._conns) >= cfg.max_connections:
                 # Bounded memory against connection floods: refuse, count, log once.
                 self._c["connections_refused"] += 1
                 self._log_once(
@@ -587,11 +602,23 @@ class Transport:
                     "refusing a connection: %d open, %d in handshake (limits %d, %d)",
                     len(self._conns),
                     unready,
-                    MAX_CONNECTIONS,
-                    MAX_HANDSHAKING,
+                    cfg.max_connections,
+                    cfg.max_handshaking,
                 )
                 c.close("refused", abort=True)
                 return
+            host = self._remote_host(c)
+            why = self._host_refusal(host)
+            if why is not None:
+                # One address may not take every slot, nor churn links faster than
+                # accept_rate (join/leave loops, connection floods from one machine).
+                self._c["connections_refused"] += 1
+                self._c["host_refusals"] += 1
+                self._log_once("host-" + why, "refusing a connection from %s: %s", host, why)
+                c.close("refused", abort=True)
+                return
+            c.host = host
+            self._per_host[host] = self._per_host.get(host, 0) + 1
         self._conns.add(c)
         self._c["connections"] += 1
         self._c["connections_opened"] += 1
@@ -653,6 +680,11 @@ class Transport:
         c.last_recv = now
         self._c["bytes_received"] += len(data)
         msgs, fault = c.decoder.feed(data)
+        if c.decoder.buffered:
+            if msgs or not c.partial_since:
+                c.partial_since = now  # a new partial frame started in this read
+        else:
+            c.partial_since = 0.0
         if not c.ready:
             if msgs:
                 first = msgs[0]
@@ -670,7 +702,7 @@ class Transport:
                     return
                 msgs = msgs[1:]
             elif fault is None:
-                if c.decoder.buffered > MAX_HELLO_BYTES:
+                if c.decoder.buffered > self.config.max_hello_bytes:
                     # A Hello is tiny: an unauthenticated peer may not make us buffer
                     # up to max_frame_size before saying who it is.
                     self._reject(
@@ -682,13 +714,25 @@ class Transport:
                         c.decoder.buffered,
                     )
                 return
+        ctrl = 0
         if msgs:
             app = msgs
+            beats = False
             for m in msgs:
                 t = type(m)
-                if t is wire.Ping or t is wire.Pong or t is wire.Hello:
-                    app = self._heartbeats(c, msgs, now)
-                    break
+                if t is wire.Gossip or t is wire.IHave:
+                    continue
+                # A Graft or Want costs what it asks for: each id may resend a payload.
+                if t is wire.Graft:
+                    ctrl += 1 + (len(m.ids) >> 1)
+                elif t is wire.Want:
+                    ctrl += 1 + len(m.ranges) // 3
+                else:
+                    ctrl += 1
+                    if t is wire.Ping or t is wire.Pong or t is wire.Hello:
+                        beats = True
+            if beats:
+                app = self._heartbeats(c, msgs, now)
             if app and c.peer is not None and self.engine is not None:
                 c.last_app = now
                 self._engine_call(self.engine.on_frame, c.peer, app)
@@ -702,6 +746,80 @@ class Transport:
                 fault.kind,
                 fault.detail,
             )
+            return
+        self._charge(c, len(data), ctrl, now)
+
+    def _charge(self, c: Connection, nbytes: int, ctrl: int, now: float) -> None:
+        """Take a read from the connection's buckets; pause reading while in debt.
+
+        Pausing (not dropping) keeps the protocol intact for an honest peer that bursts,
+        while TCP pushes back on a flooding one: its kernel buffers fill and it blocks.
+        """
+        cfg = self.config
+        dt = now - c.bucket_at
+        c.bucket_at = now
+        b = min(float(self.read_burst), c.bucket_bytes + dt * cfg.peer_read_rate) - nbytes
+        k = min(float(cfg.peer_control_rate), c.bucket_ctrl + dt * cfg.peer_control_rate) - ctrl
+        c.bucket_bytes = b
+        c.bucket_ctrl = k
+        if (b >= 0.0 and k >= 0.0) or c.read_paused or c.closing or c.tr is None:
+            return
+        wait = max(-b / cfg.peer_read_rate, -k / cfg.peer_control_rate)
+        self._c["read_throttles"] += 1
+        self._log_once(
+            "throttle",
+            "pausing reads from %s for %.3gs: over peer_read_rate=%d B/s or "
+            "peer_control_rate=%d msg/s",
+            c.peer or self._peername(c),
+            wait,
+            cfg.peer_read_rate,
+            cfg.peer_control_rate,
+        )
+        with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
+            c.tr.pause_reading()
+            c.read_paused = True
+            # Our pause, not the peer's silence: do not count it against heartbeats.
+            c.last_recv = now + wait
+            if c.partial_since:
+                c.partial_since += wait
+            self.loop.call_later(wait, self._resume_reading, c)
+
+    def _resume_reading(self, c: Connection) -> None:
+        c.read_paused = False
+        if c.closing or c.tr is None:
+            return
+        c.last_recv = max(c.last_recv, self.loop.time())
+        with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
+            c.tr.resume_reading()
+
+    def _remote_host(self, c: Connection) -> str:
+        name = c.tr.get_extra_info("peername") if c.tr is not None else None
+        if isinstance(name, tuple) and name:
+            return str(name[0])
+        return str(name)
+
+    def _host_refusal(self, host: str) -> str | None:
+        """Why a new inbound connection from ``host`` is refused, or None (then charged)."""
+        cfg = self.config
+        if self._per_host.get(host, 0) >= cfg.max_connections_per_host:
+            return f"{cfg.max_connections_per_host} connections open (max_connections_per_host)"
+        now = self.loop.time()
+        rate = cfg.accept_rate
+        cap = max(1.0, rate)
+        tokens, at = self._accept.get(host, (cap, now))
+        tokens = min(cap, tokens + (now - at) * rate)
+        if tokens < 1.0:
+            self._accept[host] = (tokens, now)
+            return f"over accept_rate={rate:g} connections/s"
+        if len(self._accept) >= _MAX_HOSTS and host not in self._accept:
+            # Bounded memory: forget hosts whose bucket has refilled (they lose nothing).
+            for h, (t, a) in list(self._accept.items()):
+                if t + (now - a) * rate >= cap:
+                    del self._accept[h]
+            if len(self._accept) >= _MAX_HOSTS:
+                self._accept.clear()
+        self._accept[host] = (tokens - 1.0, now)
+        return None
 
     def _heartbeats(self, c: Connection, msgs: list[Any], now: float) -> list[Any]:
         app = []
@@ -828,6 +946,13 @@ class Transport:
         self._wake_writers()
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
+        if c.host is not None:
+            n = self._per_host.get(c.host, 0) - 1
+            if n > 0:
+                self._per_host[c.host] = n
+            else:
+                self._per_host.pop(c.host, None)
+            c.host = None
         if c.hs_timer is not None:
             c.hs_timer.cancel()
             c.hs_timer = None
@@ -882,6 +1007,18 @@ class Transport:
             if c.eof_sent:
                 if now - c.closing_since > cfg.heartbeat_timeout and c.tr is not None:
                     c.tr.close()
+                continue
+            if c.partial_since and now - c.partial_since > cfg.frame_timeout and not c.closing:
+                self._c["frame_timeouts"] += 1
+                self._log_once(
+                    "frame-timeout",
+                    "closing connection to %s: a frame of %d+ bytes not whole within "
+                    "frame_timeout=%.3gs",
+                    c.peer or self._peername(c),
+                    c.decoder.buffered,
+                    cfg.frame_timeout,
+                )
+                c.close("slowloris", abort=True)
                 continue
             if c.closing or not c.ready or c.peer is None:
                 continue

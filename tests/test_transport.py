@@ -621,13 +621,9 @@ def test_no_large_buffering_before_hello(arun: Any) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_handshake_flood_is_refused(arun: Any, monkeypatch: Any) -> None:
-    from gossipfast import transport
-
-    monkeypatch.setattr(transport, "MAX_HANDSHAKING", 3)
-
+def test_handshake_flood_is_refused(arun: Any) -> None:
     async def main() -> None:
-        a, ea = await make()
+        a, ea = await make(msgspec.structs.replace(CFG, max_handshaking=3))
         raws = [await Raw.connect(a.address) for _ in range(5)]
         await until(lambda: a.counters()["connections_refused"] == 2)
         assert a.counters()["connections"] == 3
