@@ -74,6 +74,7 @@ cdef class Plumtree:
     cdef public dict graft_batch
     cdef public double first_up
     cdef public double baseline_window
+    cdef public bint baseline_open
     cdef public set known_before
     cdef public dict next_seq
     cdef public dict held

@@ -133,9 +133,13 @@ class Plumtree:
         # (origin, seq, peer) we asked a payload from: its copy is an answer, not a push
         self.answers: OrderedDict[tuple[int, int, str], int] = OrderedDict()
         self.graft_batch: dict[str, list[int]] = {}
-        # fresh-join baseline: the first digests set the starting point of unknown origins
+        # fresh-join baseline: the first digest after the first neighbour came up sets the
+        # starting point of origins unknown so far (a new node does not pull old history).
+        # Only the first: an origin that shows up in a later digest may have started
+        # after we joined, and skipping it would lose its messages.
         self.first_up = -1.0
         self.baseline_window = max(float(config.neighbor_timeout), float(config.repair_interval))
+        self.baseline_open = False
         self.known_before: set[int] = set()
         # FIFO delivery: origin -> {seq: (hops, payload)} held back until the gap fills
         self.next_seq: dict[int, int] = {}
@@ -278,6 +282,7 @@ class Plumtree:
         """A new active neighbour: push to it eagerly and offer it our digest."""
         if self.first_up < 0.0:
             self.first_up = now
+            self.baseline_open = True
             d = self.dedup.digest()
             self.known_before = {d[i] for i in range(0, len(d), 2)}
         self.peers.add(peer)
@@ -619,7 +624,8 @@ class Plumtree:
         if n % 2 or n > 4 * _DIGEST_MAX_ORIGINS:
             self.bad += 1
             n = min(n - n % 2, 4 * _DIGEST_MAX_ORIGINS)
-        fresh = self.first_up >= 0.0 and now - self.first_up <= self.baseline_window
+        fresh = self.baseline_open and now - self.first_up <= self.baseline_window
+        self.baseline_open = False
         budget = self.catch_up_max
         ranges: list[int] = []
         for i in range(0, n, 2):

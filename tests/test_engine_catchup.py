@@ -70,19 +70,33 @@ def test_want_and_digest_from_strangers_are_ignored() -> None:
     assert e.drain()[0] == {}
 
 
-def test_fresh_node_adopts_first_digests_as_baseline() -> None:
+def test_fresh_node_adopts_the_first_digest_as_baseline() -> None:
     e = engine()
     e.on_frame(peer(1), [Neighbor(True)], 0.0)
     e.on_frame(peer(1), [Digest([X, 100])], 0.0)
     outbox, _, _, _ = e.drain()
     assert sent(outbox, Want) == {}
     e.on_frame(peer(2), [Neighbor(True)], 0.5)
-    e.on_frame(peer(2), [Digest([X, 101, X + 1, 40])], 0.5)  # later digest, same window
+    e.on_frame(peer(2), [Digest([X, 101, X + 1, 3])], 0.5)  # a later digest
     outbox, _, _, _ = e.drain()
-    # X is known now (from the first digest): 101 is pulled; X+1 is a new baseline
-    assert sent(outbox, Want) == {peer(2): [Want([X, 101, 101])]}
-    e.on_frame(peer(1), [Gossip(X + 1, 40, 0, b"old"), Gossip(X + 1, 41, 0, b"new")], 0.6)
-    assert [d[1] for d in e.drain()[2]] == [41]
+    # X: 101 is new since the baseline. X + 1 was not in the first digest: it may have
+    # started after we joined, so its messages are pulled, not skipped.
+    assert sent(outbox, Want) == {peer(2): [Want([X, 101, 101, X + 1, 1, 3])]}
+    e.on_frame(peer(2), [Gossip(X + 1, s, 0, b"%d" % s) for s in (1, 2, 3)], 0.6)
+    assert [d[1] for d in e.drain()[2]] == [1, 2, 3]
+
+
+def test_origin_first_seen_in_a_later_digest_is_not_lost() -> None:
+    # the race seen in the churn simulation: a new origin's first message reaches us in a
+    # neighbour's digest before its push arrives; the push must still be delivered
+    e = engine()
+    e.on_frame(peer(1), [Neighbor(True)], 0.0)
+    e.on_frame(peer(1), [Digest([X, 5])], 0.0)
+    e.on_frame(peer(2), [Neighbor(True)], 0.3)
+    e.on_frame(peer(2), [Digest([X, 5, X + 1, 1])], 0.3)
+    e.drain()
+    e.on_frame(peer(1), [Gossip(X + 1, 1, 3, b"new")], 0.35)
+    assert [(d[0], d[1]) for d in e.drain()[2]] == [(X + 1, 1)]
 
 
 def test_fresh_node_still_pulls_origins_it_knew_before() -> None:

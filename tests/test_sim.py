@@ -532,7 +532,6 @@ def test_churn_keeps_delivering() -> None:
 
 
 @needs_engine
-@pytest.mark.xfail(reason="engine: new neighbour's digest dropped (sim finding F3)", strict=False)
 def test_partition_heals_and_catches_up() -> None:
     n = 300 if gossipfast.COMPILED else 150
     sim = Simulator(Config(), seed=13, latency=LAT_ACCEPT)
