@@ -232,6 +232,8 @@ class RunResult:
     cpu_max_s: float
     rss_mib: float
     hist: dict[int, int] = field(repr=False, default_factory=dict)
+    #: Counters summed over the nodes that moved during the run (gossipfast's stats).
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 def _percentile(hist: dict[int, int], q: float) -> float:
@@ -315,6 +317,10 @@ def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult
     deliveries = sum(int(r["count"]) for r in reps)
     sent = sum(int(r["payload_sent"]) for r in reps)
     cpus = sorted(float(r["cpu"]) for r in reps)
+    counters: dict[str, int] = {}
+    for r in reps:
+        for k, v in (r.get("stats") or {}).items():
+            counters[k] = counters.get(k, 0) + int(v)
     return RunResult(
         published=total_pub,
         delivered_all=delivered_all,
@@ -329,6 +335,7 @@ def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult
         cpu_max_s=cpus[-1],
         rss_mib=max(int(r["rss_kib"]) for r in reps) / 1024,
         hist=hist,
+        counters=counters,
     )
 
 
@@ -383,6 +390,7 @@ def _machine() -> dict[str, Any]:
         "compiled": bool(COMPILED),
         "loadavg": [round(x, 2) for x in load],
         "command": "gossipfast " + " ".join(sys.argv[1:]),
+        "config": json.loads(os.environ.get("GOSSIPFAST_BENCH_CONFIG") or "{}"),
     }
 
 
@@ -444,6 +452,13 @@ def _check_other(python: str, impl: str) -> str | None:
     help="Cap on broadcasts per publisher in competitor runs (they drain slowly).",
 )
 @click.option("--quiet", default=1.0, show_default=True, help="Seconds without delivery = done.")
+@click.option(
+    "--config",
+    "config_items",
+    multiple=True,
+    metavar="FIELD=JSON",
+    help="gossipfast Config override for the gossipfast nodes (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG (needs matplotlib).")
 def bench_command(
@@ -458,12 +473,27 @@ def bench_command(
     others_scenarios: str,
     others_max_messages: int,
     quiet: float,
+    config_items: tuple[str, ...],
     as_json: bool,
     plot: str | None,
 ) -> None:
     """Loopback cluster benchmark: gossipfast, the naive flood floor and competitors."""
     if nodes < 2:
         raise click.BadParameter("at least 2 nodes", param_hint="--nodes")
+    overrides: dict[str, Any] = {}
+    for item in config_items:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not FIELD=JSON", param_hint="--config")
+        overrides[key.strip()] = json.loads(val)
+    if overrides:
+        from .config import Config
+
+        try:
+            Config(**overrides)  # fail here, not in ten workers
+        except Exception as e:
+            raise click.BadParameter(str(e), param_hint="--config") from e
+        os.environ["GOSSIPFAST_BENCH_CONFIG"] = json.dumps(overrides)
     scenarios = [
         Scenario(m, int(s), 0.0 if r.strip() == "max" else float(r))
         for m in _split(modes)
@@ -482,7 +512,8 @@ def bench_command(
                 wanted = [w for w in wanted if w != name]
     if "gossipfast" in wanted:
         wanted = ["gossipfast"] + [w for w in wanted if w != "gossipfast"]
-    other_cells = {x.strip() for x in _split(others_scenarios)}
+    # Accept "one/100/max" as well as the table's own "one/100B/max".
+    other_cells = {x.replace("B/", "/") for x in _split(others_scenarios)}
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)
@@ -523,7 +554,8 @@ def bench_command(
         for sc in scenarios:
             for run_no in range(runs):
                 for name, cl in clusters.items():
-                    if name in _OTHERS and "all" not in other_cells and sc.label not in other_cells:
+                    cell = sc.label.replace("B/", "/")
+                    if name in _OTHERS and "all" not in other_cells and cell not in other_cells:
                         continue
                     limit = others_max_messages if name in _OTHERS else 0
                     res = run_once(cl, sc, duration, quiet, limit)
@@ -533,6 +565,13 @@ def bench_command(
                         f"p99 {res.p99_ms:.2f} ms complete {res.complete:.4f} "
                         f"(load {os.getloadavg()[0]:.2f})"
                     )
+                    trouble = {
+                        k: v
+                        for k, v in res.counters.items()
+                        if any(w in k for w in ("drop", "lagged", "recovered", "timeout", "down"))
+                    }
+                    if trouble:
+                        log(f"{'':>30} {trouble}")
     finally:
         for cl in clusters.values():
             cl.close()
@@ -547,6 +586,7 @@ def bench_command(
             row: dict[str, Any] = {"scenario": sc.label, "impl": name, "runs": len(rs)}
             row.update({f: _median(rs, f) for f in _FIELDS})
             row["per_run_throughput"] = [round(x.throughput, 1) for x in rs]
+            row["counters_last_run"] = rs[-1].counters
             rows.append(row)
     ratios: list[dict[str, Any]] = []
     for sc in scenarios:

@@ -143,7 +143,9 @@ class GossipfastImpl(Impl):
                 impl.on_payload(message.payload)
 
         self.sleep = asyncio.sleep
-        self.node = _Node("127.0.0.1:0")
+        # GOSSIPFAST_BENCH_CONFIG: JSON of Config overrides (``gossipfast bench --config``).
+        overrides = json.loads(os.environ.get("GOSSIPFAST_BENCH_CONFIG") or "{}")
+        self.node = _Node("127.0.0.1:0", config=gossipfast.Config(**overrides))
         await self.node.start()
         return self.node.address
 
@@ -296,6 +298,7 @@ class Worker:
         self.pub_result: dict[str, Any] | None = None
         self.cpu0 = 0.0
         self.sent0 = 0
+        self.stats0 = {}
 
     def reply(self, obj: dict[str, Any]) -> None:
         self.ctl.write(json.dumps(obj) + "\n")
@@ -307,6 +310,20 @@ class Worker:
         _peak_rss_reset()
         self.cpu0 = _cpu()
         self.sent0 = self.impl.payload_sent()
+        st = getattr(self.impl, "stats", None)
+        self.stats0: dict[str, int] = st() if st else {}
+
+    def stats_delta(self) -> dict[str, int]:
+        """Counters that grew during the run (gossipfast only: drops, repairs, ...)."""
+        st = getattr(self.impl, "stats", None)
+        if st is None:
+            return {}
+        now = st()
+        return {
+            k: v - self.stats0.get(k, 0)
+            for k, v in now.items()
+            if isinstance(v, int) and v != self.stats0.get(k, 0)
+        }
 
     def progress(self) -> dict[str, Any]:
         rec = self.impl.recorder
@@ -327,6 +344,7 @@ class Worker:
             "rss_kib": _peak_rss_kib(),
             "payload_sent": self.impl.payload_sent() - self.sent0,
             "pub": self.pub_result,
+            "stats": self.stats_delta(),
         }
         self.impl.recorder = None
         return out
