@@ -298,7 +298,7 @@ class Worker:
         self.pub_result: dict[str, Any] | None = None
         self.cpu0 = 0.0
         self.sent0 = 0
-        self.stats0 = {}
+        self.stats0: dict[str, int] = {}
 
     def reply(self, obj: dict[str, Any]) -> None:
         self.ctl.write(json.dumps(obj) + "\n")
@@ -311,7 +311,7 @@ class Worker:
         self.cpu0 = _cpu()
         self.sent0 = self.impl.payload_sent()
         st = getattr(self.impl, "stats", None)
-        self.stats0: dict[str, int] = st() if st else {}
+        self.stats0 = st() if st else {}
 
     def stats_delta(self) -> dict[str, int]:
         """Counters that grew during the run (gossipfast only: drops, repairs, ...)."""
