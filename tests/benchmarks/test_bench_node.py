@@ -1,0 +1,126 @@
+"""Micro-benchmarks of the public call: ``await Node.broadcast(payload)``.
+
+Issue 5 asks for >= 1 M calls/s when not back-pressured. Each round awaits ``N``
+broadcasts of a 100 B payload back to back on uvloop (the event loop gossipfast runs
+on); between rounds, untimed, the loop runs for a millisecond so that the frames reach
+the peer and no link is paused. ``extra_info['calls_per_s']`` is ``N`` / mean round.
+
+    pytest tests/benchmarks/test_bench_node.py --benchmark-only
+
+Cases: a node alone (engine and call overhead only), a node with one neighbour (plus
+the per-peer outbox and the write of a coalesced frame every 256 calls) and, when the
+node has it, ``broadcast_many`` with the same ``N`` payloads in one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import gossipfast
+
+uvloop = pytest.importorskip("uvloop")
+
+N = 1000
+ROUNDS = 200
+PAYLOAD = b"x" * 100
+
+
+class _Counting(gossipfast.Node):
+    received = 0
+
+    def handle_broadcast(self, message: Any) -> None:
+        self.received += 1
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    lp = uvloop.new_event_loop()
+    asyncio.set_event_loop(lp)
+    try:
+        yield lp
+    finally:
+        asyncio.set_event_loop(None)
+        lp.close()
+
+
+def _nodes(loop: asyncio.AbstractEventLoop, peers: int) -> list[gossipfast.Node]:
+    async def make() -> list[gossipfast.Node]:
+        nodes: list[gossipfast.Node] = [_Counting("127.0.0.1:0") for _ in range(1 + peers)]
+        for n in nodes:
+            await n.start()
+        for n in nodes[1:]:
+            await n.join([nodes[0].address])
+        return nodes
+
+    return loop.run_until_complete(make())
+
+
+def _close(loop: asyncio.AbstractEventLoop, nodes: list[gossipfast.Node]) -> None:
+    async def close() -> None:
+        for n in nodes:
+            await n.leave()
+
+    loop.run_until_complete(close())
+
+
+def _bench(benchmark: Any, loop: asyncio.AbstractEventLoop, node: gossipfast.Node) -> None:
+    async def burst() -> None:
+        bc = node.broadcast
+        for _ in range(N):
+            await bc(PAYLOAD)
+
+    def settle() -> None:
+        loop.run_until_complete(asyncio.sleep(0.001))
+
+    benchmark.pedantic(lambda: loop.run_until_complete(burst()), setup=settle, rounds=ROUNDS)
+    benchmark.extra_info["compiled"] = gossipfast.COMPILED
+    benchmark.extra_info["calls_per_s"] = N / benchmark.stats.stats.mean
+
+
+@pytest.mark.benchmark(group="node-broadcast")
+def test_broadcast_alone(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """No neighbour: the call, the engine's broadcast and the id, nothing written."""
+    nodes = _nodes(loop, 0)
+    try:
+        _bench(benchmark, loop, nodes[0])
+    finally:
+        _close(loop, nodes)
+
+
+@pytest.mark.benchmark(group="node-broadcast")
+def test_broadcast_one_neighbour(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """One neighbour (eager): each call also queues a Gossip for it; frames are written."""
+    nodes = _nodes(loop, 1)
+    try:
+        _bench(benchmark, loop, nodes[0])
+        loop.run_until_complete(asyncio.sleep(0.2))
+        assert nodes[1].received > 0  # type: ignore[attr-defined]
+    finally:
+        _close(loop, nodes)
+
+
+@pytest.mark.benchmark(group="node-broadcast")
+def test_broadcast_many_one_neighbour(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """``broadcast_many(payloads)`` with N payloads per call (skipped until it exists)."""
+    if not hasattr(gossipfast.Node, "broadcast_many"):
+        pytest.skip("Node.broadcast_many does not exist yet (proposed in issue 5's report)")
+    nodes = _nodes(loop, 1)
+    node = nodes[0]
+    payloads = [PAYLOAD] * N
+    try:
+
+        async def burst() -> None:
+            await node.broadcast_many(payloads)  # type: ignore[attr-defined]
+
+        def settle() -> None:
+            loop.run_until_complete(asyncio.sleep(0.001))
+
+        benchmark.pedantic(lambda: loop.run_until_complete(burst()), setup=settle, rounds=ROUNDS)
+        benchmark.extra_info["compiled"] = gossipfast.COMPILED
+        benchmark.extra_info["calls_per_s"] = N / benchmark.stats.stats.mean
+    finally:
+        _close(loop, nodes)
