@@ -208,7 +208,11 @@ class Connection(asyncio.Protocol):
                 # we just wrote. The ticker closes it for good if the peer never does.
                 self.eof_sent = True
                 self.closing_since = self.owner.loop.time()
-                tr.write_eof()
+                try:
+                    tr.write_eof()
+                except OSError:
+                    # The peer reset the socket already (ENOTCONN): nothing to drain.
+                    tr.abort()
             else:
                 tr.close()
 
