@@ -169,9 +169,13 @@ class Attacker:
         return cls(r, w)
 
     def send(self, *msgs: Any) -> None:
+        self.write(encode_frame(list(msgs)))
+
+    def write(self, data: bytes) -> None:
         if self.writer.transport.is_closing() or self.reader.at_eof():
             return  # the node closed us (asyncio would log every write into the void)
-        self.writer.write(encode_frame(list(msgs)))
+        with contextlib.suppress(ConnectionError, RuntimeError):  # RuntimeError: uvloop
+            self.writer.write(data)
 
     def hello(self, cfg: gossipfast.Config = HCFG) -> None:
         self.send(wire.Hello(wire.PROTOCOL_VERSION, cfg.cluster, "evil", self.address, 1))
@@ -248,6 +252,8 @@ def run_attack(
 
     arun(main(), timeout=120)
     _warnings_once(caplog.records, len(out["h"].nodes), "transport")
+    node_warnings = [r for r in caplog.records if r.module == "node" and r.levelno >= 30]
+    print(f"\n(node.py warnings: {len(node_warnings)})", end="")
     assert out["total"] > 0
     # Bounded memory: the limits allow a few MB of queues and state per attacked node.
     assert out["rss"] < 96 << 20, out["rss"]
@@ -285,8 +291,10 @@ def test_ihave_flood_for_unknown_ids(arun: Any, caplog: Any) -> None:
         ev.close()
 
     _h, s, total, rss = run_attack(arun, caplog, attack)
-    assert s["read_throttles"] >= 1
-    # far fewer ids reached the engine than were sent: reading was paused
+    # Contained: reading from the flooder was paused, or it was dropped (it never reads
+    # the Grafts its announcements cause); either way the missing ids stayed capped.
+    assert s["read_throttles"] >= 1 or s["neighbor_down"] >= 1
+    assert s["missing"] <= 1 << 16
     print(
         f"\nIHAVE flood: {sent[0]} ids sent, {s['missing']} missing tracked, {total} honest "
         f"deliveries, throttles={s['read_throttles']}, rss +{rss >> 20} MiB"
@@ -357,6 +365,35 @@ def test_join_leave_loop(arun: Any, caplog: Any) -> None:
         f"\njoin/leave loop: {loops[0]} attempts, {s['host_refusals']} refused, "
         f"{s['connections_accepted']} accepted (all peers), honest deliveries {total}"
     )
+
+
+@pytest.mark.xfail(
+    reason="node: every NeighborDown(failed/slow) is logged at WARNING (node.py _on_events), "
+    "so a join/leave loop of forged addresses floods the log",
+    strict=True,
+)
+@pytest.mark.timeout(150)
+def test_churn_does_not_flood_the_log(caplog: Any) -> None:
+    from conftest import run_on
+
+    async def attack(h: Honest) -> None:
+        t_end = time.monotonic() + 3.0
+        while time.monotonic() < t_end:
+            try:
+                ev = await Attacker.connect(h.nodes[0].address)
+            except OSError:
+                continue
+            ev.hello()
+            ev.send(wire.Join())
+            await ev.drain(0.2)
+            ev.close()
+            await asyncio.sleep(0.02)
+
+    run_attack(lambda coro, timeout: run_on("asyncio", coro, timeout), caplog, attack)
+    counts = collections.Counter(
+        r.msg for r in caplog.records if r.module == "node" and r.levelno >= logging.WARNING
+    )
+    assert all(n <= 3 for n in counts.values()), counts  # once per node and cause
 
 
 @pytest.mark.timeout(150)
@@ -477,7 +514,7 @@ def test_slowloris_byte_by_byte(arun: Any, caplog: Any) -> None:
         t0 = time.monotonic()
         with contextlib.suppress(ConnectionError):
             for b in hello:
-                ev.writer.write(bytes([b]))
+                ev.write(bytes([b]))
                 await ev.drain(0.2)
                 await asyncio.sleep(0.05)
                 if ev.reader.at_eof():
@@ -492,7 +529,7 @@ def test_slowloris_byte_by_byte(arun: Any, caplog: Any) -> None:
         t0 = time.monotonic()
         with contextlib.suppress(ConnectionError):
             for b in frame:
-                ev.writer.write(bytes([b]))
+                ev.write(bytes([b]))
                 await asyncio.sleep(0.02)
                 if target.stats()["frame_timeouts"]:
                     break
