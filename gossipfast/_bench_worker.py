@@ -117,8 +117,8 @@ class Impl:
         raise NotImplementedError
 
     def payload_sent(self) -> int:
-        """Payload-carrying messages sent so far (for RMR)."""
-        return 0
+        """Payload-carrying messages sent so far (for RMR); -1: not known."""
+        return -1
 
     def on_payload(self, payload: bytes) -> None:
         rec = self.recorder
@@ -342,7 +342,7 @@ class Worker:
             "bitmaps": [base64.b64encode(zlib.compress(bytes(b), 1)).decode() for b in rec.bitmaps],
             "cpu": _cpu() - self.cpu0,
             "rss_kib": _peak_rss_kib(),
-            "payload_sent": self.impl.payload_sent() - self.sent0,
+            "payload_sent": (-1 if self.sent0 < 0 else self.impl.payload_sent() - self.sent0),
             "pub": self.pub_result,
             "stats": self.stats_delta(),
         }
