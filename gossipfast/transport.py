@@ -297,6 +297,9 @@ class Transport:
             host,
             port,
             ssl=self._ssl,
+            # A TLS handshake that stalls holds a socket before the protocol sees it:
+            # bound it like our own handshake (asyncio's default is 60 s).
+            ssl_handshake_timeout=self.config.connect_timeout if self._ssl is not None else None,
             reuse_address=True,
             start_serving=False,
         )
@@ -560,6 +563,9 @@ class Transport:
                     port,
                     ssl=self._client_ssl,
                     server_hostname=host if self._client_ssl is not None else None,
+                    ssl_handshake_timeout=(
+                        self.config.connect_timeout if self._client_ssl is not None else None
+                    ),
                 ),
                 self.config.connect_timeout,
             )
