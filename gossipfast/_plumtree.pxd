@@ -63,6 +63,10 @@ cdef class Plumtree:
     cdef public Py_ssize_t ihave_batch
     cdef public double graft_timeout_1
     cdef public double graft_timeout_2
+    cdef public double graft_delay
+    cdef public double graft_delay_max
+    cdef public object grafted_recent
+    cdef public Py_ssize_t early_grafts
     cdef public Py_ssize_t threshold
     cdef public Py_ssize_t catch_up_max
     cdef public bint fifo
@@ -150,6 +154,7 @@ cdef class Plumtree:
     cpdef on_gossip(self, str peer, object msg, double now)
 
     @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t)
+    cpdef early_graft(self, tuple key)
     cpdef optimize(self, str sender, object o, _Missing m, object hops)
 
     @cython.locals(q=list)

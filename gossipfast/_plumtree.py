@@ -44,6 +44,10 @@ _REQUEST_TTL = 30.0
 _MAX_TREES = 4096
 #: Public copy of the tree bound (the compiled module keeps ``_MAX_TREES`` C-level).
 MAX_TREES = _MAX_TREES
+#: The adaptive first-stage graft delay stays within [graft_timeout_1, this x it].
+_GRAFT_DELAY_MAX_FACTOR = 8.0
+#: Early grafts remembered (to notice the push that arrives after one).
+_GRAFTED_RECENT_MAX = 4096
 #: Messages held back per origin by FIFO delivery before a gap is skipped.
 _FIFO_HOLD_MAX = 4096
 #: Seconds FIFO delivery waits for a gap to fill (grafts and catch-up take < 1 s).
@@ -122,6 +126,13 @@ class Plumtree:
         self.ihave_interval = float(config.ihave_interval)
         self.ihave_batch = 3 * int(config.ihave_batch_max)
         self.graft_timeout_1 = float(config.graft_timeout_1)
+        # First-stage graft delay, adapted to the tree's lag (AIMD): a push that arrives
+        # after we grafted the same message shows the graft was early (it only added a
+        # copy and reshaped the tree), so the delay grows; on-time pushes shrink it back.
+        self.graft_delay = self.graft_timeout_1
+        self.graft_delay_max = self.graft_timeout_1 * _GRAFT_DELAY_MAX_FACTOR
+        self.grafted_recent: OrderedDict[tuple[int, int], int] = OrderedDict()
+        self.early_grafts = 0
         self.graft_timeout_2 = float(config.graft_timeout_2)
         self.threshold = int(config.optimization_threshold)
         self.catch_up_max = int(config.catch_up_max)
@@ -364,6 +375,8 @@ class Plumtree:
             self.duplicates += 1
             if self.answers and self.answers.pop((o, s, peer), 0):
                 return  # the answer to our Graft/Want, not a push: no reason to prune
+            if self.grafted_recent and (o, s) in self.grafted_recent:
+                self.early_graft((o, s))
             if self.is_active(peer):
                 # always answer a push with Prune, even if the sender is lazy for us
                 # already: its tree may still have us eager (trees are born apart)
@@ -397,6 +410,12 @@ class Plumtree:
             m = self.missing.pop((o, s), None)
             if m is not None:
                 self.timers.cancel(m.timer)
+        if m is None:
+            if self.graft_delay > self.graft_timeout_1:
+                d = self.graft_delay * 0.98
+                self.graft_delay = d if d > self.graft_timeout_1 else self.graft_timeout_1
+        elif m.grafted is not None and peer not in m.grafted:
+            self.early_graft((o, s))  # the push beat the answer to our graft
         fwd = Gossip(o, s, h, payload)
         outbox = self.outbox
         n = 0
@@ -418,6 +437,13 @@ class Plumtree:
         if m is not None:
             # after the push: the new parent must not get this payload back from us
             self.optimize(peer, o, m, h - 1)
+
+    def early_graft(self, key: tuple) -> None:
+        """A push of a message we grafted arrived anyway: wait longer before grafting."""
+        self.grafted_recent.pop(key, None)
+        self.early_grafts += 1
+        d = self.graft_delay * 1.5
+        self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
 
     def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:
         """Replace the eager parent ``sender`` by a lazy announcer with a shorter path."""
@@ -491,7 +517,7 @@ class Plumtree:
             if m is None:
                 if len(self.missing) >= _MAX_MISSING:
                     continue
-                t = self.timers.schedule(now + self.graft_timeout_1, ("g", o, s))
+                t = self.timers.schedule(now + self.graft_delay, ("g", o, s))
                 self.missing[key] = _Missing(t, peer, h)
             elif len(m.peers) < _MAX_ANNOUNCERS and peer not in m.peers:
                 m.peers.append(peer)
@@ -514,6 +540,10 @@ class Plumtree:
                 self.queue_graft(p, o, s)
                 if m.grafted is None:
                     m.grafted = [p]
+                    gr = self.grafted_recent
+                    if len(gr) >= _GRAFTED_RECENT_MAX:
+                        gr.popitem(last=False)
+                    gr[key] = 1
                 else:
                     m.grafted.append(p)
                 self.grafts += 1

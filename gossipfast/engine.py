@@ -267,6 +267,8 @@ class Engine:
         s["recovered"] = pt.recovered
         s["catch_up_requested"] = pt.catch_up_requested
         s["optimizations"] = pt.optimizations
+        s["early_grafts"] = pt.early_grafts
+        s["graft_delay_ms"] = round(pt.graft_delay * 1000.0)
         s["fifo_skipped"] = pt.fifo_skipped
         s["bad_messages"] = self._bad + pt.bad + hv.bad
         s["neighbor_up"] = self._ups

@@ -323,3 +323,43 @@ def test_fifo_gives_up_on_a_gap_after_a_second() -> None:
     assert e.stats()["fifo_skipped"] == 2
     e.on_frame(peer(1), [Gossip(5, 4, 0, b"4")], 3.5)  # late: delivered, never lost
     assert [d[1] for d in e.drain()[2]] == [4]
+
+
+def _graft_early(e, now: float, seq: int) -> None:
+    """Peer 2 (lazy) announces ``seq`` of origin 55, we graft it, then the push from
+    peer 1 (eager) arrives anyway: an early graft."""
+    e.on_frame(peer(2), [IHave([55, seq, 1])], now)
+    e.tick(now + e.stats()["graft_delay_ms"] / 1000.0 + 1e-6)
+    assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, seq])]}
+    e.on_frame(peer(1), [Gossip(55, seq, 3, b"slow")], now + 1.0)
+    e.drain()
+
+
+def test_early_grafts_lengthen_the_graft_delay_and_on_time_pushes_shorten_it() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    assert e.stats()["graft_delay_ms"] == 80
+    _graft_early(e, 2.0, 1)
+    assert e.stats()["early_grafts"] == 1 and e.stats()["graft_delay_ms"] == 120
+    for k in range(2, 12):
+        _graft_early(e, 2.0 * k, k)
+    # bounded: at most 8x the configured delay
+    assert e.stats()["graft_delay_ms"] == 640
+    # pushes that arrive with no announcement before them bring it back down
+    for k in range(12, 400):
+        e.on_frame(peer(1), [Gossip(55, k, 1, b"x")], 30.0)
+    e.drain()
+    assert e.stats()["graft_delay_ms"] == 80
+
+
+def test_a_needed_graft_does_not_lengthen_the_delay() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 1, 1])], 1.0)
+    e.tick(1.081)
+    e.drain()
+    e.on_frame(peer(2), [Gossip(55, 1, 1, b"answer")], 1.1)  # only the answer comes
+    assert len(e.drain()[2]) == 1
+    assert e.stats()["early_grafts"] == 0 and e.stats()["graft_delay_ms"] == 80

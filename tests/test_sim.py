@@ -488,14 +488,15 @@ def test_single_sender_rounds(overlay_sim: tuple[Simulator, dict]) -> None:
 
 
 @needs_engine
-@pytest.mark.xfail(reason="engine: random-sender RMR ~0.9-1.1 (sim finding F1)", strict=False)
 def test_random_sender_rounds(overlay_sim: tuple[Simulator, dict]) -> None:
     sim, _ = overlay_sim
     figs = broadcast_rounds(sim, 30, mode="random", interval=1.0, drain=5.0)
     s = summarize(figs)
     assert s["missed"] == 0 and s["dup_deliveries"] == 0
-    assert s["rmr"] < 0.5, s
-    assert s["ldh_max"] < 18, s
+    # the efficiency targets (RMR < 0.5, LDH < 18) are not met yet: one-shot origins
+    # share one tree shaped by every root (measured RMR ~0.55, LDH max ~21; issue 3 note)
+    if not (s["rmr"] < 0.5 and s["ldh_max"] < 18):
+        pytest.xfail(f"random senders: rmr {s['rmr']:.3f} (< 0.5), ldh_max {s['ldh_max']} (< 18)")
 
 
 @pytest.mark.slow
