@@ -24,7 +24,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import Config
 from .errors import JoinError, NodeClosed, PayloadTooLarge
@@ -42,6 +42,9 @@ _pack_id = struct.Struct(">QQ").pack
 _new_id = bytes.__new__
 # Bound of the events() queue (oldest dropped): membership changes are rare.
 _EVENT_QUEUE_SIZE = 10_000
+
+# `async with Subclass(...) as node` gives the subclass' type.
+_N = TypeVar("_N", bound="Node")
 
 #: A delivery observer: called once per batch with ``(origin, seq, hops, payload)`` tuples.
 DeliveryObserver = Callable[[list[tuple[int, int, int, bytes]]], None]
@@ -134,7 +137,7 @@ class Node:
         )
         log.info("node %s listening on %s", self._node_id, self._address)
 
-    async def __aenter__(self) -> Node:
+    async def __aenter__(self: _N) -> _N:
         await self.start()
         return self
 
