@@ -442,7 +442,7 @@ class Plumtree:
         """A push of a message we grafted arrived anyway: wait longer before grafting."""
         self.grafted_recent.pop(key, None)
         self.early_grafts += 1
-        d = self.graft_delay * 1.5
+        d = self.graft_delay * 2.0
         self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
 
     def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:

@@ -341,7 +341,7 @@ def test_early_grafts_lengthen_the_graft_delay_and_on_time_pushes_shorten_it() -
     e.on_frame(peer(2), [Prune([])], 1.0)
     assert e.stats()["graft_delay_ms"] == 80
     _graft_early(e, 2.0, 1)
-    assert e.stats()["early_grafts"] == 1 and e.stats()["graft_delay_ms"] == 120
+    assert e.stats()["early_grafts"] == 1 and e.stats()["graft_delay_ms"] == 160
     for k in range(2, 12):
         _graft_early(e, 2.0 * k, k)
     # bounded: at most 8x the configured delay
