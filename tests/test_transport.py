@@ -656,3 +656,84 @@ def test_hello_claiming_our_address_is_refused_once(arun: Any) -> None:
         await a.close()
 
     arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_read_rate_pauses_reading_and_loses_nothing(arun: Any) -> None:
+    async def main() -> None:
+        cfg = msgspec.structs.replace(CFG, peer_read_rate=512 << 10, heartbeat_timeout=2.0)
+        a, ea = await make(cfg)
+        raw = await Raw.connect(a.address)
+        raw.hello("127.0.0.1:9")
+        msgs = [wire.Gossip(1, i + 1, 0, b"r" * 25_000) for i in range(80)]  # 2 MB
+        t0 = time.monotonic()
+        for m in msgs:
+            raw.write(encode_frame([m]))
+        await until(lambda: len(ea.received()) == 80, timeout=20)
+        took = time.monotonic() - t0
+        assert ea.received() == msgs  # paused, never dropped
+        c = a.counters()
+        assert c["read_throttles"] >= 1 and c["bad_frames"] == 0 and not ea.down
+        # Long-run rate: at most one burst (1 s) plus one socket read (256 KiB, charged
+        # after it is handled) beyond peer_read_rate x elapsed.
+        burst = max(cfg.peer_read_rate, cfg.max_frame_size + 4)
+        assert took >= (2_000_000 - burst - (256 << 10)) / cfg.peer_read_rate * 0.8, took
+        raw.close()
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_frame_timeout_closes_a_dribbled_frame(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make(msgspec.structs.replace(CFG, frame_timeout=0.5))
+        raw = await Raw.connect(a.address)
+        me = "127.0.0.1:9"
+        raw.hello(me)
+        frame = encode_frame([wire.Gossip(1, 1, 0, b"d" * 500)])
+        t0 = time.monotonic()
+        for b in frame[:200]:  # alive byte by byte, never whole
+            if a.counters()["frame_timeouts"]:
+                break
+            raw.write(bytes([b]))
+            await asyncio.sleep(0.01)
+        await until(lambda: a.counters()["frame_timeouts"] == 1)
+        assert time.monotonic() - t0 < 0.5 + 1.0
+        await until(lambda: ea.down == [(me, "failed")])
+        assert ea.received() == [] and a.counters()["heartbeat_timeouts"] == 0
+        raw.close()
+        await a.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_per_host_cap_and_accept_rate(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make(msgspec.structs.replace(CFG, max_connections_per_host=3))
+        raws = [await Raw.connect(a.address) for _ in range(5)]
+        await until(lambda: a.counters()["host_refusals"] == 2)
+        assert a.counters()["connections"] == 3
+        for r in raws:
+            r.close()
+        await until(lambda: a.counters()["connections"] == 0)
+        # the slots come back once those connections are gone
+        b, _eb = await make()
+        ok = await Raw.connect(a.address)
+        ok.hello(b.address)
+        ok.write(encode_frame([wire.Join()]))
+        await until(lambda: ea.received() == [wire.Join()])
+        ok.close()
+        await a.close()
+        await b.close()
+        # accept_rate: a burst of one second's worth, then refusals
+        c, _ec = await make(msgspec.structs.replace(CFG, accept_rate=2.0))
+        raws = [await Raw.connect(c.address) for _ in range(4)]
+        await until(lambda: c.counters()["host_refusals"] == 2)
+        assert c.counters()["connections_accepted"] == 2
+        for r in raws:
+            r.close()
+        await c.close()
+
+    arun(main())
