@@ -467,6 +467,14 @@ def _check_other(python: str, impl: str) -> str | None:
     help="gossipfast Config override for the gossipfast nodes (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@click.option(
+    "--save", type=click.Path(dir_okay=False), help="Also write the JSON object to this file."
+)
+@click.option(
+    "--load",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Run nothing: print (and --plot) the results saved by --save or --json.",
+)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG (needs matplotlib).")
 def bench_command(
     nodes: int,
@@ -483,9 +491,22 @@ def bench_command(
     others_quiet: float,
     config_items: tuple[str, ...],
     as_json: bool,
+    save: str | None,
+    load: str | None,
     plot: str | None,
 ) -> None:
     """Loopback cluster benchmark: gossipfast, the naive flood floor and competitors."""
+    if load:
+        with open(load) as f:
+            saved = json.load(f, parse_constant=float)
+        _nan_rows(saved)
+        if plot:
+            write_plot(saved["rows"], plot)
+        if as_json:
+            click.echo(json.dumps(saved, indent=1))
+        else:
+            print_table(saved)
+        return
     if nodes < 2:
         raise click.BadParameter("at least 2 nodes", param_hint="--nodes")
     overrides: dict[str, Any] = {}
@@ -624,8 +645,12 @@ def bench_command(
     }
     if plot:
         write_plot(rows, plot)
+    text = json.dumps(_nan_to_none(out), indent=1)
+    if save:
+        with open(save, "w") as f:
+            f.write(text + "\n")
     if as_json:
-        click.echo(json.dumps(out, indent=1, default=_json_default))
+        click.echo(text)
         return
     print_table(out)
 
@@ -665,10 +690,26 @@ def _best_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _json_default(o: Any) -> Any:
+def _nan_to_none(o: Any) -> Any:
+    """NaN (a figure that does not exist) as JSON null."""
     if isinstance(o, float) and math.isnan(o):
         return None
-    raise TypeError(type(o))
+    if isinstance(o, dict):
+        return {k: _nan_to_none(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_nan_to_none(v) for v in o]
+    return o
+
+
+def _nan_rows(out: dict[str, Any]) -> None:
+    """Back from JSON: null figures of the rows become NaN again (for the table)."""
+    for row in out.get("rows", []):
+        for k in _FIELDS:
+            if row.get(k) is None:
+                row[k] = math.nan
+    for b in out.get("best", []):
+        if b.get("complete") is None:
+            b["complete"] = math.nan
 
 
 def _split(s: str) -> list[str]:
@@ -732,7 +773,7 @@ def print_table(out: dict[str, Any]) -> None:
             bt.add_row(
                 b["payload"],
                 b["impl"],
-                b["scenario"].split("/")[-1],
+                "/".join(b["scenario"].split("/")[2:]),
                 _fmt(b["throughput"]),
                 f"{100 * b['complete']:.2f}%",
                 "-" if ratio is None else f"{ratio:,.2f}x",

@@ -528,6 +528,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("index", type=int)
     ap.add_argument("--no-uvloop", action="store_true")
     args = ap.parse_args(argv)
+    if os.environ.get("GOSSIPFAST_BENCH_NO_GC"):
+        # Experiment knob (profiling only): what the cyclic GC costs the measured node.
+        import gc
+
+        gc.disable()
     ctl = os.fdopen(os.dup(1), "w")
     # Libraries that print (aiogossip prints each callback result) must not corrupt the
     # control channel, nor fill a pipe nobody reads.
