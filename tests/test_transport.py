@@ -319,7 +319,9 @@ def test_engine_closing_closes_link_after_flush(arun: Any) -> None:
 def test_idle_passive_link_closes(arun: Any) -> None:
     async def main() -> None:
         a, ea = await make()
-        b, eb = await make()
+        # b would close the idle link too, a few ms after a: under load it may win the
+        # race, and a then sees a clean EOF. A longer timeout at b makes a the closer.
+        b, eb = await make(msgspec.structs.replace(CFG, heartbeat_timeout=3.0))
         ea.send(eb.address, wire.Shuffle("x:1", 1, []))
         poke(a)
         await until(lambda: eb.received())
