@@ -131,8 +131,9 @@ FIELDS: dict[str, tuple[float, float, str]] = {
     "peer_control_rate": (
         1,
         1 << 30,
-        "Control messages (all but Gossip/IHave; a Graft or Want counts its ids) per second "
-        "read from one connection; above it reading pauses (burst 1 s).",
+        "Control messages (all but Gossip/IHave; a Graft counts its ids, a Want the "
+        "messages it asks for) per second read from one connection; above it reading "
+        "pauses (burst 1 s).",
     ),
 }
 

@@ -736,7 +736,7 @@ class Transport:
                 if t is wire.Graft:
                     ctrl += 1 + (len(m.ids) >> 1)
                 elif t is wire.Want:
-                    ctrl += 1 + len(m.ranges) // 3
+                    ctrl += 1 + self._want_cost(m.ranges)
                 else:
                     ctrl += 1
                     if t is wire.Ping or t is wire.Pong or t is wire.Hello:
@@ -758,6 +758,17 @@ class Transport:
             )
             return
         self._charge(c, len(data), ctrl, now)
+
+    def _want_cost(self, ranges: list[int]) -> int:
+        """Payloads a Want may make us resend: its ranges' spans, each at most catch_up_max
+        (what the engine answers); a 20-byte request must not buy 100,000 resends."""
+        cap = self.config.catch_up_max
+        cost = 0
+        for i in range(0, len(ranges) - 2, 3):
+            span = ranges[i + 2] - ranges[i + 1] + 1
+            if span > 0:
+                cost += span if span < cap else cap
+        return cost
 
     def _charge(self, c: Connection, nbytes: int, ctrl: int, now: float) -> None:
         """Take a read from the connection's buckets; pause reading while in debt.

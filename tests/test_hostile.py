@@ -346,6 +346,37 @@ def test_graft_storm(arun: Any, caplog: Any) -> None:
 
 
 @pytest.mark.timeout(150)
+def test_want_storm(arun: Any, caplog: Any) -> None:
+    """A WANT costs the payloads it asks for against peer_control_rate: few are read."""
+    wants = [0]
+
+    async def attack(h: Honest) -> None:
+        ev = await _become_neighbour(h.nodes[0])
+        origin = None
+        t_end = time.monotonic() + 3.0
+        while origin is None and time.monotonic() < t_end:
+            for m in await ev.read_some():
+                if type(m) is wire.Gossip:
+                    origin = m.origin
+                elif type(m) is wire.IHave and m.ids:
+                    origin = m.ids[0]
+        assert origin is not None, "the attacker heard no broadcast"
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:  # "send me everything", over and over
+            ev.send(wire.Want([origin, 1, 1 << 40]))
+            wants[0] += 1
+            await ev.drain(0.2)
+            await ev.read_some(0.01)
+        ev.close()
+
+    _h, s, total, _ = run_attack(arun, caplog, attack)
+    assert s["read_throttles"] >= 1
+    # each WANT read costs catch_up_max > peer_control_rate: reading stopped after one
+    assert s["received_want"] <= 2 < wants[0]
+    print(f"\nWANT storm: {wants[0]} sent, {s['received_want']} read, honest deliveries {total}")
+
+
+@pytest.mark.timeout(150)
 def test_join_leave_loop(arun: Any, caplog: Any) -> None:
     """accept_rate refuses the churn beyond its bucket; views stay within bounds."""
     loops = [0, 0]
