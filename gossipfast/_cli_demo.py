@@ -34,8 +34,9 @@ def _run_app(
         raise click.ClickException(
             f"the demo needs textual ({e}): pip install 'gossipfast[demo]'"
         ) from None
-    # The UI owns the terminal: library logs would scribble over it, keep errors only.
-    logging.getLogger("gossipfast").setLevel(logging.ERROR)
+    # The UI owns the terminal: the app shows library warnings in its log; nothing else
+    # may print (no INFO records reach Python's last-resort stderr handler).
+    logging.getLogger("gossipfast").setLevel(logging.WARNING)
     _use_loop("auto")
     app = DemoApp(
         listen,

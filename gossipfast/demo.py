@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import ClassVar
 
@@ -40,6 +41,20 @@ Commands:
   /help    show this help
   /quit    leave the cluster and exit (also Ctrl+Q)
 Anything else is broadcast to every other node."""
+
+
+class _LogToApp(logging.Handler):
+    """Library warnings go to the app's log instead of scribbling over the screen."""
+
+    def __init__(self, app: DemoApp) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.app.say(f"{record.levelname.lower()}: {record.getMessage()}", "red")
+        except Exception:  # never let logging break the node
+            self.handleError(record)
 
 
 class DemoApp(App[None]):
@@ -83,6 +98,7 @@ class DemoApp(App[None]):
         self.lines: list[str] = []  # plain text of the log, newest last (for /status, tests)
         self.sent = 0
         self._quitting = False
+        self._log_handler = _LogToApp(self)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -96,6 +112,7 @@ class DemoApp(App[None]):
 
     async def on_mount(self) -> None:
         """Start the node, then join (in the background) and show the figures live."""
+        logging.getLogger("gossipfast").addHandler(self._log_handler)
         node_id = f"{self.node_name}@{self.listen}"
         self.node = Node(self.listen, config=self.config, node_id=node_id)
         try:
@@ -262,6 +279,10 @@ class DemoApp(App[None]):
             t.add_row("", f"... {len(node.passive_view) - 12} more")
         with contextlib.suppress(Exception):
             self.query_one("#status", Static).update(t)
+
+    def on_unmount(self) -> None:
+        """Stop routing library logs here."""
+        logging.getLogger("gossipfast").removeHandler(self._log_handler)
 
     # ------------------------------------------------------------------ actions
     def action_clear_log(self) -> None:

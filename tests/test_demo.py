@@ -8,6 +8,7 @@ windows, types into them and reads their screens. Loopback only.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,10 @@ def test_demo_pilot(arun: Any) -> None:
                 for word in ("received", "missing", "recovered", "active", "passive"):
                     assert word in shot, word
                 assert peer.address in shot
+
+                # Library warnings land in the log, not on the terminal.
+                logging.getLogger("gossipfast").warning("a test warning")
+                assert "warning: a test warning" in screen_log(app)
 
                 for cmd, want in (
                     ("/status", "received 1  missing 0  recovered 0"),
