@@ -99,6 +99,7 @@ class DemoApp(App[None]):
         self.sent = 0
         self._quitting = False
         self._log_handler = _LogToApp(self)
+        self._drawn = 0.0  # monotonic time of the last status redraw
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -165,7 +166,9 @@ class DemoApp(App[None]):
                 self.say(f"(the log fell behind: {msg.dropped} messages not shown)", "red")
                 continue
             text = msg.payload.decode("utf-8", "replace")
-            self.say(f"{time.strftime('%H:%M:%S')} {text}  [{msg.hops} hops]", "bold")
+            hops = f"{msg.hops} hop" + ("" if msg.hops == 1 else "s")
+            self.say(f"{time.strftime('%H:%M:%S')} {text}  [{hops}]", "bold")
+            self.refresh_status(soon=True)
 
     @work(exclusive=False, group="node")
     async def consume_events(self) -> None:
@@ -176,6 +179,7 @@ class DemoApp(App[None]):
                 self.say(f"neighbour up: {ev.peer}", "cyan")
             elif isinstance(ev, NeighborDown):
                 self.say(f"neighbour down: {ev.peer} ({ev.reason})", "magenta")
+            self.refresh_status(soon=True)
 
     # ------------------------------------------------------------------ input
     async def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -249,11 +253,19 @@ class DemoApp(App[None]):
         out += [f"  {p}" for p in passive] or ["  (none)"]
         return "\n".join(out)
 
-    def refresh_status(self) -> None:
-        """Redraw the status panel from the node's figures."""
+    def refresh_status(self, soon: bool = False) -> None:
+        """Redraw the status panel from the node's figures.
+
+        ``soon``: a change just happened; redraw unless that was done in the last 0.1 s
+        (a burst of deliveries redraws a few times, not once per message).
+        """
         node = self.node
         if node is None:
             return
+        now = time.monotonic()
+        if soon and now - self._drawn < 0.1:
+            return
+        self._drawn = now
         s = node.stats()
         t = Table.grid(padding=(0, 1))
         t.add_column(style="bold")
