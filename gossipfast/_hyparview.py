@@ -89,6 +89,13 @@ class HyParView:
         self.backoff = 1
         self.changed = False
         self.refusals = 0
+        # short (at most half full) and a whole repair round changed nothing: every
+        # low-priority request was refused, as in a small island whose members hold each
+        # other while the rest of the cluster is full. The next requests go out with high
+        # priority (cannot be refused). Half, not any shortness: a node one short in a
+        # full cluster would push the shortness around forever (odd degree sums).
+        self.stuck = False
+        self.escalations = 0
         self.empty_since = -1.0
         self.left = False
         self.bad = 0
@@ -207,7 +214,8 @@ class HyParView:
             self.pending[peer] = self.timers.schedule(
                 now + self.config.neighbor_timeout, ("n", peer)
             )
-            self.send(peer, Neighbor(len(self.active) == 0))
+            n = len(self.active)
+            self.send(peer, Neighbor(n == 0 or (self.stuck and n <= self.size // 2)))
         self.arm_repair(now)
 
     def arm_repair(self, now: float) -> None:
@@ -339,8 +347,13 @@ class HyParView:
         """Periodic isolation repair: retry every passive peer, re-join when alone."""
         self.repair_armed = False
         if len(self.active) >= self.size:
+            self.stuck = False
             return
         self.backoff = 1 if self.changed else min(8, 2 * self.backoff)
+        stuck = bool(self.active) and not self.changed and len(self.active) <= self.size // 2
+        if stuck and not self.stuck:
+            self.escalations += 1
+        self.stuck = stuck
         self.changed = False
         self.refusals = 0
         self.tried.clear()

@@ -275,6 +275,7 @@ class Engine:
         s["neighbor_down"] = self._downs
         s["shuffles"] = hv.shuffles
         s["rejoins"] = hv.rejoins
+        s["escalations"] = hv.escalations
         s["probes"] = hv.probes
         s["graveyard"] = len(hv.graveyard)
         s["active"] = len(hv.active)

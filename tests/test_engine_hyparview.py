@@ -412,3 +412,47 @@ def test_failed_peers_are_probed_with_backoff_until_they_answer() -> None:
     assert len(probes) >= 3 and all(g2 > g1 for g1, g2 in itertools.pairwise(gaps[:3]))
     e.on_frame(peer(3), [Neighbor(True)], t)  # back: no more probing
     assert e.stats()["graveyard"] == 0 and peer(3) in e.active_view
+
+
+def test_short_node_refused_for_a_whole_round_asks_with_high_priority() -> None:
+    # a small island: we hold one neighbour, the rest of the cluster is full and refuses
+    e = engine(active_view_size=5, repair_interval=1.0, neighbor_timeout=0.5)
+    e.join([], 0.0)
+    make_active(e, [peer(1)])
+    make_passive(e, [peer(i) for i in range(10, 20)])
+    highs: list[tuple[str, bool]] = []
+    t = 0.0
+    while t < 12.0 and not any(h for _, h in highs):
+        t = round(t + 0.05, 2)
+        e.tick(t)
+        for p, msgs in sent(e.drain()[0], Neighbor).items():
+            highs.append((p, msgs[0].high))
+            if not msgs[0].high:
+                e.on_frame(p, [NeighborReply(False)], t)
+                e.drain()
+    assert highs and not highs[0][1]  # the first round asks politely
+    assert highs[-1][1], highs  # a round later, with high priority
+    assert e.stats()["escalations"] == 1
+    # a high-priority request is accepted: the island is joined to the cluster
+    p = highs[-1][0]
+    e.on_frame(p, [NeighborReply(True)], t)
+    assert p in e.active_view
+
+
+def test_one_short_in_a_full_cluster_never_forces_its_way_in() -> None:
+    # four of five: more than half full, so every request stays low priority
+    e = engine(active_view_size=5, repair_interval=1.0, neighbor_timeout=0.5)
+    e.join([], 0.0)
+    make_active(e, [peer(i) for i in range(1, 5)])
+    make_passive(e, [peer(i) for i in range(10, 20)])
+    t = 0.0
+    asked = 0
+    while t < 30.0:
+        t = round(t + 0.05, 2)
+        e.tick(t)
+        for p, msgs in sent(e.drain()[0], Neighbor).items():
+            assert not msgs[0].high
+            asked += 1
+            e.on_frame(p, [NeighborReply(False)], t)
+            e.drain()
+    assert asked > 0 and e.stats()["escalations"] == 0
