@@ -211,6 +211,10 @@ class Scenario:
     rate: float  # offered broadcasts/s in total; 0 = as fast as possible
 
     @property
+    def key(self) -> tuple[str, int, float]:
+        return (self.mode, self.size, self.rate)
+
+    @property
     def label(self) -> str:
         return f"{self.mode}/{self.size}B/{'max' if self.rate <= 0 else f'{self.rate:g}/s'}"
 
@@ -442,9 +446,9 @@ def _check_other(python: str, impl: str) -> str | None:
 )
 @click.option(
     "--others-scenarios",
-    default="one/100/max",
+    default="one/100/20,one/100/50,one/100/100,one/100/200,one/100/max",
     show_default=True,
-    help="Scenarios (mode/size/rate) the slow competitors run (all: every scenario).",
+    help="Cells (mode/size/rate) the slow competitors run (all: every one of --rates).",
 )
 @click.option(
     "--others-max-messages",
@@ -541,8 +545,22 @@ def bench_command(
                 wanted = [w for w in wanted if w != name]
     if "gossipfast" in wanted:
         wanted = ["gossipfast"] + [w for w in wanted if w != "gossipfast"]
-    # Accept "one/100/max" as well as the table's own "one/100B/max".
-    other_cells = {x.replace("B/", "/") for x in _split(others_scenarios)}
+    # Competitor cells: "mode/size/rate" ("one/100/max", "one/100B/50/s" also do).
+    all_cells = others_scenarios.strip() == "all"
+    other_cells: set[tuple[str, int, float]] = set()
+    if not all_cells:
+        for item in _split(others_scenarios):
+            parts = item.replace("B/", "/").split("/")
+            if len(parts) < 3:
+                raise click.BadParameter(
+                    f"{item!r} is not mode/size/rate", param_hint="--others-scenarios"
+                )
+            rate = 0.0 if parts[2] == "max" else float(parts[2])
+            other_cells.add((parts[0], int(parts[1]), rate))
+    # Cells only the competitors run (gossipfast's own rows come from --rates).
+    known = {sc.key for sc in scenarios}
+    others_only = {c for c in other_cells if c not in known}
+    scenarios += [Scenario(*c) for c in sorted(others_only)]
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)
@@ -584,8 +602,9 @@ def bench_command(
         for sc in scenarios:
             for run_no in range(runs):
                 for name, cl in clusters.items():
-                    cell = sc.label.replace("B/", "/")
-                    if name in _OTHERS and "all" not in other_cells and cell not in other_cells:
+                    if name in _OTHERS and not all_cells and sc.key not in other_cells:
+                        continue
+                    if name not in _OTHERS and sc.key in others_only:
                         continue
                     limit = others_max_messages if name in _OTHERS else 0
                     q = others_quiet if name in _OTHERS else quiet

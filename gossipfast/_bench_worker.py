@@ -41,7 +41,8 @@ _LOG_SCALE = 100.0
 class Recorder:
     """What one node saw during one run: per-publisher bitmaps and latencies."""
 
-    def __init__(self, publishers: int) -> None:
+    def __init__(self, publishers: int, me: int) -> None:
+        self.me = me
         self.bitmaps = [bytearray() for _ in range(publishers)]
         self.lat = array.array("q")
         self.count = 0
@@ -50,6 +51,8 @@ class Recorder:
     def on_payload(self, payload: bytes) -> None:
         """Note one delivery (must be cheap: it runs once per delivery)."""
         ts, pub, seq = _HDR.unpack_from(payload)
+        if pub == self.me:
+            return  # py-libp2p delivers a node's own messages to its subscription
         now = _now_ns()
         self.lat.append(now - ts)
         bm = self.bitmaps[pub]
@@ -305,7 +308,7 @@ class Worker:
         self.ctl.flush()
 
     def prepare(self, cmd: dict[str, Any]) -> None:
-        self.impl.recorder = Recorder(int(cmd["nodes"]))
+        self.impl.recorder = Recorder(int(cmd["nodes"]), self.impl.index)
         self.pub_result = None
         _peak_rss_reset()
         self.cpu0 = _cpu()
