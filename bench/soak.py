@@ -163,21 +163,33 @@ def main() -> int:
                     rss = " ".join(f"{n.samples[-1][1] >> 20:4d}" for n in nodes if n.samples)
                     print(f"t={el:6.0f}s sent={sent} RSS MiB: {rss}", file=sys.stderr)
             time.sleep(0.01)
-        time.sleep(5.0)  # let the last messages arrive
+        # Let the last messages arrive: until all are delivered or none came for 10 s.
+        expected = sent * (a.nodes - 1)
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 10.0:
+            got = sum(n.delivered for n in nodes)
+            if got >= expected:
+                break
+            if got != last:
+                last, quiet_since = got, time.monotonic()
+            time.sleep(0.5)
         report: dict[str, Any] = {"nodes": a.nodes, "rate": a.rate, "seconds": a.duration}
         report["broadcasts"] = sent
-        report["expected_deliveries"] = sent * (a.nodes - 1)
+        report["expected_deliveries"] = expected
         report["deliveries"] = sum(n.delivered for n in nodes)
+        report["missing"] = expected - report["deliveries"]
         per_node = []
         for n in nodes:
             after = [(t, r) for t, r, _ in n.samples if t >= warmup]
+            warm = next((x for x in n.samples if x[0] >= warmup), None)
             s = n.stats
             per_node.append(
                 {
                     "address": n.address,
                     "rss_mib_end": round(n.samples[-1][1] / 2**20, 1) if n.samples else None,
+                    "rss_mib_warm": round(warm[1] / 2**20, 1) if warm else None,
                     "rss_slope_kib_per_min": round(slope(after) * 60 / 1024, 1),
-                    "fds_start": n.samples[0][2] if n.samples else None,
+                    "fds_warm": warm[2] if warm else None,
                     "fds_end": n.samples[-1][2] if n.samples else None,
                     "store_messages": s.get("store_messages"),
                     "store_bytes": s.get("store_bytes"),
