@@ -34,6 +34,11 @@ def _run_app(
         raise click.ClickException(
             f"the demo needs textual ({e}): pip install 'gossipfast[demo]'"
         ) from None
+    if metrics_port is not None:
+        try:
+            import gossipfast.metrics  # noqa: F401  (fail before the UI takes the screen)
+        except ImportError as e:
+            raise click.ClickException(str(e)) from None
     # The UI owns the terminal: the app shows library warnings in its log; nothing else
     # may print (no INFO records reach Python's last-resort stderr handler).
     logging.getLogger("gossipfast").setLevel(logging.WARNING)

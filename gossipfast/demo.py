@@ -123,9 +123,14 @@ class DemoApp(App[None]):
             return
         self.sub_title = f"{self.node_name} @ {self.node.address}"
         if self.metrics_port is not None:
-            from ._cli_node import start_metrics
+            from .metrics import serve
 
-            start_metrics(self.node, self.metrics_port, self.metrics_host)
+            try:
+                _, port = serve(self.node, self.metrics_port, self.metrics_host)
+            except (ImportError, OSError) as e:  # the node still runs without metrics
+                self.say(f"metrics not served: {e}", "red")
+            else:
+                self.say(f"metrics on http://{self.metrics_host}:{port}/metrics", "dim")
         self.say(f"node {self.node.id} listening on {self.node.address}", "green")
         self.say(HELP, "dim")
         self.refresh_status()

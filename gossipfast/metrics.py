@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -102,12 +103,64 @@ _GAUGES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class NodeMetrics(Collector):
-    """A Prometheus collector of one node's figures.
+class _Nodes(Collector):
+    """The one collector of a registry: every attached node's series, merged by name.
 
-    Registers itself on ``registry`` (the default one unless given; ``None`` skips
-    registration) and adds a delivery observer to the node for the hop histogram.
-    Create it inside the node's event loop (after ``start``). :meth:`close` undoes both.
+    Prometheus wants each metric family once per scrape, with one sample per ``node``
+    label; registering one collector per node would repeat the families.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: list[NodeMetrics] = []
+
+    def describe(self) -> Iterable[Metric]:
+        """Nothing up front: the families are known at scrape time."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Every node's families, samples of one name merged into one family."""
+        merged: dict[str, Metric] = {}
+        for nm in list(self.nodes):
+            for fam in nm.collect():
+                if fam.name in merged:
+                    merged[fam.name].samples.extend(fam.samples)
+                else:
+                    merged[fam.name] = fam
+        yield from merged.values()
+
+
+_collectors: dict[int, tuple[CollectorRegistry, _Nodes]] = {}
+_collectors_lock = threading.Lock()
+
+
+def _attach(registry: CollectorRegistry, nm: NodeMetrics) -> None:
+    with _collectors_lock:
+        entry = _collectors.get(id(registry))
+        if entry is None or entry[0] is not registry:
+            entry = _collectors[id(registry)] = (registry, _Nodes())
+            registry.register(entry[1])
+        entry[1].nodes.append(nm)
+
+
+def _detach(registry: CollectorRegistry, nm: NodeMetrics) -> None:
+    with _collectors_lock:
+        entry = _collectors.get(id(registry))
+        if entry is None or nm not in entry[1].nodes:
+            return
+        entry[1].nodes.remove(nm)
+        if not entry[1].nodes:
+            registry.unregister(entry[1])
+            del _collectors[id(registry)]
+
+
+class NodeMetrics(Collector):
+    """The Prometheus figures of one node.
+
+    Attaches to ``registry`` (the default one unless given; ``None`` skips that, for a
+    caller that registers or calls :meth:`collect` itself) and adds a delivery observer
+    to the node for the hop histogram. Several nodes may share a registry: their series
+    differ by the ``node`` label. Create it inside the node's event loop (after
+    ``start``). :meth:`close` undoes both.
     """
 
     def __init__(
@@ -127,13 +180,13 @@ class NodeMetrics(Collector):
         self._last: tuple[Stats, list[int], int] | None = None
         node.add_delivery_observer(self._observe)
         if registry is not None:
-            registry.register(self)
+            _attach(registry, self)
 
     def close(self) -> None:
-        """Unregister from the registry and stop observing the node."""
+        """Detach from the registry and stop observing the node."""
         self.node.remove_delivery_observer(self._observe)
         if self._registry is not None:
-            self._registry.unregister(self)
+            _detach(self._registry, self)
             self._registry = None
 
     # -- delivery path: count hops (own broadcasts excluded, as in messages())

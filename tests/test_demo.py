@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -135,6 +136,32 @@ def test_demo_join_retries_until_the_seed_answers(arun: Any) -> None:
                 await wait_for(lambda: app.joined.is_set(), pilot, 15)
                 assert app.node is not None and seed.address in app.node.active_view
                 await app.action_quit()
+        done.append(True)
+
+    done: list[bool] = []
+    arun(main(), timeout=50)
+    assert done
+
+
+@pytest.mark.timeout(60)
+def test_demo_metrics_port(arun: Any) -> None:
+    pytest.importorskip("prometheus_client")
+
+    async def main() -> None:
+        app = DemoApp("127.0.0.1:0", name="m", config=FAST, metrics_port=0)
+        async with app.run_test() as pilot:
+            await wait_for(lambda: any("metrics on http" in x for x in app.lines), pilot)
+            url = next(x for x in app.lines if "metrics on http" in x).split()[-1]
+            loop = asyncio.get_running_loop()
+
+            def fetch() -> str:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    return str(r.read().decode())
+
+            body = await loop.run_in_executor(None, fetch)
+            assert app.node is not None
+            assert f'gossipfast_view_size{{node="{app.node.address}",view="active"}}' in body
+            await app.action_quit()
         done.append(True)
 
     done: list[bool] = []

@@ -54,13 +54,14 @@ def test_node_stats_and_metrics(arun: Any, caplog: pytest.LogCaptureFixture) -> 
 
     caplog.set_level(logging.INFO, logger="gossipfast")
 
-    async def main() -> tuple[str, str]:
+    async def main() -> tuple[str, str, str]:
         async with (
             gossipfast.Node("127.0.0.1:0", config=FAST) as a,
             gossipfast.Node("127.0.0.1:0", config=FAST) as b,
         ):
             reg = CollectorRegistry()
             m = NodeMetrics(b, reg)
+            ma = NodeMetrics(a, reg)  # two nodes, one registry: series differ by label
             await b.join([a.address])
             for i in range(5):
                 await a.broadcast(b"m%d" % i)
@@ -81,9 +82,14 @@ def test_node_stats_and_metrics(arun: Any, caplog: pytest.LogCaptureFixture) -> 
             scraped = await loop.run_in_executor(None, fetch)
             text = generate_latest(reg).decode()
             m.close()
-            return text, scraped
+            ma.close()
+            assert generate_latest(reg).decode() == ""  # detached: nothing left
+            return text, scraped, b.address
 
-    text, scraped = arun(main())
+    text, scraped, b_addr = arun(main())
+    assert text.count("# HELP gossipfast_deliveries_total ") == 1
+    assert text.count("gossipfast_deliveries_total{") == 2
+    text = "\n".join(x for x in text.splitlines() if f'node="{b_addr}"' in x)
     for want in (
         "gossipfast_deliveries_total{",
         "gossipfast_delivery_hops_bucket{",
@@ -97,7 +103,7 @@ def test_node_stats_and_metrics(arun: Any, caplog: pytest.LogCaptureFixture) -> 
     assert line.endswith(" 5.0")
     hops = next(x for x in text.splitlines() if x.startswith("gossipfast_delivery_hops_count"))
     assert hops.endswith(" 5.0")  # own broadcasts are not counted
-    inf = next(x for x in text.splitlines() if 'hops_bucket{le="+Inf"' in x or 'le="+Inf"' in x)
+    inf = next(x for x in text.splitlines() if 'le="+Inf"' in x)
     assert inf.endswith(" 5.0")
     assert "gossipfast_deliveries_total{" in scraped
     msgs = [r.getMessage() for r in caplog.records]
