@@ -554,3 +554,44 @@ def test_origin_flood_does_not_cause_redelivery() -> None:
     e.drain()
     e.on_frame(PEERS[2], [old], 3.0)  # a late copy (GRAFT answer, catch-up, slow path)
     assert e.drain()[2] == []
+
+
+@pytest.mark.timeout(300)
+def test_ihave_flood_memory_plateaus() -> None:
+    """One neighbour announcing unknown ids forever: the engine's memory levels off.
+
+    Its caps (2**16 missing ids, max(catch_up_max, 2**16) remembered requests, 4096
+    trees) are reached during the warm-up; the second half of the flood adds nothing.
+    """
+    import tracemalloc
+
+    e = Engine(ME, Config(catch_up_max=1000), node_id=ME, incarnation=1, rng=random.Random(1))
+    for p in PEERS[:2]:
+        e.on_frame(p, [wire.Neighbor(True)], 0.0)
+    r = random.Random(2)
+    now = 0.0
+
+    def flood(batches: int) -> None:
+        nonlocal now
+        for _ in range(batches):
+            ids = []
+            for _ in range(1000):
+                ids += (r.getrandbits(64), r.randrange(1, 1 << 40), 1)
+            e.on_frame(PEERS[0], [wire.IHave(ids)], now)
+            now += 0.01
+            e.tick(now)
+            e.drain()
+
+    tracemalloc.start()
+    try:
+        flood(120)
+        gc.collect()
+        warm, _ = tracemalloc.get_traced_memory()
+        flood(120)
+        gc.collect()
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(e.pt.requested) <= 1 << 16 and e.stats()["missing"] <= 1 << 16
+    print(f"\nIHAVE flood (engine): {warm / 2**20:.1f} MiB at warm-up, {end / 2**20:.1f} at end")
+    assert end - warm < 2 << 20, (warm, end)
