@@ -65,8 +65,10 @@ wheel_ok=yes
 log "sdist into a fresh venv without a compiler (must fall back to pure Python)"
 rm -rf "$OUT/venv-sdist"
 "$PY" -m venv "$OUT/venv-sdist"
-nocc "$OUT/venv-sdist" "$OUT/venv-sdist/bin/pip" install -q "$sdist" > "$OUT/sdist.log" 2>&1 \
+nocc "$OUT/venv-sdist" "$OUT/venv-sdist/bin/pip" install -v "$sdist" > "$OUT/sdist.log" 2>&1 \
   || { tail -40 "$OUT/sdist.log"; exit 1; }
+# setup.py's own words on the failed compile (proof the fallback, not a flag, made it pure)
+grep -m 2 "gossipfast: .*not built" "$OUT/sdist.log" | cut -c1-160 | sed 's/^ */  build: /' || true
 check_compiled "$OUT/venv-sdist" 0
 sdist_ok=yes
 
