@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -138,3 +139,52 @@ def test_run_metrics_port() -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_cluster_metrics_port_gives_each_node_an_endpoint() -> None:
+    pytest.importorskip("prometheus_client")
+    # node i serves on base + i: find two consecutive free ports
+    base = next(p for p in (free_ports(1)[0] for _ in range(50)) if _ports_free(p, 2))
+    cmd = [sys.executable, "-m", "gossipfast", "cluster", "--nodes", "2", "--rate", "5"]
+    cmd += ["--duration", "3", "--json", "--metrics-port", str(base)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bodies: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(bodies) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            for port in (base, base + 1):
+                if port in bodies:
+                    continue
+                try:
+                    url = f"http://127.0.0.1:{port}/metrics"
+                    with urllib.request.urlopen(url, timeout=2) as r:
+                        bodies[port] = r.read().decode()
+                except OSError:
+                    pass
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["nodes"] == 2
+    assert set(bodies) == {base, base + 1}, err
+    assert all("gossipfast_deliveries_total{" in b for b in bodies.values())
+
+
+def _ports_free(first: int, n: int) -> bool:
+    socks: list[socket.socket] = []
+    try:
+        for p in range(first, first + n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
