@@ -10,9 +10,10 @@ Run (atheris: ``pip install atheris``; it needs a clang-built CPython wheel or c
     GOSSIPFAST_NO_EXTENSIONS=1 python tests/fuzz/fuzz_decoder.py -atheris_runs=200000
 
 The corpus directory (created if missing) keeps the inputs that found new coverage;
-``-max_total_time=600`` bounds the run by time instead. Crashes are written as
-``crash-<hash>`` files in the working directory and reproduce with
-``python tests/fuzz/fuzz_decoder.py crash-<hash>``.
+``-max_total_time=600`` bounds the run by time instead; ``GOSSIPFAST_ATHERIS_ALL=1``
+instruments every loaded function (the engine's coverage guides the pure build too).
+Crashes are written as ``crash-<hash>`` files in the working directory and reproduce
+with ``python tests/fuzz/fuzz_decoder.py crash-<hash>``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ def main() -> None:
     dirs = [a for a in sys.argv[1:] if not a.startswith("-") and not os.path.isfile(a)]
     for d in dirs:
         _seed_corpus(Path(d))
+    if os.environ.get("GOSSIPFAST_ATHERIS_ALL"):
+        # Coverage of every loaded Python function (the engine too in the pure build):
+        # slower to start, better guidance.
+        atheris.instrument_all()
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 
