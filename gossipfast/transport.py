@@ -16,6 +16,12 @@ Rules kept here:
 - Everything the engine wants to send to one peer during one event-loop turn leaves in
   a single ``write()`` (flushed by ``loop.call_soon``).
 - ``Ping``/``Pong`` and ``Hello`` are the transport's own and never reach the engine.
+- Hostile peers meet explicit ``Config`` limits, each counted and logged once per cause:
+  ``max_connections``, ``max_handshaking``, ``max_connections_per_host`` and
+  ``accept_rate`` (refused at accept), ``max_hello_bytes`` and ``connect_timeout`` (the
+  handshake, TLS included), ``frame_timeout`` (a frame dribbled byte by byte),
+  ``peer_read_rate`` and ``peer_control_rate`` (reading pauses while a connection is
+  over its token bucket), ``send_queue_bytes`` and the write stall bound (slow readers).
 """
 
 from __future__ import annotations
