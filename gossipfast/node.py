@@ -96,6 +96,8 @@ class Node:
         self._origin_names: dict[int, str] = {}
         self._max_payload = self.config.max_payload_size
         self._down_reasons: dict[str, int] = {}
+        # key -> (window start, records shown in it, records demoted to DEBUG since)
+        self._log_window: dict[str, tuple[float, int, int]] = {}
         # Observers see every delivery batch (metrics); empty on the common path.
         self._observers: list[DeliveryObserver] = []
 
@@ -430,16 +432,50 @@ class Node:
                 self.remove_delivery_observer(obs)
 
     def _on_events(self, events: list[Event]) -> None:
+        now = time.monotonic()
         for ev in events:
             if type(ev) is NeighborDown:
                 self._down_reasons[ev.reason] = self._down_reasons.get(ev.reason, 0) + 1
                 # failed/slow are worth a warning; the rest is ordinary churn
                 level = logging.WARNING if ev.reason in ("failed", "slow") else logging.INFO
-                log.log(level, "node %s: neighbour %s down (%s)", self._node_id, ev.peer, ev.reason)
+                self._log_limited(
+                    "down:" + ev.reason,
+                    level,
+                    now,
+                    "node %s: neighbour %s down (%s)",
+                    self._node_id,
+                    ev.peer,
+                    ev.reason,
+                )
             elif type(ev) is NeighborUp:
-                log.info("node %s: neighbour %s up", self._node_id, ev.peer)
+                self._log_limited(
+                    "up", logging.INFO, now, "node %s: neighbour %s up", self._node_id, ev.peer
+                )
         self._events.extend(events)
         self._wake()
+
+    def _log_limited(self, key: str, level: int, now: float, msg: str, *args: Any) -> None:
+        """Log membership changes without letting churn flood the log.
+
+        Per key: warnings once per minute, infos up to 10 a minute; the rest go to DEBUG
+        and the next record that gets through says how many were demoted. (A peer that
+        joins and leaves in a loop must not fill the operator's log.)
+        """
+        limit = 1 if level >= logging.WARNING else 10
+        start, shown, demoted = self._log_window.get(key, (now, 0, 0))
+        if now - start >= 60.0:
+            start, shown = now, 0
+        if shown < limit:
+            if demoted:
+                log.log(level, msg + " (%d similar at DEBUG before)", *args, demoted)
+                demoted = 0
+            else:
+                log.log(level, msg, *args)
+            shown += 1
+        else:
+            log.debug(msg, *args)
+            demoted += 1
+        self._log_window[key] = (start, shown, demoted)
 
     def __repr__(self) -> str:
         return f"<Node {self.id or '?'} {self._state} active={len(self.active_view)}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -188,3 +189,20 @@ def _ports_free(first: int, n: int) -> bool:
     finally:
         for s in socks:
             s.close()
+
+
+def test_membership_churn_does_not_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="gossipfast")
+    node = gossipfast.Node("127.0.0.1:0")
+    downs = [gossipfast.NeighborDown(f"10.0.0.{i}:7000", "failed") for i in range(50)]
+    ups = [gossipfast.NeighborUp(f"10.0.0.{i}:7000") for i in range(50)]
+    node._on_events(downs + ups)
+    levels = collections.Counter((r.levelno, "up" in r.getMessage()) for r in caplog.records)
+    assert levels[(logging.WARNING, False)] == 1  # failures: one warning a minute
+    assert levels[(logging.INFO, True)] == 10  # ups: ten infos a minute
+    assert levels[(logging.DEBUG, False)] == 49 and levels[(logging.DEBUG, True)] == 40
+    assert node.stats()["neighbor_down_failed"] == 50
+    # a minute later the next warning says how many were demoted meanwhile
+    caplog.clear()
+    node._log_limited("down:failed", logging.WARNING, time.monotonic() + 61, "x %s", "y")
+    assert caplog.records[-1].getMessage() == "x y (49 similar at DEBUG before)"
