@@ -458,6 +458,13 @@ def _check_other(python: str, impl: str) -> str | None:
 )
 @click.option("--quiet", default=1.0, show_default=True, help="Seconds without delivery = done.")
 @click.option(
+    "--others-duration",
+    default=5.0,
+    show_default=True,
+    help="Seconds of publishing in competitor runs (their seconds of latency would "
+    "otherwise dominate a short run's window).",
+)
+@click.option(
     "--others-quiet",
     default=5.0,
     show_default=True,
@@ -492,6 +499,7 @@ def bench_command(
     others_scenarios: str,
     others_max_messages: int,
     quiet: float,
+    others_duration: float,
     others_quiet: float,
     config_items: tuple[str, ...],
     as_json: bool,
@@ -608,7 +616,8 @@ def bench_command(
                         continue
                     limit = others_max_messages if name in _OTHERS else 0
                     q = others_quiet if name in _OTHERS else quiet
-                    res = run_once(cl, sc, duration, q, limit)
+                    secs = others_duration if name in _OTHERS else duration
+                    res = run_once(cl, sc, secs, q, limit)
                     results.setdefault((sc.label, name), []).append(res)
                     log(
                         f"{sc.label:>18} {name:>10} run {run_no + 1}: {res.throughput:,.0f}/s "
