@@ -812,32 +812,40 @@ def print_table(out: dict[str, Any]) -> None:
 
 
 def write_plot(rows: list[dict[str, Any]], path: str) -> None:
-    """Throughput (delivered/s) against p99 and p50 latency, one line per implementation."""
+    """Delivered/s against p50 and p99 latency for gossipfast and the flood (one publisher,
+    100 B), one point per offered rate, joined in order of offered rate."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for impl in sorted({r["impl"] for r in rows}):
+    def offered(scenario: str) -> float:
+        rate = scenario.split("/")[2]
+        return math.inf if rate == "max" else float(rate)
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for impl in ("gossipfast", "flood"):
         pts = sorted(
-            (r["throughput"], r["p50_ms"], r["p99_ms"])
+            (offered(r["scenario"]), r["throughput"], r["p50_ms"], r["p99_ms"])
             for r in rows
             if r["impl"] == impl and r["scenario"].startswith("one/100B/")
         )
         if not pts:
             continue
-        xs = [p[0] for p in pts]
-        (line,) = ax.plot(xs, [p[2] for p in pts], marker="o", label=f"{impl} p99")
+        xs = [p[1] for p in pts]
+        (line,) = ax.plot(xs, [p[3] for p in pts], marker="o", label=f"{impl} p99")
         ax.plot(
             xs,
-            [p[1] for p in pts],
+            [p[2] for p in pts],
             marker=".",
             ls="--",
             color=line.get_color(),
             label=f"{impl} p50",
         )
-    ax.set_xlabel("broadcasts/s delivered to all nodes")
+        for o, x, _p50, p99 in pts:
+            text = "max" if math.isinf(o) else f"{o / 1000:g}k"
+            ax.annotate(text, (x, p99), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("broadcasts/s delivered to all nodes (labels: offered/s)")
     ax.set_ylabel("latency broadcast → delivery (ms)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
