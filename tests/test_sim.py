@@ -500,6 +500,7 @@ def test_random_sender_rounds(overlay_sim: tuple[Simulator, dict]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 1,000 senders at once: minutes on a loaded machine
 @needs_engine
 def test_all_send_burst(overlay_sim: tuple[Simulator, dict]) -> None:
     sim, _ = overlay_sim
