@@ -191,9 +191,20 @@ class Connection(asyncio.Protocol):
 
     # -- helpers ----------------------------------------------------------------------
     def write(self, data: bytes, now: float) -> None:
-        """Write bytes (already framed) and note the time."""
+        """Write bytes (already framed) and note the time.
+
+        A transport that died under us (uvloop raises RuntimeError on a closed handle,
+        both loops on a write after EOF) fails this connection instead of raising into
+        the caller (flush() runs as a loop callback and serves every other peer too).
+        """
         assert self.tr is not None
-        self.tr.write(data)
+        try:
+            self.tr.write(data)
+        except (RuntimeError, OSError) as e:
+            self.owner._c["send_drops"] += 1
+            self.owner._log_once("write-failed", "write to %s failed: %s", self.peer, e)
+            self.close("write-failed", abort=True)
+            return
         self.last_send = now
         self.owner._c["bytes_sent"] += len(data)
 
@@ -216,8 +227,9 @@ class Connection(asyncio.Protocol):
                 self.closing_since = self.owner.loop.time()
                 try:
                     tr.write_eof()
-                except OSError:
-                    # The peer reset the socket already (ENOTCONN): nothing to drain.
+                except (OSError, RuntimeError):
+                    # The peer reset the socket already (ENOTCONN), or uvloop's handle is
+                    # closed: nothing to drain.
                     tr.abort()
             else:
                 tr.close()

@@ -739,3 +739,49 @@ def test_per_host_cap_and_accept_rate(arun: Any) -> None:
         await c.close()
 
     arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_write_to_a_dead_transport_fails_the_link_without_raising(arun: Any) -> None:
+    class Dead:
+        """A transport whose handle is gone (as uvloop reports it) but not closing."""
+
+        def __init__(self) -> None:
+            self.aborted = False
+
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("unable to perform operation; the handler is closed")
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    async def main() -> None:
+        a, ea = await make()
+        b, eb = await make()
+        ea.send(eb.address, wire.Join())
+        poke(a)
+        await until(lambda: eb.received() == [wire.Join()])
+        link = a._links[eb.address]
+        assert link.conn is not None and link.conn.ready
+        real, dead = link.conn.tr, Dead()
+        link.conn.tr = dead  # type: ignore[assignment]
+        ea.send(eb.address, wire.Prune())
+        ea.send("127.0.0.1:9", wire.Join())  # another peer in the same flush
+        poke(a)
+        a.flush()  # must not raise
+        assert dead.aborted and link.conn.close_reason == "write-failed"
+        assert a.counters()["send_drops"] == 1
+        link.conn.tr = real
+        assert real is not None
+        real.abort()
+        await until(lambda: (eb.address, "failed") in ea.down)
+        await a.close()
+        await b.close()
+
+    arun(main())
