@@ -454,9 +454,17 @@ class Transport:
             if peer == self.address:
                 self._c["send_drops"] += len(msgs)
                 continue
-            data = encode_frame(msgs)
-            if len(data) - 4 > limit:
-                data = encode_frames(_split(msgs, limit))
+            try:
+                data = encode_frame(msgs)
+                if len(data) - 4 > limit:
+                    data = encode_frames(_split(msgs, limit))
+            except Exception:
+                # A message the engine built that msgpack cannot carry (an engine bug):
+                # drop that peer's batch, keep serving the others.
+                self._c["engine_errors"] += 1
+                self._c["send_drops"] += len(msgs)
+                self._log_once("encode", "cannot encode a batch for %s", peer, exc=True)
+                continue
             self._c["frames_sent"] += 1
             self._send(self._link(peer), data, now)
         if self._closing:

@@ -785,3 +785,21 @@ def test_write_to_a_dead_transport_fails_the_link_without_raising(arun: Any) -> 
         await b.close()
 
     arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_unencodable_batch_is_dropped_and_others_still_sent(arun: Any) -> None:
+    async def main() -> None:
+        a, ea = await make()
+        b, eb = await make()
+        ea.send(eb.address, wire.Join())
+        ea.send("127.0.0.1:9", wire.Gossip(1 << 70, 1, 0, b"x"))  # no msgpack integer
+        poke(a)
+        a.flush()  # must not raise
+        await until(lambda: eb.received() == [wire.Join()])
+        c = a.counters()
+        assert c["engine_errors"] == 1 and c["send_drops"] == 1
+        await a.close()
+        await b.close()
+
+    arun(main())
