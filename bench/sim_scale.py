@@ -54,8 +54,8 @@ def _strip(d: dict[str, Any], *drop: str) -> dict[str, Any]:
 def run_one(name: str, nodes: int, seed: int) -> dict[str, Any]:
     """Run one scenario in this process; returns its figures."""
     import gossipfast
-    from gossipfast.config import Config
     from gossipfast.sim import (
+        SIM_CONFIG,
         Simulator,
         broadcast_rounds,
         build_overlay,
@@ -67,7 +67,7 @@ def run_one(name: str, nodes: int, seed: int) -> dict[str, Any]:
 
     w0 = time.perf_counter()
     out: dict[str, Any] = {"scenario": name, "nodes": nodes, "compiled": gossipfast.COMPILED}
-    sim = Simulator(Config(), seed=seed, latency=LATENCY)
+    sim = Simulator(SIM_CONFIG, seed=seed, latency=LATENCY)
     g = build_overlay(sim, nodes, join_rate=500.0, settle=20.0)
     out["build_wall"] = time.perf_counter() - w0
     out["overlay"] = _strip(g, "live")

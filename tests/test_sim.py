@@ -16,6 +16,7 @@ import gossipfast
 from gossipfast import wire
 from gossipfast.config import Config
 from gossipfast.sim import (
+    SIM_CONFIG,
     Simulator,
     broadcast_rounds,
     build_overlay,
@@ -133,7 +134,7 @@ class FloodEngine:
 
 def flood_sim(**kw: Any) -> Simulator:
     kw.setdefault("engine_factory", FloodEngine)
-    return Simulator(Config(), **kw)
+    return Simulator(SIM_CONFIG, **kw)
 
 
 def chain(sim: Simulator, n: int) -> None:
@@ -458,7 +459,7 @@ LAT_ACCEPT = (0.010, 0.100)
 
 @pytest.fixture(scope="module")
 def overlay_sim() -> tuple[Simulator, dict[str, Any]]:
-    sim = Simulator(Config(), seed=11, latency=LAT_ACCEPT)
+    sim = Simulator(SIM_CONFIG, seed=11, latency=LAT_ACCEPT)
     g = build_overlay(sim, N_ACCEPT, join_rate=500.0, settle=20.0)
     return sim, g
 
@@ -515,7 +516,7 @@ def test_all_send_burst(overlay_sim: tuple[Simulator, dict]) -> None:
 @needs_engine
 def test_crash_half_heals() -> None:
     n = 400 if gossipfast.COMPILED else 200
-    sim = Simulator(Config(), seed=12, latency=LAT_ACCEPT)
+    sim = Simulator(SIM_CONFIG, seed=12, latency=LAT_ACCEPT)
     build_overlay(sim, n, join_rate=200.0, settle=15.0)
     r = crash_scenario(sim, 0.5, heal_time=30.0, final_broadcasts=5)
     assert r["connected"], {k: v for k, v in r.items() if k not in ("probes", "final")}
@@ -525,7 +526,7 @@ def test_crash_half_heals() -> None:
 
 @needs_engine
 def test_churn_keeps_delivering() -> None:
-    sim = Simulator(Config(), seed=5, latency=LAT_ACCEPT)
+    sim = Simulator(SIM_CONFIG, seed=5, latency=LAT_ACCEPT)
     build_overlay(sim, 100, join_rate=100.0, settle=10.0)
     r = churn_scenario(sim, 20.0, rate=2.0, broadcast_interval=1.0, drain=10.0)
     assert len(sim.departed) == 40 and r["live"] == 100
@@ -536,7 +537,7 @@ def test_churn_keeps_delivering() -> None:
 @needs_engine
 def test_partition_heals_and_catches_up() -> None:
     n = 300 if gossipfast.COMPILED else 150
-    sim = Simulator(Config(), seed=13, latency=LAT_ACCEPT)
+    sim = Simulator(SIM_CONFIG, seed=13, latency=LAT_ACCEPT)
     build_overlay(sim, n, join_rate=200.0, settle=15.0)
     r = partition_scenario(sim, 20.0, per_side=3, merge_time=40.0, drain=20.0)
     detail = {k: v for k, v in r.items() if k not in ("split", "after")}
