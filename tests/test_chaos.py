@@ -96,6 +96,11 @@ class Proc:
         self.p.stdin.write(text + "\n")
         self.p.stdin.flush()
 
+    def snapshot(self) -> collections.Counter[str]:
+        """A copy of the deliveries (the reader thread keeps adding to them)."""
+        with self.lock:
+            return collections.Counter(self.delivered)
+
     def has(self, payload: str) -> bool:
         with self.lock:
             return payload in self.delivered
@@ -211,7 +216,7 @@ def test_chaos_kill_restart_partition_heal() -> None:
             procs.append(Proc(i, addrs[i], [addrs[0]], net.prefix(i)))
         # connected: a probe from node 0 reaches everyone
         k = 0
-        while not all(any(p.startswith("probe") for p in x.delivered) for x in procs[1:]):
+        while not all(any(p.startswith("probe") for p in x.snapshot()) for x in procs[1:]):
             k += 1
             assert k < 150, "the cluster did not connect"
             procs[0].send(f"probe {k}")
@@ -277,13 +282,9 @@ def test_chaos_kill_restart_partition_heal() -> None:
 
         wait_for(complete, 60)
         losses = sum(1 for p in stayed for t in want[p.index] if not p.has(t))
-        dups = sum(
-            n - 1
-            for p in [*procs, *dead]
-            for t, n in p.delivered.items()
-            if t.startswith("m ") and n > 1
-        )
-        deliveries = sum(sum(p.delivered.values()) for p in [*procs, *dead])
+        counts = [p.snapshot() for p in [*procs, *dead]]
+        dups = sum(n - 1 for c in counts for t, n in c.items() if t.startswith("m ") and n > 1)
+        deliveries = sum(sum(c.values()) for c in counts)
         where = "namespaces" if net.partitions_available else f"loopback: {net.reason}"
         print(
             f"\nchaos ({where}, {SECONDS:g} s, seed {SEED}): messages={len(sent)} "
