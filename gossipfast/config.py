@@ -63,7 +63,13 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         "Hop gain that makes a lazy announcer replace an eager parent.",
     ),
     # Message ids, dedup and payload store
-    "dedup_window": (64, 1 << 20, "Per-origin sliding window of sequence numbers remembered."),
+    "dedup_window": (
+        64,
+        1 << 20,
+        "Per-origin sliding window of sequence numbers remembered (window/8 bytes per origin)."
+        " A copy that arrives more than this many seqs behind its origin's newest is taken"
+        " for a duplicate: keep it above (broadcasts/s of one origin) x (worst repair delay).",
+    ),
     "dedup_max_origins": (16, 1 << 24, "Origins tracked by dedup (least recently seen evicted)."),
     "store_max_messages": (0, 1 << 30, "Payloads kept for GRAFT and catch-up: count bound."),
     "store_max_bytes": (0, 1 << 40, "Payloads kept for GRAFT and catch-up: bytes bound."),
@@ -161,8 +167,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     graft_timeout_1: float = 0.08
     graft_timeout_2: float = 0.04
     optimization_threshold: int = 3
-    dedup_window: int = 4096
-    dedup_max_origins: int = 65536
+    dedup_window: int = 65536
+    dedup_max_origins: int = 4096
     store_max_messages: int = 200_000
     store_max_bytes: int = 128 << 20
     store_max_age: float = 120.0
