@@ -54,7 +54,7 @@ def origin_str(origin: int) -> str:
     return f"{origin:016x}"
 
 
-class Message(msgspec.Struct, frozen=True):
+class Message(msgspec.Struct, frozen=True, gc=False):
     """One delivered broadcast.
 
     ``origin`` is the sender's origin as 16 hex digits (see ``Node.origin``); ``hops`` is

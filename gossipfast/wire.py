@@ -21,7 +21,7 @@ import msgspec
 PROTOCOL_VERSION = 1
 
 
-class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True):
+class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True, gc=False):
     """First message each way on every connection."""
 
     version: int
@@ -31,13 +31,13 @@ class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True):
     incarnation: int
 
 
-class Ping(msgspec.Struct, tag=2, array_like=True, frozen=True):
+class Ping(msgspec.Struct, tag=2, array_like=True, frozen=True, gc=False):
     """Heartbeat on an idle link; answered by :class:`Pong` with the same nonce."""
 
     nonce: int
 
 
-class Pong(msgspec.Struct, tag=3, array_like=True, frozen=True):
+class Pong(msgspec.Struct, tag=3, array_like=True, frozen=True, gc=False):
     """Heartbeat answer."""
 
     nonce: int
@@ -46,30 +46,30 @@ class Pong(msgspec.Struct, tag=3, array_like=True, frozen=True):
 # --- HyParView -------------------------------------------------------------------------
 
 
-class Join(msgspec.Struct, tag=10, array_like=True, frozen=True):
+class Join(msgspec.Struct, tag=10, array_like=True, frozen=True, gc=False):
     """A new node asks a contact node to bring it into the overlay."""
 
 
-class ForwardJoin(msgspec.Struct, tag=11, array_like=True, frozen=True):
+class ForwardJoin(msgspec.Struct, tag=11, array_like=True, frozen=True, gc=False):
     """Random walk announcing ``node`` (the joiner); ``ttl`` counts down from ARWL."""
 
     node: str
     ttl: int
 
 
-class Neighbor(msgspec.Struct, tag=12, array_like=True, frozen=True):
+class Neighbor(msgspec.Struct, tag=12, array_like=True, frozen=True, gc=False):
     """Ask to become an active neighbour; ``high`` priority must be accepted."""
 
     high: bool
 
 
-class NeighborReply(msgspec.Struct, tag=13, array_like=True, frozen=True):
+class NeighborReply(msgspec.Struct, tag=13, array_like=True, frozen=True, gc=False):
     """Answer to :class:`Neighbor`."""
 
     accepted: bool
 
 
-class Disconnect(msgspec.Struct, tag=14, array_like=True, frozen=True):
+class Disconnect(msgspec.Struct, tag=14, array_like=True, frozen=True, gc=False):
     """The sender dropped the receiver from its active view.
 
     ``alive``: the sender stays in the cluster (the receiver may keep it as a passive
@@ -79,7 +79,7 @@ class Disconnect(msgspec.Struct, tag=14, array_like=True, frozen=True):
     alive: bool
 
 
-class Shuffle(msgspec.Struct, tag=15, array_like=True, frozen=True):
+class Shuffle(msgspec.Struct, tag=15, array_like=True, frozen=True, gc=False):
     """Random walk started by ``origin`` carrying samples of its views."""
 
     origin: str
@@ -87,7 +87,7 @@ class Shuffle(msgspec.Struct, tag=15, array_like=True, frozen=True):
     nodes: list[str]
 
 
-class ShuffleReply(msgspec.Struct, tag=16, array_like=True, frozen=True):
+class ShuffleReply(msgspec.Struct, tag=16, array_like=True, frozen=True, gc=False):
     """Samples of the passive view sent back to a SHUFFLE's origin."""
 
     nodes: list[str]
@@ -96,7 +96,7 @@ class ShuffleReply(msgspec.Struct, tag=16, array_like=True, frozen=True):
 # --- Plumtree --------------------------------------------------------------------------
 
 
-class Gossip(msgspec.Struct, tag=20, array_like=True, frozen=True):
+class Gossip(msgspec.Struct, tag=20, array_like=True, frozen=True, gc=False):
     """A broadcast payload, eager-pushed; ``hops`` counts links travelled so far."""
 
     origin: int
@@ -105,13 +105,13 @@ class Gossip(msgspec.Struct, tag=20, array_like=True, frozen=True):
     payload: bytes
 
 
-class IHave(msgspec.Struct, tag=21, array_like=True, frozen=True):
+class IHave(msgspec.Struct, tag=21, array_like=True, frozen=True, gc=False):
     """Lazy push: ids the sender has, flattened as ``[origin, seq, hops, ...]``."""
 
     ids: list[int]
 
 
-class Graft(msgspec.Struct, tag=22, array_like=True, frozen=True):
+class Graft(msgspec.Struct, tag=22, array_like=True, frozen=True, gc=False):
     """Make the receiver an eager parent again and resend ``[origin, seq, ...]`` ids.
 
     Trees are per origin: each pair grafts the link into that origin's tree; ``seq`` 0
@@ -121,7 +121,7 @@ class Graft(msgspec.Struct, tag=22, array_like=True, frozen=True):
     ids: list[int]
 
 
-class Prune(msgspec.Struct, tag=23, array_like=True, frozen=True):
+class Prune(msgspec.Struct, tag=23, array_like=True, frozen=True, gc=False):
     """The receiver moves the sender to the lazy set of these origins' trees.
 
     Sent when duplicates of those origins' messages arrived from the receiver. An empty
@@ -134,13 +134,13 @@ class Prune(msgspec.Struct, tag=23, array_like=True, frozen=True):
 # --- Catch-up --------------------------------------------------------------------------
 
 
-class Digest(msgspec.Struct, tag=30, array_like=True, frozen=True):
+class Digest(msgspec.Struct, tag=30, array_like=True, frozen=True, gc=False):
     """What the sender has seen: ``[origin, highest_seq, ...]``."""
 
     entries: list[int]
 
 
-class Want(msgspec.Struct, tag=31, array_like=True, frozen=True):
+class Want(msgspec.Struct, tag=31, array_like=True, frozen=True, gc=False):
     """Request for stored payloads, as ranges ``[origin, first_seq, last_seq, ...]``."""
 
     ranges: list[int]
