@@ -173,6 +173,22 @@ class Engine:
         self._broadcasts += 1
         return self.pt.broadcast(bytes(payload), now)
 
+    def broadcast_many(self, payloads: list[bytes], now: float) -> list[tuple[int, int]]:
+        """Broadcast each payload in order; returns their ids (consecutive seqs).
+
+        Every size is checked first: on :class:`~gossipfast.errors.PayloadTooLarge`
+        nothing is sent.
+        """
+        limit = self.config.max_payload_size
+        for p in payloads:
+            if len(p) > limit:
+                raise PayloadTooLarge(len(p), limit)
+        if not self._maint_armed:
+            self._start(now)
+        self._broadcasts += len(payloads)
+        bc = self.pt.broadcast
+        return [bc(p, now) for p in payloads]
+
     def tick(self, now: float) -> None:
         """Fire the timers due at ``now``."""
         pt = self.pt

@@ -396,3 +396,35 @@ def test_ipv6_loopback(arun: Any) -> None:
         await close_all([a, b])
 
     arun(main())
+
+
+@pytest.mark.timeout(60)
+def test_broadcast_many_is_a_batch_of_broadcasts(arun: Any) -> None:
+    async def main() -> None:
+        nodes = await cluster(3)
+        boxes = [Inbox(x) for x in nodes]
+        await asyncio.sleep(0.05)
+        a = nodes[0]
+        one = await a.broadcast(b"first")
+        batch = [b"m%d" % k for k in range(500)]
+        ids = await a.broadcast_many(batch)
+        assert len(ids) == 500 and all(isinstance(i, gossipfast.MessageId) for i in ids)
+        # the same ids n broadcast() calls would give: consecutive seqs after `one`
+        assert [i.seq for i in ids] == list(range(one.seq + 1, one.seq + 501))
+        assert await a.broadcast_many([]) == []
+        big = b"x" * (a.config.max_payload_size + 1)
+        with pytest.raises(gossipfast.PayloadTooLarge):
+            await a.broadcast_many([b"ok", big])
+        last = await a.broadcast(b"last")
+        assert last.seq == one.seq + 501, "the refused batch used no ids, sent nothing"
+        want = [b"first", *batch, b"last"]
+        for box in boxes[1:]:
+            await until(lambda box=box: len(box.payloads()) == len(want))
+        await asyncio.sleep(0.2)
+        for box in boxes[1:]:
+            # exactly once (order across the tree is FIFO only with Config.fifo)
+            assert sorted(box.payloads()) == sorted(want)
+        assert boxes[0].payloads() == []
+        await close_all(nodes)
+
+    arun(main())
