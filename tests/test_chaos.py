@@ -17,18 +17,15 @@ Short variant in the default suite (about 20 s of chaos); the long one::
 from __future__ import annotations
 
 import collections
-import json
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
-import threading
 import time
 from typing import Any
 
 import pytest
+from runproc import RunProc
 
 from gossipfast._cli_node import free_ports
 
@@ -37,64 +34,26 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 SECONDS = float(os.environ.get("GOSSIPFAST_CHAOS_SECONDS", "20"))
 SEED = int(os.environ.get("GOSSIPFAST_CHAOS_SEED", "6"))
 N = 8
-SETTINGS = [
-    "heartbeat_interval=0.2",
-    "heartbeat_timeout=1.0",
-    "connect_timeout=1.0",
-    "join_timeout=2.0",
-    "neighbor_timeout=0.5",
-    "repair_interval=0.3",
-    "shuffle_interval=1.0",
-]
 
 
-class Proc:
+class Proc(RunProc):
     """One incarnation of node ``index``: a ``gossipfast run`` child process."""
 
     def __init__(self, index: int, address: str, seeds: list[str], prefix: list[str]) -> None:
         self.index = index
-        self.address = address
-        cmd = [*prefix, sys.executable, "-m", "gossipfast", "run", "--listen", address]
-        cmd += ["--log-level", "ERROR"]
-        for s in seeds:
-            cmd += ["--join", s]
-        for s in SETTINGS:
-            cmd += ["--set", s]
-        self.p = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
         self.delivered: collections.Counter[str] = collections.Counter()
-        self.errors: list[str] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._out, daemon=True).start()
-        threading.Thread(target=self._err, daemon=True).start()
+        self._tail = 0  # lines of a traceback still to keep
+        super().__init__(address, seeds, options=["--log-level", "ERROR"], prefix=prefix)
 
-    def _out(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            payload = json.loads(line)["payload"]
-            with self.lock:
-                self.delivered[payload] += 1
+    def on_delivery(self, d: dict[str, Any]) -> None:
+        self.delivered[d["payload"]] += 1
 
-    def _err(self) -> None:
-        assert self.p.stderr is not None
-        tail = 0  # lines of a traceback still to keep
-        for line in self.p.stderr:
-            if "Traceback" in line or " ERROR " in line or "CRITICAL" in line:
-                tail = 40
-            if tail:
-                tail -= 1
-                self.errors.append(line.rstrip())
-
-    def send(self, text: str) -> None:
-        assert self.p.stdin is not None
-        self.p.stdin.write(text + "\n")
-        self.p.stdin.flush()
+    def on_stderr(self, line: str) -> None:
+        if "Traceback" in line or " ERROR " in line or "CRITICAL" in line:
+            self._tail = 40
+        if self._tail:
+            self._tail -= 1
+            self.errors.append(line.rstrip())
 
     def snapshot(self) -> collections.Counter[str]:
         """A copy of the deliveries (the reader thread keeps adding to them)."""
@@ -104,19 +63,6 @@ class Proc:
     def has(self, payload: str) -> bool:
         with self.lock:
             return payload in self.delivered
-
-    def kill9(self) -> None:
-        os.kill(self.p.pid, signal.SIGKILL)
-        self.p.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
 
 
 def _run(*args: str) -> None:

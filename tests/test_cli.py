@@ -13,12 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from typing import Any
 
 import pytest
+from runproc import RunProc
 
 from gossipfast._cli_node import free_ports
 
@@ -26,18 +26,8 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 GF = [sys.executable, "-m", "gossipfast"]
 
-FAST = [
-    "heartbeat_interval=0.2",
-    "heartbeat_timeout=1.0",
-    "connect_timeout=1.0",
-    "join_timeout=2.0",
-    "neighbor_timeout=0.5",
-    "repair_interval=0.3",
-    "shuffle_interval=1.0",
-]
 
-
-class Proc:
+class Proc(RunProc):
     """A ``gossipfast run`` child: lines to its stdin, deliveries read from its stdout."""
 
     def __init__(
@@ -50,64 +40,29 @@ class Proc:
         prefix: tuple[str, ...] = (),
     ) -> None:
         self.index = index
-        self.address = address
-        cmd = [*prefix, sys.executable, "-m", "gossipfast", "run", "--listen", address]
-        cmd += ["--log-level", "WARNING", "--stats-interval", "0.3", "--loop", loop]
-        if seed:
-            cmd += ["--join", seed]
-        for s in FAST:
-            cmd += ["--set", s]
-        cmd += extra
-        self.p = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
         self.lines: list[dict[str, Any]] = []
         self.stats: dict[str, Any] = {}
-        self.errors: list[str] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._read_out, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        options = ["--log-level", "WARNING", "--stats-interval", "0.3", "--loop", loop]
+        super().__init__(
+            address,
+            [seed] if seed else [],
+            options=options,
+            extra=extra,
+            prefix=prefix,
+        )
 
-    def _read_out(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            d = json.loads(line)
-            with self.lock:
-                self.lines.append(d)
+    def on_delivery(self, d: dict[str, Any]) -> None:
+        self.lines.append(d)
 
-    def _read_err(self) -> None:
-        assert self.p.stderr is not None
-        for line in self.p.stderr:
-            if line.startswith("GOSSIPFAST_STATS "):
-                self.stats = json.loads(line.split(" ", 1)[1])
-            elif "Traceback" in line or "ERROR" in line:
-                self.errors.append(line)
-
-    def send(self, text: str) -> None:
-        assert self.p.stdin is not None
-        self.p.stdin.write(text + "\n")
-        self.p.stdin.flush()
+    def on_stderr(self, line: str) -> None:
+        if line.startswith("GOSSIPFAST_STATS "):
+            self.stats = json.loads(line.split(" ", 1)[1])
+        else:
+            super().on_stderr(line)
 
     def payloads(self) -> list[str]:
         with self.lock:
             return [d["payload"] for d in self.lines]
-
-    def alive(self) -> bool:
-        return self.p.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
 
 
 def start_cluster(n: int, loop: str, extra: list[str] | None = None) -> list[Proc]:
