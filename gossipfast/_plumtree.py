@@ -375,7 +375,7 @@ class Plumtree:
             self.duplicates += 1
             if self.answers and self.answers.pop((o, s, peer), 0):
                 return  # the answer to our Graft/Want, not a push: no reason to prune
-            if self.grafted_recent and (o, s) in self.grafted_recent:
+            if self.grafted_recent:
                 self.early_graft((o, s))
             if self.is_active(peer):
                 # always answer a push with Prune, even if the sender is lazy for us
@@ -439,8 +439,12 @@ class Plumtree:
             self.optimize(peer, o, m, h - 1)
 
     def early_graft(self, key: tuple) -> None:
-        """A push of a message we grafted arrived anyway: wait longer before grafting."""
-        self.grafted_recent.pop(key, None)
+        """A push of a message we grafted arrived anyway: wait longer before grafting.
+
+        No-op unless ``key`` is an early graft still remembered (counted once).
+        """
+        if self.grafted_recent.pop(key, 0) == 0:
+            return
         self.early_grafts += 1
         d = self.graft_delay * 2.0
         self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max

@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from nodekit import until
 
 import gossipfast
 from gossipfast import Stats
@@ -23,14 +24,6 @@ from gossipfast._cli_node import free_ports
 pytestmark = pytest.mark.network
 
 FAST = gossipfast.Config(heartbeat_interval=0.2, heartbeat_timeout=1.0, join_timeout=3.0)
-
-
-async def until(cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def test_stats_is_typed_and_a_mapping() -> None:

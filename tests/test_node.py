@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from nodekit import FAST, until
 
 import gossipfast
 from gossipfast import wire
@@ -21,24 +22,6 @@ from gossipfast._codec import encode_frame
 from gossipfast.transport import parse_address
 
 pytestmark = pytest.mark.network
-
-FAST = gossipfast.Config(
-    connect_timeout=0.5,
-    heartbeat_interval=0.1,
-    heartbeat_timeout=1.0,
-    join_timeout=2.0,
-    neighbor_timeout=0.3,
-    repair_interval=0.2,
-    shuffle_interval=0.5,
-)
-
-
-async def until(pred: Any, timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}")
-        await asyncio.sleep(0.01)
 
 
 class Inbox:

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import pytest
+from nodekit import until
 
 import gossipfast
 from gossipfast._cli_node import free_ports
@@ -43,14 +44,6 @@ LEAK_SIGNS = (
     "unclosed",
     "Traceback",
 )
-
-
-async def until(pred: Any, timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}")
-        await asyncio.sleep(0.02)
 
 
 def _run_child(listen: str, seed: str, *extra: str, **kw: Any) -> subprocess.Popen[str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from nodekit import FAST, until
 
 import gossipfast
 from gossipfast import wire
@@ -30,15 +31,7 @@ trustme = pytest.importorskip("trustme")
 
 pytestmark = pytest.mark.network
 
-CFG = gossipfast.Config(
-    connect_timeout=0.5,
-    heartbeat_interval=0.1,
-    heartbeat_timeout=1.0,
-    join_timeout=2.0,
-    neighbor_timeout=0.3,
-    repair_interval=0.2,
-    shuffle_interval=0.5,
-)
+CFG = FAST
 
 
 def contexts(ca: Any, name: str = "127.0.0.1") -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -52,14 +45,6 @@ def contexts(ca: Any, name: str = "127.0.0.1") -> tuple[ssl.SSLContext, ssl.SSLC
     cert.configure_cert(client)
     ca.configure_trust(client)
     return server, client
-
-
-async def until(pred: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 class Inbox:
