@@ -219,14 +219,20 @@ class Engine:
         self.hv.leave(now)
 
     def drain(self) -> tuple[dict[str, list], list[str], list, list]:
-        """Take the outputs accumulated so far: ``(outbox, closing, deliveries, events)``."""
+        """Take the outputs accumulated so far: ``(outbox, closing, deliveries, events)``.
+
+        Read them before the next input: an empty container is handed out and kept (most
+        inputs produce only some kinds of output; the driver drains after every one).
+        """
         out = (self.outbox, self.closing, self.deliveries, self.events)
-        self.outbox = {}
-        self.closing = []
-        self.deliveries = []
-        self.events = []
-        self.pt.outbox = self.outbox
-        self.pt.deliveries = self.deliveries
+        if self.outbox:
+            self.outbox = self.pt.outbox = {}
+        if self.closing:
+            self.closing = []
+        if self.deliveries:
+            self.deliveries = self.pt.deliveries = []
+        if self.events:
+            self.events = []
         return out
 
     # -- views and figures ---------------------------------------------------------------

@@ -26,6 +26,7 @@ Scenarios (:func:`build_overlay`, :func:`broadcast_rounds`, :func:`crash_scenari
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
 import math
@@ -67,6 +68,12 @@ _CALL = 5  # c=callable(now)
 _SHIFT = 20  # link keys pack two node indices: (a << _SHIFT) | b
 _MASK = (1 << _SHIFT) - 1
 MAX_NODES = 1 << _SHIFT
+
+#: GC thresholds while the event loop runs. The loop allocates millions
+#: of short-lived containers (heap entries, drained outboxes) next to millions of
+#: long-lived ones (engine state); at the default 700 the collector ran ~30% of the time
+#: and found almost no cycles (a few hundred objects in a 3,000-node run).
+_GC_THRESHOLD = (50_000, 50, 100)
 
 _GOSSIP = wire.Gossip
 _IHAVE = wire.IHave
@@ -341,6 +348,19 @@ class Simulator:
 
     def run_until(self, t_end: float) -> None:
         """Process every event up to virtual time ``t_end``; the clock ends there."""
+        w0 = time.perf_counter()
+        gc_saved = gc.get_threshold()
+        if gc_saved[0] and gc_saved[0] < _GC_THRESHOLD[0]:
+            gc.set_threshold(*_GC_THRESHOLD)
+        try:
+            self._loop(t_end)
+        finally:
+            if gc.get_threshold() == _GC_THRESHOLD:
+                gc.set_threshold(*gc_saved)
+            self.now = max(self.now, t_end)
+            self.wall += time.perf_counter() - w0
+
+    def _loop(self, t_end: float) -> None:
         heap = self.heap
         pop = heapq.heappop
         engines = self.engines
@@ -350,7 +370,6 @@ class Simulator:
         dead_dir = self._dead_dir
         n_events = 0
         calls = 0
-        w0 = time.perf_counter()
         while heap and heap[0][0] <= t_end:
             t, _, kind, a, b, c, msgs = pop(heap)
             self.now = t
@@ -399,10 +418,9 @@ class Simulator:
                 c(t)
             if t >= self._next_purge:
                 self._purge(t)
-        self.now = max(self.now, t_end)
+                dead_dir = self._dead_dir
         self.event_count += n_events
         self.engine_calls += calls
-        self.wall += time.perf_counter() - w0
 
     def run_for(self, dt: float) -> None:
         """Advance the clock by ``dt`` seconds."""
