@@ -214,7 +214,11 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print every result as JSON lines")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.nodes, args.seed), sort_keys=True))
+        from gossipfast.sim import cyclic_gc_paused
+
+        with cyclic_gc_paused():
+            res = run_one(args.one, args.nodes, args.seed)
+        print(json.dumps(res, sort_keys=True))
         return
     results = []
     for name in args.scenarios:
