@@ -31,6 +31,9 @@ cdef class _Tree:
     cdef public Py_ssize_t epoch
     cdef public tuple eager
     cdef public tuple lazy_t
+    cdef public object parent
+    cdef public object pseq
+    cdef public Py_ssize_t phops
 
 
 cdef class _Missing:
@@ -165,6 +168,12 @@ cdef class Plumtree:
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing)
     cpdef on_ihave(self, str peer, object ids, double now)
+
+    @cython.locals(t=_Tree)
+    cpdef Py_ssize_t phops_of(self, object o, object s) except -1
+
+    @cython.locals(t=_Tree)
+    cpdef optimize_late(self, str announcer, object o, object h)
 
     @cython.locals(m=_Missing)
     cpdef graft_timer(self, object o, object s, double now)

@@ -65,7 +65,7 @@ class _Tree:
     the shared tree changed (``epoch``) or the own lazy set did (``epoch = -1``).
     """
 
-    __slots__ = ("count", "eager", "epoch", "lazy", "lazy_t")
+    __slots__ = ("count", "eager", "epoch", "lazy", "lazy_t", "parent", "phops", "pseq")
 
     def __init__(self) -> None:
         self.lazy: set[str] | None = None
@@ -73,6 +73,11 @@ class _Tree:
         self.epoch = -1
         self.eager: tuple = ()
         self.lazy_t: tuple = ()
+        # who pushed us the origin's latest message first, its seq and our hop count:
+        # an announcement of it arriving later over a shorter path replaces that parent
+        self.parent: str | None = None
+        self.pseq = 0
+        self.phops = 0
 
 
 class _Missing:
@@ -398,6 +403,9 @@ class Plumtree:
         if t is None or t.epoch != self.epoch:
             t = self.tree(o)
         t.count += 1
+        t.parent = peer
+        t.pseq = s
+        t.phops = h
         if t.lazy is None and t.count > 1:
             self.own(t)  # a repeat sender: its own tree from now on
             t = self.tree(o)
@@ -470,6 +478,33 @@ class Plumtree:
         self.queue_prune(sender, o)
         self.optimizations += 1
 
+    def phops_of(self, o: int, s: int) -> int:
+        """Our hop count of (o, s) if it is ``o``'s latest message we know the parent of,
+        else 0."""
+        t = self.trees.get(o)
+        if t is None or t.pseq != s or t.parent is None:
+            return 0
+        return t.phops
+
+    def optimize_late(self, announcer: str, o: int, h: int) -> None:
+        """An announcement ``h`` hops from the origin came after the payload, over a path
+        at least ``threshold`` hops shorter than our parent's: make the announcer the
+        parent for ``o`` (the paper optimises only with announcements that came first;
+        with many one-shot origins on one tree most shorter paths are announced late)."""
+        t = self.tree(o)
+        parent = t.parent
+        if parent is None or parent == announcer or announcer not in t.lazy_t:
+            return
+        if parent not in t.eager:
+            return  # already replaced, or gone
+        t.parent = announcer
+        t.phops = h + 1
+        self.to_eager(o, announcer)
+        self.to_lazy(o, parent)
+        self.queue_graft(announcer, o, 0)
+        self.queue_prune(parent, o)
+        self.optimizations += 1
+
     def announce(self, peer: str, o: int, s: int, h: int, now: float) -> None:
         """Queue an IHave entry for a lazy peer (sent in batches)."""
         q = self.lazyq.get(peer)
@@ -514,7 +549,11 @@ class Plumtree:
             if not _valid_id(o, s) or h < 0 or h >= _HOPS_MAX:
                 self.bad += 1
                 continue
-            if o == self.origin or self.dedup.contains(o, s):
+            if o == self.origin:
+                continue
+            if self.dedup.contains(o, s):
+                if h + 1 + self.threshold <= self.phops_of(o, s):
+                    self.optimize_late(peer, o, h)
                 continue
             key = (o, s)
             m = self.missing.get(key)

@@ -268,6 +268,41 @@ def test_no_optimisation_below_threshold() -> None:
     assert peer(1) in e.eager_peers
 
 
+def test_late_announcement_of_a_shorter_path_replaces_the_parent() -> None:
+    e = engine(optimization_threshold=3)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(2), [Prune([])], 1.0)  # peer 2 lazy
+    e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.0)  # delivered at hop 5 via peer 1
+    e.drain()
+    e.on_frame(peer(2), [IHave([55, 7, 3])], 1.01)  # 3 + 1 + 3 > 5: not worth it
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
+    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.02)  # 1 + 1 + 3 <= 5: a shorter path
+    outbox, _, deliveries, _ = e.drain()
+    assert deliveries == []
+    assert outbox[peer(2)] == [Graft([55, 0])]  # the link only: we have the payload
+    assert outbox[peer(1)] == [Prune([55])]
+    assert set(e.pt.tree_of(55)[0]) == {peer(2), peer(3)}
+    assert e.pt.tree_of(55)[1] == (peer(1),)
+    assert e.stats()["optimizations"] == 1
+    # the new parent is remembered: a second late announcement is measured against it
+    e.on_frame(peer(3), [IHave([55, 7, 0])], 1.03)
+    outbox, _, _, _ = e.drain()
+    assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
+
+
+def test_late_announcement_of_an_older_message_changes_nothing() -> None:
+    e = engine(optimization_threshold=3)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(1), [Gossip(55, 7, 9, b"x"), Gossip(55, 8, 9, b"y")], 1.0)
+    e.drain()
+    e.on_frame(peer(2), [IHave([55, 7, 0])], 1.01)  # not the origin's latest: no parent known
+    outbox, _, _, _ = e.drain()
+    assert outbox == {}
+    assert peer(1) in e.eager_peers
+
+
 def test_own_message_coming_back_is_a_duplicate() -> None:
     e = engine()
     make_active(e, [peer(1)])
