@@ -20,21 +20,17 @@ import math
 import random
 from collections import deque
 
-from gossipfast.sim import SIM_CONFIG, Simulator, build_overlay, cyclic_gc_paused, flood_ldh
+from gossipfast.sim import (
+    SIM_CONFIG,
+    Simulator,
+    bfs_levels,
+    build_overlay,
+    cyclic_gc_paused,
+    flood_ldh,
+    undirected,
+)
 
 Adj = dict[int, set[int]]
-
-
-def _levels(adj: Adj, s: int) -> dict[int, int]:
-    lv = {s: 0}
-    q = deque([s])
-    while q:
-        u = q.popleft()
-        for v in adj[u]:
-            if v not in lv:
-                lv[v] = lv[u] + 1
-                q.append(v)
-    return lv
 
 
 def _tree(parent: dict[int, int | None]) -> Adj:
@@ -90,11 +86,7 @@ def main() -> None:
         sim = Simulator(SIM_CONFIG, seed=args.seed, latency=(0.010, 0.100))
         build_overlay(sim, args.nodes, join_rate=500.0, settle=20.0)
     graph = sim.active_graph()
-    adj: Adj = {i: set() for i in graph}
-    for i, peers in graph.items():
-        for j in peers:
-            adj[i].add(j)
-            adj[j].add(i)
+    adj = undirected(graph)
     rng = random.Random(1)
     nodes = sorted(adj)
     roots = rng.sample(nodes, args.roots)
@@ -105,7 +97,7 @@ def main() -> None:
         f"  eager flood                  LDH mean {sum(fl) / len(fl):5.1f}  max {max(fl):3d}"
         f"  (BFS eccentricity mean {sum(e for _, e in floods) / len(floods):.1f})"
     )
-    ecc = {v: max(_levels(adj, v).values()) for v in rng.sample(nodes, min(200, len(nodes)))}
+    ecc = {v: max(bfs_levels(adj, v).values()) for v in rng.sample(nodes, min(200, len(nodes)))}
     centre = min(ecc, key=lambda v: ecc[v])
     for name, tree in (
         ("fewest-hops tree, centre", bfs_tree(adj, centre)),
@@ -113,7 +105,7 @@ def main() -> None:
         ("lowest-latency tree, random", latency_tree(sim, adj, roots[0])),
         ("lowest-latency tree, centre", latency_tree(sim, adj, centre)),
     ):
-        e = [max(_levels(tree, r).values()) for r in roots]
+        e = [max(bfs_levels(tree, r).values()) for r in roots]
         print(f"  {name:<29}LDH mean {sum(e) / len(e):5.1f}  max {max(e):3d}")
 
 

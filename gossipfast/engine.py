@@ -95,6 +95,7 @@ class Engine:
         self._maint_armed = False
         self._maint_interval = min(_MAINTENANCE_MAX, max(1.0, config.store_max_age / 8.0))
         self._ihave_now = config.ihave_interval <= 0.0
+        self._other = self._membership  # one bound method, not one per frame
 
     # -- outputs used by the membership layer -----------------------------------------------
 
@@ -135,18 +136,20 @@ class Engine:
 
     def on_frame(self, peer: str, msgs: list, now: float) -> None:
         """Handle a decoded batch of messages from ``peer``; never raises on bad input."""
-        if self.hv.left:
+        hv = self.hv
+        if hv.left:
             return
         if not valid_address(peer) or peer == self.address or type(msgs) is not list:
             self._bad += 1
             return
         if not self._maint_armed:
             self._start(now)
-        if self.hv.graveyard:
-            self.hv.alive(peer)
-        self.pt.on_frame(peer, msgs, now, self._membership)
-        if self._ihave_now and self.pt.lazyq:
-            self.pt.flush_ihaves()
+        if hv.graveyard:
+            hv.alive(peer)
+        pt = self.pt
+        pt.on_frame(peer, msgs, now, self._other)
+        if self._ihave_now and pt.lazyq:
+            pt.flush_ihaves()
 
     def _membership(self, peer: str, msg: object, now: float) -> None:
         # a non-Plumtree message of a frame, in its place in the frame

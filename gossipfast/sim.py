@@ -48,6 +48,7 @@ from .config import Config
 __all__ = [
     "BroadcastRecord",
     "Simulator",
+    "bfs_levels",
     "broadcast_rounds",
     "build_overlay",
     "churn_scenario",
@@ -58,6 +59,7 @@ __all__ = [
     "run_default",
     "sim_command",
     "summarize",
+    "undirected",
 ]
 
 # Event kinds in the heap: (time, counter, kind, a, b, c, d).
@@ -867,12 +869,7 @@ def flood_ldh(sim: Simulator, graph: dict[int, list[int]], source: int) -> tuple
     (Dijkstra over the links' latencies). The BFS eccentricity (fewest hops) is a lower
     bound of any LDH.
     """
-    und: dict[int, set[int]] = {i: set() for i in graph}
-    for i, peers in graph.items():
-        for j in peers:
-            if j in und:
-                und[i].add(j)
-                und[j].add(i)
+    und = undirected(graph)
     dist = {source: 0.0}
     hops = {source: 0}
     done: set[int] = set()
@@ -889,15 +886,32 @@ def flood_ldh(sim: Simulator, graph: dict[int, list[int]], source: int) -> tuple
                 hops[v] = h + 1
                 heapq.heappush(heap, (nd, h + 1, v))
     flood = max(hops.values()) if hops else 0
+    level = bfs_levels(und, source)
+    return flood, max(level.values()) if level else 0
+
+
+def undirected(graph: dict[int, list[int]]) -> dict[int, set[int]]:
+    """The undirected graph of a directed one (edges to nodes outside it dropped)."""
+    und: dict[int, set[int]] = {i: set() for i in graph}
+    for i, peers in graph.items():
+        for j in peers:
+            if j in und:
+                und[i].add(j)
+                und[j].add(i)
+    return und
+
+
+def bfs_levels(adj: dict[int, set[int]], source: int) -> dict[int, int]:
+    """Fewest hops from ``source`` to every node it reaches in ``adj``."""
     level = {source: 0}
     q = deque([source])
     while q:
         u = q.popleft()
-        for v in und[u]:
+        for v in adj[u]:
             if v not in level:
                 level[v] = level[u] + 1
                 q.append(v)
-    return flood, max(level.values()) if level else 0
+    return level
 
 
 # ---------------------------------------------------------------------- scenarios
