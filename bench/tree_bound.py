@@ -15,8 +15,6 @@ mean for the random-sender target: ``bench/README.md`` → Simulator.
 from __future__ import annotations
 
 import argparse
-import heapq
-import math
 import random
 from collections import deque
 
@@ -27,6 +25,7 @@ from gossipfast.sim import (
     build_overlay,
     cyclic_gc_paused,
     flood_ldh,
+    lowest_latency_parents,
     undirected,
 )
 
@@ -57,21 +56,7 @@ def bfs_tree(adj: Adj, root: int) -> Adj:
 
 def latency_tree(sim: Simulator, adj: Adj, root: int) -> Adj:
     """Lowest-latency spanning tree from ``root`` (what a first push from it prunes to)."""
-    dist = {root: 0.0}
-    parent: dict[int, int | None] = {root: None}
-    done: set[int] = set()
-    heap = [(0.0, root)]
-    while heap:
-        d, u = heapq.heappop(heap)
-        if u in done:
-            continue
-        done.add(u)
-        for v in adj[u]:
-            nd = d + sim.link_latency(u, v)
-            if nd < dist.get(v, math.inf):
-                dist[v] = nd
-                parent[v] = u
-                heapq.heappush(heap, (nd, v))
+    parent = lowest_latency_parents(sim, adj, root)
     return _tree(parent)
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "crash_scenario",
     "cyclic_gc_paused",
     "graph_metrics",
+    "lowest_latency_parents",
     "partition_scenario",
     "run_default",
     "sim_command",
@@ -870,24 +871,39 @@ def flood_ldh(sim: Simulator, graph: dict[int, list[int]], source: int) -> tuple
     bound of any LDH.
     """
     und = undirected(graph)
-    dist = {source: 0.0}
+    parent = lowest_latency_parents(sim, und, source)
     hops = {source: 0}
-    done: set[int] = set()
-    heap = [(0.0, 0, source)]
-    while heap:
-        d, h, u = heapq.heappop(heap)
-        if u in done:
-            continue
-        done.add(u)
-        for v in und[u]:
-            nd = d + sim.link_latency(u, v)
-            if nd < dist.get(v, math.inf):
-                dist[v] = nd
-                hops[v] = h + 1
-                heapq.heappush(heap, (nd, h + 1, v))
+    for v in parent:  # parents come before their children
+        p = parent[v]
+        if p is not None:
+            hops[v] = hops[p] + 1
     flood = max(hops.values()) if hops else 0
     level = bfs_levels(und, source)
     return flood, max(level.values()) if level else 0
+
+
+def lowest_latency_parents(
+    sim: Simulator, adj: dict[int, set[int]], source: int
+) -> dict[int, int | None]:
+    """Parent of each node reached from ``source`` on its lowest-latency path (Dijkstra
+    over the links' latencies), in the order the nodes are settled; ``source``'s is None.
+    """
+    dist = {source: 0.0}
+    best: dict[int, int | None] = {source: None}
+    parent: dict[int, int | None] = {}
+    heap = [(0.0, source)]
+    while heap:
+        d, u = heapq.heappop(heap)
+        if u in parent:
+            continue
+        parent[u] = best[u]
+        for v in adj[u]:
+            nd = d + sim.link_latency(u, v)
+            if nd < dist.get(v, math.inf):
+                dist[v] = nd
+                best[v] = u
+                heapq.heappush(heap, (nd, v))
+    return parent
 
 
 def undirected(graph: dict[int, list[int]]) -> dict[int, set[int]]:
