@@ -17,7 +17,15 @@ from pathlib import Path
 from types import ModuleType
 
 #: Modules that setup.py compiles when a compiler is present.
-HOT_MODULES: tuple[str, ...] = ("_codec", "_cache", "_peers", "_timers", "_plumtree", "sim")
+HOT_MODULES: tuple[str, ...] = (
+    "_codec",
+    "_cache",
+    "_peers",
+    "_timers",
+    "_plumtree",
+    "_hyparview",
+    "sim",
+)
 
 _PKG_DIR = Path(__file__).resolve().parent
 

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """HyParView membership state machine (sans-IO).
 
 HyParView (Leitão, Pereira, Rodrigues, DSN 2007): a small symmetric *active* view (open
@@ -102,6 +103,7 @@ class HyParView:
         self.shuffles = 0
         self.rejoins = 0
         self.max_list = int(config.shuffle_active) + int(config.shuffle_passive) + 1
+        self.heard_max = 2 * int(config.passive_view_size)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -304,7 +306,7 @@ class HyParView:
         h = self.heard
         if peer in h or peer == self.address:
             return
-        if len(h) >= 2 * self.config.passive_view_size:
+        if len(h) >= self.heard_max:
             del h[next(iter(h))]
         h[peer] = None
 
