@@ -305,6 +305,9 @@ class Transport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._out: dict[str, list[Any]] = {}
         self._out_count = 0
+        #: Engine inputs since the last drain whose outputs wait for the end of the loop
+        #: turn (``broadcast()`` calls: see :meth:`defer`).
+        self.deferred = 0
         self._closing: set[str] = set()
         self._flush_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -426,10 +429,23 @@ class Transport:
             self._log_once(f"engine:{getattr(fn, '__name__', fn)}", "engine raised", exc=True)
         self._after_input()
 
+    def defer(self) -> None:
+        """The engine took an input whose outputs may wait for the end of this loop turn.
+
+        ``broadcast()`` calls this instead of draining the engine after every call:
+        the engine's outbox collects the turn's messages in order and :meth:`flush`
+        (scheduled here) drains and writes them once. Any other input drains first, so
+        the order of outputs is the order of inputs either way.
+        """
+        self.deferred += 1
+        if self._flush_handle is None and not self._closed:
+            self._flush_handle = self.loop.call_soon(self.flush)
+
     def _after_input(self) -> None:
         engine = self.engine
         if engine is None:
             return
+        self.deferred = 0
         outbox, closing, deliveries, events = engine.drain()
         if not (outbox or closing or deliveries or events):
             self._arm_timer()
@@ -461,11 +477,14 @@ class Transport:
 
     @property
     def unflushed(self) -> int:
-        """Messages collected in this loop turn and not yet written."""
+        """Messages collected in this loop turn and not yet written (deferred engine
+        inputs not counted: see :attr:`deferred`)."""
         return self._out_count
 
     def flush(self) -> None:
         """Write everything collected this turn: one ``write()`` per peer."""
+        if self.deferred:
+            self._after_input()  # the outputs of deferred inputs first
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
