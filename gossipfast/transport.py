@@ -54,6 +54,10 @@ WRITE_HIGH_WATER = 64 << 10
 #: written anything since the last check (links that wait on each other in a cycle),
 #: every paused reader is released so the cycle cannot deadlock.
 BACKPRESSURE_CHECK = 0.05
+#: Longest back-pressure pause of one episode: then every paused reader gets a read,
+#: so a chain of slowly draining links cannot starve a connection (its heartbeats and
+#: the engine's timers wait while it is paused).
+BACKPRESSURE_PAUSE_MAX = 0.5
 
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
@@ -323,6 +327,7 @@ class Transport:
         self._bp_paused: list[Connection] = []
         self._bp_timer: asyncio.TimerHandle | None = None
         self._bp_sent = 0
+        self._bp_since = 0.0
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         #: Inbound connections open per remote IP, and each IP's accept bucket.
@@ -585,6 +590,15 @@ class Transport:
     def _arm_timer(self) -> None:
         engine = self.engine
         if engine is None or self._closed:
+            return
+        if self._bp_paused:
+            # We hold input back on purpose: a missing-message timer firing now would
+            # graft what waits unread in our own socket buffers (extra copies, tree
+            # churn). Re-armed when reading resumes (at most BACKPRESSURE_PAUSE_MAX).
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._timer_at = None
             return
         when = engine.next_deadline()
         if when is None:
@@ -1065,6 +1079,7 @@ class Transport:
         self._bp_paused.append(c)
         self._c["backpressure_pauses"] += 1
         if self._bp_timer is None:
+            self._bp_since = self.loop.time()
             self._bp_sent = self._paused_drained()
             self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
 
@@ -1083,7 +1098,11 @@ class Transport:
         # Bytes that left for the kernel = written - still waiting; any progress on a
         # paused link means the congestion drains: keep the readers paused.
         drained = self._paused_drained()
-        if self.paused_links and drained != self._bp_sent:
+        if (
+            self.paused_links
+            and drained != self._bp_sent
+            and self.loop.time() - self._bp_since < BACKPRESSURE_PAUSE_MAX
+        ):
             self._bp_sent = drained
             self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
             return
@@ -1104,6 +1123,7 @@ class Transport:
                 continue  # the read-rate limit resumes it when its own time is up
             with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
                 c.tr.resume_reading()
+        self._arm_timer()
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
         if c.host is not None:
@@ -1184,7 +1204,7 @@ class Transport:
                 continue
             if c.closing or not c.ready or c.peer is None:
                 continue
-            if now - c.last_recv > cfg.heartbeat_timeout:
+            if now - c.last_recv > cfg.heartbeat_timeout and not c.bp_paused:
                 self._c["heartbeat_timeouts"] += 1
                 self._log_once(
                     "heartbeat",
