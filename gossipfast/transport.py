@@ -22,6 +22,10 @@ Rules kept here:
   handshake, TLS included), ``frame_timeout`` (a frame dribbled byte by byte),
   ``peer_read_rate`` and ``peer_control_rate`` (reading pauses while a connection is
   over its token bucket), ``send_queue_bytes`` and the write stall bound (slow readers).
+- Overload becomes back-pressure, never unbounded queues: kernel buffers are bounded
+  (``SOCKET_BUFFER``), a relay stops reading while one of its links is congested (at
+  most ``BACKPRESSURE_PAUSE_MAX`` per episode, released early when the congested links
+  stop draining), so the congestion reaches the publisher, whose ``broadcast()`` awaits.
 """
 
 from __future__ import annotations
