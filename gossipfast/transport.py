@@ -62,6 +62,10 @@ BACKPRESSURE_CHECK = 0.05
 #: so a chain of slowly draining links cannot starve a connection (its heartbeats and
 #: the engine's timers wait while it is paused).
 BACKPRESSURE_PAUSE_MAX = 0.5
+#: After a back-pressure pause the engine's timers wait this long more: libuv runs due
+#: timers before it polls the sockets, so without it the missing-message timers would
+#: graft what the next read hands in anyway.
+BACKPRESSURE_TIMER_GRACE = 0.005
 
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
@@ -332,6 +336,7 @@ class Transport:
         self._bp_timer: asyncio.TimerHandle | None = None
         self._bp_sent = 0
         self._bp_since = 0.0
+        self._timer_floor = 0.0
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         #: Inbound connections open per remote IP, and each IP's accept bucket.
@@ -611,8 +616,9 @@ class Transport:
                 self._timer = None
                 self._timer_at = None
             return
-        # A wheel may report a deadline up to one slot early: never spin on it.
-        when = max(when, self._last_tick + 0.001)
+        # A wheel may report a deadline up to one slot early: never spin on it. After a
+        # back-pressure pause, the input held back is read before the timers fire.
+        when = max(when, self._last_tick + 0.001, self._timer_floor)
         if self._timer is not None:
             if self._timer_at == when:
                 return
@@ -1127,6 +1133,7 @@ class Transport:
                 continue  # the read-rate limit resumes it when its own time is up
             with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
                 c.tr.resume_reading()
+        self._timer_floor = now + BACKPRESSURE_TIMER_GRACE
         self._arm_timer()
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
