@@ -59,13 +59,9 @@ WRITE_HIGH_WATER = 64 << 10
 #: every paused reader is released so the cycle cannot deadlock.
 BACKPRESSURE_CHECK = 0.05
 #: Longest back-pressure pause of one episode: then every paused reader gets a read,
-#: so a chain of slowly draining links cannot starve a connection (its heartbeats and
-#: the engine's timers wait while it is paused).
+#: so a chain of slowly draining links cannot starve a connection (its heartbeats wait
+#: while it is paused).
 BACKPRESSURE_PAUSE_MAX = 0.5
-#: After a back-pressure pause the engine's timers wait this long more: libuv runs due
-#: timers before it polls the sockets, so without it the missing-message timers would
-#: graft what the next read hands in anyway.
-BACKPRESSURE_TIMER_GRACE = 0.005
 
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
@@ -336,7 +332,6 @@ class Transport:
         self._bp_timer: asyncio.TimerHandle | None = None
         self._bp_sent = 0
         self._bp_since = 0.0
-        self._timer_floor = 0.0
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         #: Inbound connections open per remote IP, and each IP's accept bucket.
@@ -600,15 +595,6 @@ class Transport:
         engine = self.engine
         if engine is None or self._closed:
             return
-        if self._bp_paused:
-            # We hold input back on purpose: a missing-message timer firing now would
-            # graft what waits unread in our own socket buffers (extra copies, tree
-            # churn). Re-armed when reading resumes (at most BACKPRESSURE_PAUSE_MAX).
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-                self._timer_at = None
-            return
         when = engine.next_deadline()
         if when is None:
             if self._timer is not None:
@@ -616,9 +602,8 @@ class Transport:
                 self._timer = None
                 self._timer_at = None
             return
-        # A wheel may report a deadline up to one slot early: never spin on it. After a
-        # back-pressure pause, the input held back is read before the timers fire.
-        when = max(when, self._last_tick + 0.001, self._timer_floor)
+        # A wheel may report a deadline up to one slot early: never spin on it.
+        when = max(when, self._last_tick + 0.001)
         if self._timer is not None:
             if self._timer_at == when:
                 return
@@ -1133,7 +1118,6 @@ class Transport:
                 continue  # the read-rate limit resumes it when its own time is up
             with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
                 c.tr.resume_reading()
-        self._timer_floor = now + BACKPRESSURE_TIMER_GRACE
         self._arm_timer()
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
