@@ -671,12 +671,16 @@ def bench_command(
         "best": best,
         "messages": messages,
     }
-    if plot:
-        write_plot(rows, plot)
     text = json.dumps(_nan_to_none(out), indent=1)
     if save:
+        # Before the plot: a missing matplotlib must not cost a long run its results.
         with open(save, "w") as f:
             f.write(text + "\n")
+    if plot:
+        try:
+            write_plot(rows, plot)
+        except ImportError as e:
+            log(f"no plot written ({e}); results kept: replot with --load and --plot")
     if as_json:
         click.echo(text)
         return

@@ -34,8 +34,9 @@ from .types import Event, Lagged, Message, MessageId, NeighborDown, NeighborUp, 
 
 log = logging.getLogger("gossipfast")
 
-# broadcast() writes out synchronously once this many messages wait for the end of the
-# loop turn, so a caller that never yields still sees kernel back-pressure.
+# broadcast() drains the engine and writes out synchronously once this many calls (or
+# messages of broadcast_many) wait for the end of the loop turn, so a caller that never
+# yields still sees kernel back-pressure, and a turn's batch stays bounded.
 _FLUSH_EVERY = 256
 # MessageId without the length check of its constructor: 16 bytes by construction.
 _pack_id = struct.Struct(">QQ").pack
@@ -271,10 +272,15 @@ class Node:
         assert tr is not None
         try:
             origin, seq = self._engine.broadcast(payload, tr.loop.time())
-        finally:
-            tr._after_input()
-        if tr.unflushed >= _FLUSH_EVERY:
+        except BaseException:
+            tr._after_input()  # whatever it queued before failing leaves as usual
+            raise
+        # Drain the engine once per loop turn, not once per call (the turn's flush does
+        # it, or the _FLUSH_EVERY-th call): the outbox keeps the order either way.
+        if tr.deferred >= _FLUSH_EVERY:
             tr.flush()
+        else:
+            tr.defer()
         if tr.paused_links and tr.congested:
             await tr.wait_writable()
         return _new_id(MessageId, _pack_id(origin, seq))

@@ -22,6 +22,10 @@ Rules kept here:
   handshake, TLS included), ``frame_timeout`` (a frame dribbled byte by byte),
   ``peer_read_rate`` and ``peer_control_rate`` (reading pauses while a connection is
   over its token bucket), ``send_queue_bytes`` and the write stall bound (slow readers).
+- Overload becomes back-pressure, never unbounded queues: kernel buffers are bounded
+  (``SOCKET_BUFFER``), a relay stops reading while one of its links is congested (at
+  most ``BACKPRESSURE_PAUSE_MAX`` per episode, released early when the congested links
+  stop draining), so the congestion reaches the publisher, whose ``broadcast()`` awaits.
 """
 
 from __future__ import annotations
@@ -42,6 +46,22 @@ log = logging.getLogger("gossipfast")
 
 #: Remote hosts whose accept-rate buckets are kept (idle ones are forgotten beyond it).
 _MAX_HOSTS = 65536
+#: Kernel send and receive buffer of each connection (Linux doubles it). Left to
+#: autotuning, loopback buffers grow to several MiB each way: under overload that is
+#: seconds of queue per hop, which outlives the graft timers and the dedup window (late
+#: copies were taken for old duplicates and lost). Bounded buffers turn overload into
+#: back-pressure that reaches the publisher instead.
+SOCKET_BUFFER = 64 << 10
+#: Write-buffer high-water mark of a connection (at most send_queue_bytes / 4).
+WRITE_HIGH_WATER = 64 << 10
+#: Reading paused for back-pressure is checked this often: while no paused link has
+#: written anything since the last check (links that wait on each other in a cycle),
+#: every paused reader is released so the cycle cannot deadlock.
+BACKPRESSURE_CHECK = 0.05
+#: Longest back-pressure pause of one episode: then every paused reader gets a read,
+#: so a chain of slowly draining links cannot starve a connection (its heartbeats wait
+#: while it is paused).
+BACKPRESSURE_PAUSE_MAX = 0.5
 
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
@@ -67,6 +87,8 @@ COUNTER_NAMES: tuple[str, ...] = (
     "host_refusals",  # inbound refused: max_connections_per_host or accept_rate
     "read_throttles",  # reading paused: peer_read_rate or peer_control_rate exceeded
     "frame_timeouts",  # a frame not whole within frame_timeout (slowloris)
+    "backpressure_pauses",  # reading paused because one of our links was congested
+    "backpressure_stalls",  # ... and released although still congested (no progress)
 )
 
 
@@ -153,6 +175,10 @@ class Connection(asyncio.Protocol):
         self.bucket_ctrl = float(owner.config.peer_control_rate)
         self.bucket_at = now
         self.read_paused = False
+        #: Reading paused because another link of ours is congested (back-pressure).
+        self.bp_paused = False
+        #: Bytes handed to this connection's transport so far.
+        self.sent_bytes = 0
         #: When the partial frame held by the decoder started (0: none held).
         self.partial_since = 0.0
 
@@ -206,6 +232,7 @@ class Connection(asyncio.Protocol):
             self.close("write-failed", abort=True)
             return
         self.last_send = now
+        self.sent_bytes += len(data)
         self.owner._c["bytes_sent"] += len(data)
 
     def close(self, reason: str, abort: bool = False) -> None:
@@ -286,6 +313,9 @@ class Transport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._out: dict[str, list[Any]] = {}
         self._out_count = 0
+        #: Engine inputs since the last drain whose outputs wait for the end of the loop
+        #: turn (``broadcast()`` calls: see :meth:`defer`).
+        self.deferred = 0
         self._closing: set[str] = set()
         self._flush_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -297,6 +327,11 @@ class Transport:
         self._closed = False
         #: Connections whose writes are paused now (cheap pre-check of congested).
         self.paused_links = 0
+        #: Connections whose reading is paused for back-pressure, and the release timer.
+        self._bp_paused: list[Connection] = []
+        self._bp_timer: asyncio.TimerHandle | None = None
+        self._bp_sent = 0
+        self._bp_since = 0.0
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         #: Inbound connections open per remote IP, and each IP's accept bucket.
@@ -346,7 +381,7 @@ class Transport:
             return
         self.flush()
         self._closed = True
-        for h in (self._flush_handle, self._timer, self._ticker):
+        for h in (self._flush_handle, self._timer, self._ticker, self._bp_timer):
             if h is not None:
                 h.cancel()
         for t in list(self._tasks):
@@ -369,7 +404,7 @@ class Transport:
     def abort(self) -> None:
         """Drop everything at once, telling no one (used to simulate a crash in tests)."""
         self._closed = True
-        for h in (self._flush_handle, self._timer, self._ticker):
+        for h in (self._flush_handle, self._timer, self._ticker, self._bp_timer):
             if h is not None:
                 h.cancel()
         for t in list(self._tasks):
@@ -403,10 +438,23 @@ class Transport:
             self._log_once(f"engine:{getattr(fn, '__name__', fn)}", "engine raised", exc=True)
         self._after_input()
 
+    def defer(self) -> None:
+        """The engine took an input whose outputs may wait for the end of this loop turn.
+
+        ``broadcast()`` calls this instead of draining the engine after every call:
+        the engine's outbox collects the turn's messages in order and :meth:`flush`
+        (scheduled here) drains and writes them once. Any other input drains first, so
+        the order of outputs is the order of inputs either way.
+        """
+        self.deferred += 1
+        if self._flush_handle is None and not self._closed:
+            self._flush_handle = self.loop.call_soon(self.flush)
+
     def _after_input(self) -> None:
         engine = self.engine
         if engine is None:
             return
+        self.deferred = 0
         outbox, closing, deliveries, events = engine.drain()
         if not (outbox or closing or deliveries or events):
             self._arm_timer()
@@ -438,11 +486,14 @@ class Transport:
 
     @property
     def unflushed(self) -> int:
-        """Messages collected in this loop turn and not yet written."""
+        """Messages collected in this loop turn and not yet written (deferred engine
+        inputs not counted: see :attr:`deferred`)."""
         return self._out_count
 
     def flush(self) -> None:
         """Write everything collected this turn: one ``write()`` per peer."""
+        if self.deferred:
+            self._after_input()  # the outputs of deferred inputs first
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -667,9 +718,14 @@ class Transport:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except (OSError, AttributeError):
                 pass
+            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
         with contextlib.suppress(AttributeError, NotImplementedError):
-            # Pause at a quarter of the queue bound: room to batch, bounded memory.
-            c.tr.set_write_buffer_limits(high=min(1 << 20, self.config.send_queue_bytes // 4))
+            # Room to batch, bounded memory and latency (see SOCKET_BUFFER).
+            c.tr.set_write_buffer_limits(
+                high=min(WRITE_HIGH_WATER, self.config.send_queue_bytes // 4)
+            )
         c.write(self._hello, self.loop.time())
         c.hs_timer = self.loop.call_later(self.config.connect_timeout, self._hs_timeout, c)
         if c.outbound:
@@ -772,6 +828,8 @@ class Transport:
             if app and c.peer is not None and self.engine is not None:
                 c.last_app = now
                 self._engine_call(self.engine.on_frame, c.peer, app)
+            if self.paused_links and not c.paused and not c.bp_paused and c.ready:
+                self._bp_pause(c)
         if fault is not None:
             self._reject(
                 c,
@@ -833,7 +891,7 @@ class Transport:
 
     def _resume_reading(self, c: Connection) -> None:
         c.read_paused = False
-        if c.closing or c.tr is None:
+        if c.closing or c.tr is None or c.bp_paused:
             return
         c.last_recv = max(c.last_recv, self.loop.time())
         with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
@@ -990,7 +1048,77 @@ class Transport:
             link = self._links.get(c.peer)
             if link is not None and link.conn is c:
                 self._write_pending(link, c)
+        if not self.paused_links and self._bp_paused:
+            self._bp_release()
         self._wake_writers()
+
+    # ------------------------------------------------------------------ hop-by-hop
+    def _bp_pause(self, c: Connection) -> None:
+        """Stop reading ``c`` for a while: one of our links is congested.
+
+        Reading on while a downstream link is paused would only queue the input in our
+        memory (up to ``send_queue_bytes``, then the peer is dropped as slow) and add
+        latency; pausing lets TCP push back on the sender, hop by hop, until the
+        publisher's :meth:`wait_writable` holds ``broadcast()``. Released when no link
+        is paused any more, or when the paused links made no progress for
+        ``BACKPRESSURE_CHECK`` (links that wait on each other in a cycle).
+        """
+        tr = c.tr
+        if tr is None or c.closing:
+            return
+        try:
+            tr.pause_reading()
+        except (AttributeError, NotImplementedError, RuntimeError):
+            return
+        c.bp_paused = True
+        self._bp_paused.append(c)
+        self._c["backpressure_pauses"] += 1
+        if self._bp_timer is None:
+            self._bp_since = self.loop.time()
+            self._bp_sent = self._paused_drained()
+            self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
+
+    def _paused_drained(self) -> int:
+        """Bytes the paused connections have passed on to the kernel so far."""
+        n = 0
+        for c in self._conns:
+            if c.paused and c.tr is not None:
+                n += c.sent_bytes - c.tr.get_write_buffer_size()
+        return n
+
+    def _bp_check(self) -> None:
+        self._bp_timer = None
+        if not self._bp_paused:
+            return
+        # Bytes that left for the kernel = written - still waiting; any progress on a
+        # paused link means the congestion drains: keep the readers paused.
+        drained = self._paused_drained()
+        if (
+            self.paused_links
+            and drained != self._bp_sent
+            and self.loop.time() - self._bp_since < BACKPRESSURE_PAUSE_MAX
+        ):
+            self._bp_sent = drained
+            self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
+            return
+        self._c["backpressure_stalls"] += 1
+        self._bp_release()
+
+    def _bp_release(self) -> None:
+        if self._bp_timer is not None:
+            self._bp_timer.cancel()
+            self._bp_timer = None
+        paused, self._bp_paused = self._bp_paused, []
+        now = self.loop.time()
+        for c in paused:
+            c.bp_paused = False
+            # Our pause, not the peer's silence: do not count it against heartbeats.
+            c.last_recv = max(c.last_recv, now)
+            if c.read_paused or c.closing or c.tr is None:
+                continue  # the read-rate limit resumes it when its own time is up
+            with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
+                c.tr.resume_reading()
+        self._arm_timer()
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
         if c.host is not None:
@@ -1006,6 +1134,8 @@ class Transport:
         if c.paused:
             c.paused = False
             self.paused_links -= 1
+            if not self.paused_links and self._bp_paused:
+                self._bp_release()
         if c in self._conns:
             self._conns.discard(c)
             self._c["connections"] -= 1
@@ -1069,7 +1199,7 @@ class Transport:
                 continue
             if c.closing or not c.ready or c.peer is None:
                 continue
-            if now - c.last_recv > cfg.heartbeat_timeout:
+            if now - c.last_recv > cfg.heartbeat_timeout and not c.bp_paused:
                 self._c["heartbeat_timeouts"] += 1
                 self._log_once(
                     "heartbeat",

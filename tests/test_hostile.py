@@ -320,7 +320,8 @@ def test_ihave_flood_for_unknown_ids(arun: Any, caplog: Any) -> None:
     assert s["missing"] <= 1 << 16
     print(
         f"\nIHAVE flood: {sent[0]} ids sent, {s['missing']} missing tracked, {total} honest "
-        f"deliveries, throttles={s['read_throttles']}, rss +{rss >> 20} MiB "
+        f"deliveries, throttles={s['read_throttles']}, down={s['neighbor_down']}, "
+        f"back-pressure pauses={s.get('backpressure_pauses')}, rss +{rss >> 20} MiB "
         f"(+{second_half >> 20} MiB in the flood's second half)"
     )
 

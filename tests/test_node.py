@@ -290,6 +290,32 @@ def test_tight_broadcast_loop_is_flushed_and_delivered(arun: Any) -> None:
     arun(main())
 
 
+@pytest.mark.timeout(60)
+def test_broadcasts_of_one_turn_are_kept_in_order_and_flushed_by_leave(arun: Any) -> None:
+    """broadcast() drains the engine once per loop turn: what a turn accepted is
+    counted at once, leaves in order with the next turn, and a leave() in the same
+    turn still sends it (before the goodbye)."""
+
+    async def main() -> None:
+        a, b = await cluster(2)
+        box = Inbox(b)
+        await asyncio.sleep(0.05)
+        n = 100  # fewer than one synchronous flush: all wait for the end of the turn
+        for k in range(n):
+            await a.broadcast(b"t%d" % k)
+            if k == 50:
+                with pytest.raises(gossipfast.PayloadTooLarge):
+                    await a.broadcast(b"x" * (a.config.max_payload_size + 1))
+        assert a.stats()["broadcasts"] == n
+        assert a.stats()["sent_gossip"] == n
+        await a.leave()  # same turn: nothing written yet
+        await until(lambda: len(box.payloads()) == n, timeout=10)
+        assert box.payloads() == [b"t%d" % k for k in range(n)]
+        await close_all([b])
+
+    arun(main())
+
+
 def _make_cert(tmp: Path) -> tuple[Path, Path]:
     key, cert = tmp / "key.pem", tmp / "cert.pem"
     subprocess.run(
