@@ -68,6 +68,7 @@ cdef class Plumtree:
     cdef public double graft_timeout_2
     cdef public double graft_delay
     cdef public double graft_delay_max
+    cdef public double graft_shrink_at
     cdef public object grafted_recent
     cdef public Py_ssize_t early_grafts
     cdef public Py_ssize_t threshold

@@ -136,6 +136,10 @@ class Plumtree:
         # copy and reshaped the tree), so the delay grows; on-time pushes shrink it back.
         self.graft_delay = self.graft_timeout_1
         self.graft_delay_max = self.graft_timeout_1 * _GRAFT_DELAY_MAX_FACTOR
+        # the delay shrinks at most once per current delay: per on-time push it would
+        # collapse within milliseconds at thousands of messages a second, and the next
+        # late hop would set off a storm of early grafts (measured on loopback clusters)
+        self.graft_shrink_at = 0.0
         self.grafted_recent: OrderedDict[tuple[int, int], int] = OrderedDict()
         self.early_grafts = 0
         self.graft_timeout_2 = float(config.graft_timeout_2)
@@ -419,9 +423,10 @@ class Plumtree:
             if m is not None:
                 self.timers.cancel(m.timer)
         if m is None:
-            if self.graft_delay > self.graft_timeout_1:
+            if self.graft_delay > self.graft_timeout_1 and now >= self.graft_shrink_at:
                 d = self.graft_delay * 0.98
                 self.graft_delay = d if d > self.graft_timeout_1 else self.graft_timeout_1
+                self.graft_shrink_at = now + self.graft_delay
         elif m.grafted is not None and peer not in m.grafted:
             self.early_graft((o, s))  # the push beat the answer to our graft
         fwd = Gossip(o, s, h, payload)

@@ -381,9 +381,17 @@ def test_early_grafts_lengthen_the_graft_delay_and_on_time_pushes_shorten_it() -
         _graft_early(e, 2.0 * k, k)
     # bounded: at most 8x the configured delay
     assert e.stats()["graft_delay_ms"] == 640
-    # pushes that arrive with no announcement before them bring it back down
+    # on-time pushes (no announcement before them) shrink it at most once per current
+    # delay: a burst of them at one instant counts once (at 10,000 pushes/s a per-push
+    # decay collapsed the delay within milliseconds and the next late hop set off a
+    # storm of early grafts)
     for k in range(12, 400):
         e.on_frame(peer(1), [Gossip(55, k, 1, b"x")], 30.0)
+    e.drain()
+    assert e.stats()["graft_delay_ms"] == round(640 * 0.98)
+    # ... and spread out over time they bring it back down to the configured delay
+    for k in range(400, 600):
+        e.on_frame(peer(1), [Gossip(55, k, 1, b"x")], 30.0 + (k - 399) * 1.0)
     e.drain()
     assert e.stats()["graft_delay_ms"] == 80
 
