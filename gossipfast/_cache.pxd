@@ -40,6 +40,7 @@ cdef class DedupCache:
     cdef Py_ssize_t _ring_bytes
     cdef bytes _ones
     cdef _Origin _root
+    cdef public Py_ssize_t stale
 
     @cython.locals(root=_Origin, first=_Origin, prev=_Origin, nxt=_Origin)
     cdef void _touch(self, _Origin st) noexcept

@@ -99,6 +99,7 @@ class DedupCache:
         "_ring_bytes",
         "_root",
         "_window",
+        "stale",
     )
 
     def __init__(self, window: int, max_origins: int) -> None:
@@ -115,6 +116,9 @@ class DedupCache:
         self._ring_bytes = ring >> 3
         self._ones = b"\xff" * self._ring_bytes
         self._max_origins = max_origins
+        #: Seqs refused because they were older than their origin's window: taken for
+        #: duplicates, though they may never have been delivered (counted, not silent).
+        self.stale = 0
         self._map: dict[object, _Origin] = {}
         # Sentinel of the circular LRU list: root.next is the most recently seen.
         self._root = _Origin()
@@ -215,7 +219,10 @@ class DedupCache:
                     _fill(st.bits, self._mask, h + 1, d - 1, False)
             st.high = s
             return True
-        if s == h or h - s > self._window:
+        if s == h:
+            return False
+        if h - s > self._window:
+            self.stale += 1
             return False
         p = st.bits
         pos = s & self._mask

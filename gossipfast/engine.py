@@ -286,6 +286,7 @@ class Engine:
         s["broadcasts"] = self._broadcasts
         s["delivered"] = pt.delivered
         s["duplicates"] = pt.duplicates
+        s["stale_drops"] = pt.dedup.stale
         s["grafts_sent"] = pt.grafts
         s["prunes_sent"] = pt.s_prune
         s["ihaves_sent"] = pt.s_ihave

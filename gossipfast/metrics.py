@@ -89,6 +89,7 @@ _DROPS: tuple[tuple[str, str], ...] = (
     ("connection_refused", "connections_refused"),
     ("fifo_skipped", "fifo_skipped"),
     ("hook_error", "hook_errors"),
+    ("stale", "stale_drops"),  # payload older than its origin's dedup window
 )
 
 # Gauges: stats key -> (metric name, help).

@@ -29,6 +29,10 @@ class Stats(Mapping[str, int]):
     delivered: int = 0
     #: Payload copies received again after their first delivery (duplicates).
     dups: int = 0
+    #: Payloads refused as older than their origin's ``dedup_window``: counted as
+    #: duplicates too, but possibly never delivered here. Should stay 0; if it grows, the
+    #: cluster runs seconds behind its broadcast rate: raise ``Config.dedup_window``.
+    stale_drops: int = 0
     #: Messages this node lacked and pulled back (GRAFT answers and catch-up).
     recovered: int = 0
     #: Gauge: messages announced to this node (IHAVE) that it has not received yet.

@@ -303,6 +303,19 @@ def test_late_announcement_of_an_older_message_changes_nothing() -> None:
     assert peer(1) in e.eager_peers
 
 
+def test_a_payload_older_than_the_dedup_window_is_counted_as_stale() -> None:
+    e = engine(dedup_window=64)
+    make_active(e, [peer(1)])
+    e.on_frame(peer(1), [Gossip(77, 200, 1, b"new")], 1.0)
+    e.on_frame(peer(1), [Gossip(77, 100, 1, b"late")], 1.1)  # 100 seqs behind, window 64
+    _, _, deliveries, _ = e.drain()
+    assert [d[1] for d in deliveries] == [200]  # refused: taken for an old duplicate
+    st = e.stats()
+    assert st["stale_drops"] == 1 and st["duplicates"] == 1  # but not silently
+    e.on_frame(peer(1), [Gossip(77, 200, 1, b"new")], 1.2)  # a plain duplicate
+    assert e.stats()["stale_drops"] == 1
+
+
 def test_own_message_coming_back_is_a_duplicate() -> None:
     e = engine()
     make_active(e, [peer(1)])
