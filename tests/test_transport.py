@@ -557,6 +557,23 @@ class Relay(FakeEngine):
             self.send(self.down, *fwd)
 
 
+async def gated_sink(node_id: str) -> tuple[asyncio.Server, str, asyncio.Event, list[int]]:
+    """A raw peer that says Hello and reads nothing until ``gate`` is set (a stalled
+    link); ``got[0]`` counts the bytes it read after. Returns (server, its address,
+    gate, got)."""
+    got = [0]
+    gate = asyncio.Event()
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(encode_frame([wire.Hello(1, CFG.cluster, node_id, "127.0.0.1:9", 1)]))
+        await gate.wait()
+        while data := await r.read(1 << 20):
+            got[0] += len(data)
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return srv, format_address("127.0.0.1", srv.sockets[0].getsockname()[1]), gate, got
+
+
 @pytest.mark.timeout(60)
 def test_back_pressure_reaches_upstream_hop_by_hop(arun: Any) -> None:
     """A relay whose downstream link is congested stops reading its upstream (TCP then
@@ -569,18 +586,7 @@ def test_back_pressure_reaches_upstream_hop_by_hop(arun: Any) -> None:
         host, port = await tr.listen("127.0.0.1", 0)
         relay = Relay(format_address(host, port))
         await tr.start(relay, address=relay.address, node_id="relay", incarnation=1)
-        got = 0
-        gate = asyncio.Event()
-
-        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            nonlocal got
-            w.write(encode_frame([wire.Hello(1, CFG.cluster, "down", "127.0.0.1:9", 1)]))
-            await gate.wait()  # a stalled downstream until the gate opens
-            while data := await r.read(1 << 20):
-                got += len(data)
-
-        srv = await asyncio.start_server(serve, "127.0.0.1", 0)
-        relay.down = format_address("127.0.0.1", srv.sockets[0].getsockname()[1])
+        srv, relay.down, gate, got = await gated_sink("down")
         up = await Raw.connect(relay.address)
         up.hello("127.0.0.1:8")
         payload = b"u" * 8000
@@ -602,7 +608,7 @@ def test_back_pressure_reaches_upstream_hop_by_hop(arun: Any) -> None:
         assert tr.counters()["backpressure_pauses"] > 0
         gate.set()
         await until(lambda: len(relay.received("127.0.0.1:8")) == total, timeout=20)
-        await until(lambda: got >= total * len(payload), timeout=20)
+        await until(lambda: got[0] >= total * len(payload), timeout=20)
         assert tr.counters()["slow_drops"] == 0
         up.writer.close()
         await tr.close()
@@ -616,18 +622,7 @@ def test_back_pressure_awaits_then_resumes(arun: Any) -> None:
     async def main() -> None:
         cfg = msgspec.structs.replace(CFG, send_queue_bytes=64 << 20, heartbeat_timeout=5.0)
         a, ea = await make(cfg)
-        got = 0
-        gate = asyncio.Event()
-
-        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            nonlocal got
-            w.write(encode_frame([wire.Hello(1, CFG.cluster, "raw", "127.0.0.1:9", 1)]))
-            await gate.wait()  # stop reading until the sender is congested
-            while data := await r.read(1 << 20):
-                got += len(data)
-
-        srv = await asyncio.start_server(serve, "127.0.0.1", 0)
-        peer = format_address("127.0.0.1", srv.sockets[0].getsockname()[1])
+        srv, peer, gate, got = await gated_sink("raw")
         payload = b"p" * 16384
         seq = 0
         while seq < 20_000:
@@ -648,7 +643,7 @@ def test_back_pressure_awaits_then_resumes(arun: Any) -> None:
         assert not waiter.done()
         gate.set()
         await asyncio.wait_for(waiter, 10)
-        await until(lambda: got >= seq * len(payload))
+        await until(lambda: got[0] >= seq * len(payload))
         assert a.counters()["slow_drops"] == 0
         await a.close()
         srv.close()
