@@ -171,10 +171,7 @@ cdef class Plumtree:
     cpdef on_ihave(self, str peer, object ids, double now)
 
     @cython.locals(t=_Tree)
-    cpdef Py_ssize_t phops_of(self, object o, object s) except -1
-
-    @cython.locals(t=_Tree)
-    cpdef optimize_late(self, str announcer, object o, object h)
+    cpdef optimize_late(self, str announcer, object o, object s, object h)
 
     @cython.locals(m=_Missing)
     cpdef graft_timer(self, object o, object s, double now)

@@ -483,25 +483,21 @@ class Plumtree:
         self.queue_prune(sender, o)
         self.optimizations += 1
 
-    def phops_of(self, o: int, s: int) -> int:
-        """Our hop count of (o, s) if it is ``o``'s latest message we know the parent of,
-        else 0."""
+    def optimize_late(self, announcer: str, o: int, s: int, h: int) -> None:
+        """An announcement of (o, s), ``h`` hops from the origin, came after the payload:
+        if it is ``o``'s latest message and the path is at least ``threshold`` hops
+        shorter than our parent's, make the announcer the parent for ``o`` (the paper
+        optimises only with announcements that came first; with many one-shot origins on
+        one tree most shorter paths are announced late)."""
         t = self.trees.get(o)
-        if t is None or t.pseq != s or t.parent is None:
-            return 0
-        return t.phops
-
-    def optimize_late(self, announcer: str, o: int, h: int) -> None:
-        """An announcement ``h`` hops from the origin came after the payload, over a path
-        at least ``threshold`` hops shorter than our parent's: make the announcer the
-        parent for ``o`` (the paper optimises only with announcements that came first;
-        with many one-shot origins on one tree most shorter paths are announced late)."""
-        t = self.tree(o)
-        parent = t.parent
-        if parent is None or parent == announcer or announcer not in t.lazy_t:
+        if t is None or t.pseq != s or h + 1 + self.threshold > t.phops:
             return
-        if parent not in t.eager:
-            return  # already replaced, or gone
+        parent = t.parent
+        if parent is None or parent == announcer:
+            return
+        t = self.tree(o)  # shaped for use: current eager/lazy tuples
+        if announcer not in t.lazy_t or parent not in t.eager:
+            return  # not a lazy link of ours, or the parent was replaced or is gone
         t.parent = announcer
         t.phops = h + 1
         self.to_eager(o, announcer)
@@ -557,8 +553,7 @@ class Plumtree:
             if o == self.origin:
                 continue
             if self.dedup.contains(o, s):
-                if h + 1 + self.threshold <= self.phops_of(o, s):
-                    self.optimize_late(peer, o, h)
+                self.optimize_late(peer, o, s, h)
                 continue
             key = (o, s)
             m = self.missing.get(key)

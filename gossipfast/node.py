@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .config import Config
-from .errors import JoinError, NodeClosed, PayloadTooLarge
+from .errors import JoinError, NodeClosed
 from .stats import Stats
 from .transport import Transport, format_address, parse_address
 from .types import Event, Lagged, Message, MessageId, NeighborDown, NeighborUp, origin_str
@@ -95,7 +95,6 @@ class Node:
         self._hook_errors = 0
         self._lagged_total = 0
         self._origin_names: dict[int, str] = {}
-        self._max_payload = self.config.max_payload_size
         self._down_reasons: dict[str, int] = {}
         # key -> (window start, records shown in it, records demoted to DEBUG since)
         self._log_window: dict[str, tuple[float, int, int]] = {}
@@ -266,14 +265,13 @@ class Node:
             self._check_running()
         if type(payload) is not bytes:
             payload = bytes(payload)
-        if len(payload) > self._max_payload:
-            raise PayloadTooLarge(len(payload), self._max_payload)
         tr = self._transport
         assert tr is not None
         try:
+            # the engine raises PayloadTooLarge before it changes anything
             origin, seq = self._engine.broadcast(payload, tr.loop.time())
         except BaseException:
-            tr._after_input()  # whatever it queued before failing leaves as usual
+            tr._after_input()  # whatever earlier calls of this turn queued leaves as usual
             raise
         # Drain the engine once per loop turn, not once per call (the turn's flush does
         # it, or the _FLUSH_EVERY-th call): the outbox keeps the order either way.

@@ -810,15 +810,8 @@ def graph_metrics(graph: dict[int, list[int]]) -> dict[str, Any]:
     clustering use the undirected graph; ``asymmetric`` counts directed edges whose
     reverse is missing.
     """
-    und: dict[int, set[int]] = {i: set() for i in graph}
-    asym = 0
-    for i, peers in graph.items():
-        for j in peers:
-            if i not in graph.get(j, ()):
-                asym += 1
-            if j in und:
-                und[i].add(j)
-                und[j].add(i)
+    und = undirected(graph)
+    asym = sum(1 for i, peers in graph.items() for j in peers if i not in graph.get(j, ()))
     components = 0
     largest = 0
     seen: set[int] = set()

@@ -1118,7 +1118,6 @@ class Transport:
                 continue  # the read-rate limit resumes it when its own time is up
             with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
                 c.tr.resume_reading()
-        self._arm_timer()
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
         if c.host is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from nodekit import FAST
 
 import gossipfast
 from gossipfast import wire
@@ -49,14 +50,9 @@ pytestmark = [
     pytest.mark.skipif(not _can_bind(EVIL_HOST), reason=f"no {EVIL_HOST} loopback address"),
 ]
 
-HCFG = gossipfast.Config(
-    connect_timeout=0.5,
-    heartbeat_interval=0.1,
-    heartbeat_timeout=1.0,
+HCFG = msgspec.structs.replace(
+    FAST,
     join_timeout=3.0,
-    neighbor_timeout=0.3,
-    repair_interval=0.2,
-    shuffle_interval=0.5,
     send_queue_bytes=1 << 20,
     max_payload_size=16 << 10,
     max_frame_size=64 << 10,  # the read bucket holds max(1 s of peer_read_rate, one frame)
