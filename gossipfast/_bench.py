@@ -521,19 +521,13 @@ def bench_command(
         return
     if nodes < 2:
         raise click.BadParameter("at least 2 nodes", param_hint="--nodes")
-    overrides: dict[str, Any] = {}
-    for item in config_items:
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not FIELD=JSON", param_hint="--config")
-        overrides[key.strip()] = json.loads(val)
-    if overrides:
-        from .config import Config
+    from .config import config_overrides
 
-        try:
-            Config(**overrides)  # fail here, not in ten workers
-        except Exception as e:
-            raise click.BadParameter(str(e), param_hint="--config") from e
+    try:
+        overrides = config_overrides(config_items)  # fail here, not in ten workers
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--config") from e
+    if overrides:
         os.environ["GOSSIPFAST_BENCH_CONFIG"] = json.dumps(overrides)
     scenarios = [
         Scenario(m, int(s), 0.0 if r.strip() == "max" else float(r))

@@ -14,6 +14,8 @@ cdef Py_ssize_t _DIGEST_MAX_ORIGINS
 cdef Py_ssize_t _MAX_LIST
 cdef double _REQUEST_TTL
 cdef Py_ssize_t _MAX_TREES
+cdef Py_ssize_t _YOUNG
+cdef Py_ssize_t _LAG_HOPS
 cdef Py_ssize_t _FIFO_HOLD_MAX
 cdef double _FIFO_HOLD
 cdef object Gossip
@@ -38,6 +40,7 @@ cdef class _Tree:
 
 cdef class _Missing:
     cdef public object timer
+    cdef public double since
     cdef public list peers
     cdef public list hops
     cdef public object grafted
@@ -59,6 +62,7 @@ cdef class Plumtree:
     cdef public tuple active
     cdef public Py_ssize_t epoch
     cdef public dict trees
+    cdef public bint anchored
     cdef public dict prune_batch
     cdef public object seq
     cdef public double now
@@ -80,6 +84,7 @@ cdef class Plumtree:
     cdef public object requested
     cdef public object answers
     cdef public dict graft_batch
+    cdef public dict want_batch
     cdef public double first_up
     cdef public double baseline_window
     cdef public bint baseline_open
@@ -114,6 +119,8 @@ cdef class Plumtree:
 
     cpdef bint is_active(self, str peer) except -1
 
+    cpdef bint owns(self, object o) except -1
+
     @cython.locals(t=_Tree)
     cpdef _Tree tree(self, object o)
 
@@ -133,6 +140,9 @@ cdef class Plumtree:
 
     @cython.locals(b=list)
     cpdef queue_graft(self, str peer, object o, object s)
+
+    @cython.locals(b=list)
+    cpdef queue_want(self, str peer, object o, object s)
 
     @cython.locals(b=dict)
     cpdef flush_prunes(self)
@@ -157,9 +167,15 @@ cdef class Plumtree:
     )
     cpdef on_gossip(self, str peer, object msg, double now)
 
+    cpdef Py_ssize_t early_graft(self, tuple key) except -1
+
     @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t)
-    cpdef early_graft(self, tuple key)
     cpdef optimize(self, str sender, object o, _Missing m, object hops)
+
+    cpdef swap_parent(self, object o, object old, str new)
+
+    @cython.locals(t=_Tree)
+    cpdef optimize_lag(self, str sender, object o, _Missing m, object hops, double now)
 
     @cython.locals(q=list)
     cpdef announce(self, str peer, object o, object s, object h, double now)
@@ -167,7 +183,7 @@ cdef class Plumtree:
     @cython.locals(q=dict)
     cpdef flush_ihaves(self)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing)
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing, tr=_Tree, d=double)
     cpdef on_ihave(self, str peer, object ids, double now)
 
     @cython.locals(t=_Tree)

@@ -46,6 +46,13 @@ _MAX_TREES = 4096
 MAX_TREES = _MAX_TREES
 #: The adaptive first-stage graft delay stays within [graft_timeout_1, this x it].
 _GRAFT_DELAY_MAX_FACTOR = 8.0
+#: An origin's own tree is young for its first messages: with the anchored tree it waits
+#: the longest graft delay for them (it starts as the anchor's tree and still lags).
+_YOUNG = 10
+#: A faster announcer replaces the parent (optimize_lag) only over a path at most this
+#: many hops longer (unbounded, one steady sender's young tree at 1,000 simulated nodes
+#: went 17 hops deep for a few messages; its settled depth is 9-10).
+_LAG_HOPS = 2
 #: Early grafts remembered (to notice the push that arrives after one).
 _GRAFTED_RECENT_MAX = 4096
 #: Messages held back per origin by FIFO delivery before a gap is skipped.
@@ -83,10 +90,11 @@ class _Tree:
 class _Missing:
     """A message announced by lazy peers that has not arrived yet."""
 
-    __slots__ = ("grafted", "hops", "peers", "timer")
+    __slots__ = ("grafted", "hops", "peers", "since", "timer")
 
-    def __init__(self, timer: int, peer: str, hops: int) -> None:
+    def __init__(self, timer: int, peer: str, hops: int, since: float) -> None:
         self.timer = timer
+        self.since = since  # when the first announcement came
         self.peers: list[str] = [peer]
         self.hops: list[int] = [hops]
         self.grafted: list[str] | None = None  # peers we sent a Graft for it
@@ -125,6 +133,9 @@ class Plumtree:
         self.active: tuple = ()
         self.epoch = 0
         self.trees: dict[int, _Tree] = {}
+        # the shared tree is kept by the anchored tree (``_anchor.py``, set_shared_tree):
+        # first messages must not bend it
+        self.anchored = False
         self.prune_batch: dict[str, list[int]] = {}
         self.seq = 0
         self.now = 0.0  # time of the input being handled (for timers armed deep inside)
@@ -153,6 +164,8 @@ class Plumtree:
         # (origin, seq, peer) we asked a payload from: its copy is an answer, not a push
         self.answers: OrderedDict[tuple[int, int, str], int] = OrderedDict()
         self.graft_batch: dict[str, list[int]] = {}
+        # fetches of first messages on the anchored tree: a Want moves no tree link
+        self.want_batch: dict[str, list[int]] = {}
         # fresh-join baseline: the first digest after the first neighbour came up sets the
         # starting point of origins unknown so far (a new node does not pull old history).
         # Only the first: an origin that shows up in a later digest may have started
@@ -201,6 +214,31 @@ class Plumtree:
         self.eager = tuple(self.peers.eager)
         self.lazy = tuple(self.peers.lazy)
         self.epoch += 1
+
+    def set_shared_tree(self, links: Any, anchored: bool) -> None:
+        """Make the shared tree exactly ``links`` (eager); every other neighbour is lazy.
+
+        Called by the anchored tree (``_anchor.py``). While ``anchored`` (the node hangs
+        from the anchor) the shared tree is the anchor's: first messages neither optimise
+        it nor graft links into it (a missing one is fetched with a ``Want``), and a
+        duplicate from one of its links is not pruned, so it stays a fewest-hops tree
+        between two beacons. A detached node grafts as the paper does.
+        """
+        self.anchored = anchored
+        changed = False
+        for p in self.active:
+            if p in links:
+                if self.peers.to_eager(p):
+                    changed = True
+            elif self.peers.to_lazy(p):
+                changed = True
+        if changed:
+            self.refresh()
+
+    def owns(self, o: int) -> bool:
+        """True when origin ``o`` has a tree of its own (not the shared one)."""
+        t = self.trees.get(o)
+        return t is not None and t.lazy is not None
 
     def is_active(self, peer: str) -> bool:
         """True when ``peer`` is a neighbour (eager or lazy)."""
@@ -286,6 +324,16 @@ class Plumtree:
             b.append(o)
             b.append(s)
 
+    def queue_want(self, peer: str, o: int, s: int) -> None:
+        """Ask ``peer`` for (o, s) from its store, leaving every tree as it is."""
+        b = self.want_batch.get(peer)
+        if b is None:
+            self.want_batch[peer] = [o, s, s]
+        else:
+            b.append(o)
+            b.append(s)
+            b.append(s)
+
     def flush_prunes(self) -> None:
         """Send the Prunes collected while handling one input, one message per peer."""
         if not self.prune_batch:
@@ -328,6 +376,7 @@ class Plumtree:
                 t.lazy.discard(peer)
         self.lazyq.pop(peer, None)
         self.graft_batch.pop(peer, None)
+        self.want_batch.pop(peer, None)
         self.prune_batch.pop(peer, None)
 
     # -- inputs ----------------------------------------------------------------------------
@@ -369,7 +418,7 @@ class Plumtree:
             self.flush_ihaves()
         if self.prune_batch:
             self.flush_prunes()
-        if self.graft_batch:
+        if self.graft_batch or self.want_batch:
             self.flush_grafts()
 
     def on_gossip(self, peer: str, msg: Any, now: float) -> None:
@@ -384,9 +433,16 @@ class Plumtree:
             self.duplicates += 1
             if self.answers and self.answers.pop((o, s, peer), 0):
                 return  # the answer to our Graft/Want, not a push: no reason to prune
+            how = 0
             if self.grafted_recent:
-                self.early_graft((o, s))
+                how = self.early_graft((o, s))
             if self.is_active(peer):
+                if how == 2 and not self.owns(o):
+                    return  # the late push of a message we fetched: its sender is our link
+                if self.anchored and peer in self.eager and not self.owns(o):
+                    # a link of the anchored tree (which has no loops): the copy comes
+                    # from a fetch elsewhere in the tree, pruning would cut the tree
+                    return
                 # always answer a push with Prune, even if the sender is lazy for us
                 # already: its tree may still have us eager (trees are born apart)
                 self.to_lazy(o, peer)
@@ -400,9 +456,10 @@ class Plumtree:
         else:
             self.deliveries.append((o, s, h, payload))
             self.delivered += 1
+        answer = False
         if self.requested and self.requested.pop((o, s), None) is not None:
             self.recovered += 1
-            self.answers.pop((o, s, peer), None)
+            answer = self.answers.pop((o, s, peer), None) is not None
         t = self.trees.get(o)
         if t is None or t.epoch != self.epoch:
             t = self.tree(o)
@@ -413,15 +470,25 @@ class Plumtree:
         if t.lazy is None and t.count > 1:
             self.own(t)  # a repeat sender: its own tree from now on
             t = self.tree(o)
-        if peer in t.lazy_t:
-            # the paper: whoever sends a new payload becomes (again) a tree link
-            self.to_eager(o, peer)
-            t = self.tree(o)
         m = None
         if self.missing:
             m = self.missing.pop((o, s), None)
             if m is not None:
                 self.timers.cancel(m.timer)
+        if peer in t.lazy_t:
+            if not answer and (t.lazy is not None or not self.anchored):
+                # the paper: whoever pushes a new payload becomes (again) a tree link (an
+                # answer to our Graft is one already; one to a Want or a digest must not be)
+                self.to_eager(o, peer)
+                t = self.tree(o)
+            elif answer and t.lazy is not None and m is not None and m.grafted is not None:
+                # fetched (a Want: the origin still used the anchored tree) and the
+                # origin's own tree starts now: as in the paper, the link of the first
+                # delivery is a tree link, at both ends (the late push of the old parent
+                # will prune it)
+                self.to_eager(o, peer)
+                self.queue_graft(peer, o, 0)
+                t = self.tree(o)
         if m is None:
             if self.graft_delay > self.graft_timeout_1 and now >= self.graft_shrink_at:
                 d = self.graft_delay * 0.98
@@ -450,23 +517,30 @@ class Plumtree:
         if m is not None:
             # after the push: the new parent must not get this payload back from us
             self.optimize(peer, o, m, h - 1)
+            if self.anchored and m.grafted is None:
+                self.optimize_lag(peer, o, m, h - 1, now)
 
-    def early_graft(self, key: tuple) -> None:
+    def early_graft(self, key: tuple) -> int:
         """A push of a message we grafted arrived anyway: wait longer before grafting.
 
-        No-op unless ``key`` is an early graft still remembered (counted once).
+        No-op unless ``key`` is an early request still remembered (counted once).
+        Returns how it was made: 1 a Graft, 2 a Want (a fetch that kept the tree), 0 none.
         """
-        if self.grafted_recent.pop(key, 0) == 0:
-            return
+        how = self.grafted_recent.pop(key, 0)
+        if how == 0:
+            return 0
         self.early_grafts += 1
         d = self.graft_delay * 2.0
         self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
+        return how
 
     def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:
         """Replace the eager parent ``sender`` by a lazy announcer with a shorter path."""
         t = self.tree(o)
         if sender in t.lazy_t or not self.is_active(sender):
             return
+        if self.anchored and t.lazy is None:
+            return  # the shared tree is the anchor's fewest-hops tree already
         best = -1
         best_hops = hops - self.threshold
         for i in range(len(m.peers)):
@@ -476,12 +550,38 @@ class Plumtree:
                 best_hops = m.hops[i]
         if best < 0:
             return
-        p = m.peers[best]
-        self.to_eager(o, p)
-        self.to_lazy(o, sender)
-        self.queue_graft(p, o, 0)
-        self.queue_prune(sender, o)
+        self.swap_parent(o, sender, m.peers[best])
+
+    def swap_parent(self, o: int, old: str | None, new: str) -> None:
+        """In ``o``'s own tree: ``new`` becomes eager (``Graft(o, 0)``), ``old`` lazy
+        (``Prune(o)``)."""
+        if self.to_eager(o, new):
+            self.queue_graft(new, o, 0)
+        if old is not None and old != new and self.to_lazy(o, old):
+            self.queue_prune(old, o)
         self.optimizations += 1
+
+    def optimize_lag(self, sender: str, o: int, m: _Missing, hops: int, now: float) -> None:
+        """The payload came from the eager parent well after a lazy peer announced it:
+        make the first announcer the parent in the origin's own tree (``hops``: the
+        parent's hop count; the announcer's path may be up to ``_LAG_HOPS`` longer).
+
+        Only with the anchored tree: an origin's own tree then starts as the anchor's
+        fewest-hops tree, not as the latency tree of a first flood, and without this
+        it would reach its latency shape only through grafts that raced the parent's
+        push (one duplicate each). The margin (half the graft delay) keeps two nearly
+        equal paths from trading places.
+        """
+        t = self.trees.get(o)
+        if t is None or t.lazy is None or now - m.since < 0.5 * self.graft_delay:
+            return
+        p = m.peers[0] if m.peers else None
+        if p is None or p == sender or m.hops[0] > hops + _LAG_HOPS:
+            return
+        t = self.tree(o)
+        if p not in t.lazy_t or sender not in t.eager:
+            return  # replaced already (optimize), or no longer a neighbour
+        self.swap_parent(o, sender, p)
 
     def optimize_late(self, announcer: str, o: int, s: int, h: int) -> None:
         """An announcement of (o, s), ``h`` hops from the origin, came after the payload:
@@ -492,6 +592,8 @@ class Plumtree:
         t = self.trees.get(o)
         if t is None or t.pseq != s or h + 1 + self.threshold > t.phops:
             return
+        if self.anchored and t.lazy is None:
+            return
         parent = t.parent
         if parent is None or parent == announcer:
             return
@@ -500,11 +602,7 @@ class Plumtree:
             return  # not a lazy link of ours, or the parent was replaced or is gone
         t.parent = announcer
         t.phops = h + 1
-        self.to_eager(o, announcer)
-        self.to_lazy(o, parent)
-        self.queue_graft(announcer, o, 0)
-        self.queue_prune(parent, o)
-        self.optimizations += 1
+        self.swap_parent(o, parent, announcer)
 
     def announce(self, peer: str, o: int, s: int, h: int, now: float) -> None:
         """Queue an IHave entry for a lazy peer (sent in batches)."""
@@ -560,8 +658,16 @@ class Plumtree:
             if m is None:
                 if len(self.missing) >= _MAX_MISSING:
                     continue
-                t = self.timers.schedule(now + self.graft_delay, ("g", o, s))
-                self.missing[key] = _Missing(t, peer, h)
+                d = self.graft_delay
+                if self.anchored:
+                    tr = self.trees.get(o)
+                    if tr is not None and tr.lazy is not None and tr.count < _YOUNG:
+                        # a young own tree still lags like the anchor's tree it was
+                        # copied from: let the payload come, and move the parent to the
+                        # faster announcer without a duplicate (optimize_lag)
+                        d = self.graft_delay_max
+                t = self.timers.schedule(now + d, ("g", o, s))
+                self.missing[key] = _Missing(t, peer, h, now)
             elif len(m.peers) < _MAX_ANNOUNCERS and peer not in m.peers:
                 m.peers.append(peer)
                 m.hops.append(h)
@@ -579,14 +685,20 @@ class Plumtree:
             p = m.peers.pop(0)
             m.hops.pop(0)
             if self.is_active(p):
-                self.to_eager(o, p)
-                self.queue_graft(p, o, s)
+                fetch = self.anchored and not self.owns(o)
+                if fetch:
+                    # a first message on the anchored tree: fetch it, keep the tree (the
+                    # push is late, not lost; the tree has no better link to offer)
+                    self.queue_want(p, o, s)
+                else:
+                    self.to_eager(o, p)
+                    self.queue_graft(p, o, s)
                 if m.grafted is None:
                     m.grafted = [p]
                     gr = self.grafted_recent
                     if len(gr) >= _GRAFTED_RECENT_MAX:
                         gr.popitem(last=False)
-                    gr[key] = 1
+                    gr[key] = 2 if fetch else 1
                 else:
                     m.grafted.append(p)
                 self.grafts += 1
@@ -596,14 +708,20 @@ class Plumtree:
         del self.missing[key]
 
     def flush_grafts(self) -> None:
-        """Send the Grafts collected by the timers of one tick, one message per peer."""
-        if not self.graft_batch:
-            return
-        b = self.graft_batch
-        self.graft_batch = {}
-        for peer, ids in b.items():
-            self.send(peer, Graft(ids))
-            self.s_graft += 1
+        """Send the Grafts (and Wants) collected by the timers of one tick, one message
+        per peer and kind."""
+        if self.graft_batch:
+            b = self.graft_batch
+            self.graft_batch = {}
+            for peer, ids in b.items():
+                self.send(peer, Graft(ids))
+            self.s_graft += len(b)
+        if self.want_batch:
+            b = self.want_batch
+            self.want_batch = {}
+            for peer, ids in b.items():
+                self.send(peer, Want(ids))
+            self.s_want += len(b)
 
     def remember_request(self, o: int, s: int, peer: str, now: float) -> None:
         """Note that we asked ``peer`` for (o, s): its arrival counts as a recovery, and a

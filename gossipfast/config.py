@@ -8,7 +8,9 @@ meaning and allowed range; a value outside that range raises :class:`ConfigError
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -56,6 +58,13 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         1e-4,
         _INF,
         "Seconds between later GRAFTs for the same missing message (next announcer).",
+    ),
+    "tree_beacon_interval": (
+        0,
+        _INF,
+        "Seconds between beacons of the anchor that keeps the shared broadcast tree "
+        "fewest-hops (0: no anchor; the shared tree takes the shape of first pushes, "
+        "as in the paper).",
     ),
     "optimization_threshold": (
         1,
@@ -167,6 +176,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     graft_timeout_1: float = 0.08
     graft_timeout_2: float = 0.04
     optimization_threshold: int = 3
+    tree_beacon_interval: float = 10.0
     dedup_window: int = 65536
     dedup_max_origins: int = 4096
     store_max_messages: int = 200_000
@@ -229,4 +239,25 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             )
 
 
-__all__ = ["FIELDS", "Config"]
+def config_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``FIELD=JSON`` items (the CLIs' ``--config``) into Config keyword arguments.
+
+    Raises :class:`ConfigError` naming the item that is malformed or out of range.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{item!r} is not FIELD=JSON")
+        try:
+            out[key.strip()] = json.loads(val)
+        except ValueError as e:
+            raise ConfigError(f"{item!r}: the value is not JSON ({e})") from e
+    try:
+        Config(**out)
+    except TypeError as e:  # an unknown field name
+        raise ConfigError(str(e)) from e
+    return out
+
+
+__all__ = ["FIELDS", "Config", "config_overrides"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from ._anchor import AnchorTree
 from ._hyparview import HyParView, valid_address
 from ._plumtree import Plumtree
 from ._timers import TimerWheel
@@ -17,6 +18,7 @@ from .config import Config
 from .errors import PayloadTooLarge
 from .types import NeighborDown, NeighborUp, make_origin
 from .wire import (
+    Beacon,
     Disconnect,
     ForwardJoin,
     Join,
@@ -35,6 +37,7 @@ _KIND: dict[type, str] = {
     Disconnect: "disconnect",
     Shuffle: "shuffle",
     ShuffleReply: "shuffle_reply",
+    Beacon: "beacon",
 }
 #: Seconds between two housekeeping passes at most (payload expiry, request expiry).
 _MAINTENANCE_MAX = 15.0
@@ -86,6 +89,11 @@ class Engine:
             up=self._up,
             down=self._down,
         )
+        self.tree: AnchorTree | None = None
+        if config.tree_beacon_interval > 0.0:
+            self.tree = AnchorTree(
+                self.origin, config.tree_beacon_interval, self.timers, self.pt, self._send
+            )
         self._sent: dict[str, int] = dict.fromkeys(_KIND.values(), 0)
         self._received: dict[str, int] = dict.fromkeys(_KIND.values(), 0)
         self._bad = 0
@@ -115,17 +123,23 @@ class Engine:
         self._ups += 1
         self.events.append(NeighborUp(peer))
         self.pt.neighbor_up(peer, now)
+        if self.tree is not None:
+            self.tree.neighbor_up(peer, now)
 
     def _down(self, peer: str, reason: str, now: float) -> None:
         self._downs += 1
         self.events.append(NeighborDown(peer, reason))  # type: ignore[arg-type]
         self.pt.neighbor_down(peer)
+        if self.tree is not None:
+            self.tree.neighbor_down(peer, reason, now)
 
     def _start(self, now: float) -> None:
         if not self._maint_armed:
             self._maint_armed = True
             self.timers.schedule(now + self._maint_interval, ("m",))
         self.hv.start(now)
+        if self.tree is not None:
+            self.tree.start(now)
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -158,6 +172,10 @@ class Engine:
             self._bad += 1
             return
         self._received[name] += 1
+        if type(msg) is Beacon:
+            if self.tree is not None:
+                self.tree.on_beacon(peer, msg, now)
+            return
         self.hv.on_message(peer, msg, now)
 
     def on_disconnected(self, peer: str, reason: str, now: float) -> None:
@@ -205,6 +223,9 @@ class Engine:
             elif kind == "f":
                 pt.now = now
                 pt.skip_gap(item[1])
+            elif kind == "a":
+                if self.tree is not None and not hv.left:
+                    self.tree.on_timer(item, now)
             elif kind == "m":
                 pt.expire(now)
                 self.timers.schedule(now + self._maint_interval, ("m",))
@@ -296,7 +317,10 @@ class Engine:
         s["early_grafts"] = pt.early_grafts
         s["graft_delay_ms"] = round(pt.graft_delay * 1000.0)
         s["fifo_skipped"] = pt.fifo_skipped
-        s["bad_messages"] = self._bad + pt.bad + hv.bad
+        tree = self.tree
+        s["bad_messages"] = self._bad + pt.bad + hv.bad + (tree.bad if tree else 0)
+        s["tree_elections"] = tree.elections if tree else 0
+        s["tree_hops"] = tree.hops if tree and tree.known else -1
         s["neighbor_up"] = self._ups
         s["neighbor_down"] = self._downs
         s["shuffles"] = hv.shuffles

@@ -15,6 +15,7 @@ cdef Py_ssize_t _MASK
 cdef object _GOSSIP
 cdef object _IHAVE
 cdef object _GRAFT
+cdef object _WANT
 
 
 cdef class BroadcastRecord:

@@ -41,9 +41,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import click
+import msgspec
 
 from . import wire
-from .config import Config
+from .config import Config, config_overrides
 
 __all__ = [
     "BroadcastRecord",
@@ -84,6 +85,7 @@ _GC_THRESHOLD = (50_000, 50, 100)
 _GOSSIP = wire.Gossip
 _IHAVE = wire.IHave
 _GRAFT = wire.Graft
+_WANT = wire.Want
 
 
 @contextlib.contextmanager
@@ -152,7 +154,7 @@ class BroadcastRecord:
         self.latency: list[float] = []
         self.sent = 0  # Gossip messages carrying this id
         self.ihave = 0  # IHave announcements of this id
-        self.graft = 0  # Graft requests for this id
+        self.graft = 0  # Graft (or Want) requests for this id
         self.dup = 0  # deliveries of this id to a node that had delivered it already
 
 
@@ -581,18 +583,20 @@ class Simulator:
                 rec = bcasts.get((m.origin, m.seq))
                 if rec is not None:
                     rec.sent += 1
-            elif tp is _IHAVE:
-                ids = m.ids
-                for k in range(0, len(ids) - 2, 3):
+            elif tp is _IHAVE or tp is _GRAFT or tp is _WANT:
+                # IHave [o, s, hops, ...], Graft [o, s, ...], Want [o, first, last, ...]
+                # (a first message fetched on the anchored tree: [o, s, s]; catch-up
+                # ranges count by their first id); a Want is a request, as a Graft is
+                ihave = tp is _IHAVE
+                ids = m.ranges if tp is _WANT else m.ids
+                step = 2 if tp is _GRAFT else 3
+                for k in range(0, len(ids) - step + 1, step):
                     rec = bcasts.get((ids[k], ids[k + 1]))
                     if rec is not None:
-                        rec.ihave += 1
-            elif tp is _GRAFT:
-                ids = m.ids
-                for k in range(0, len(ids) - 1, 2):
-                    rec = bcasts.get((ids[k], ids[k + 1]))
-                    if rec is not None:
-                        rec.graft += 1
+                        if ihave:
+                            rec.ihave += 1
+                        else:
+                            rec.graft += 1
 
     def _send(self, i: int, peer: str, msgs: list, now: float) -> None:
         if len(msgs) == 1 and type(msgs[0]) is _GOSSIP:
@@ -1365,6 +1369,13 @@ def _table(result: dict[str, Any]) -> None:
     type=click.FloatRange(0.0),
     help="Split the nodes into two halves for this many simulated seconds, then heal.",
 )
+@click.option(
+    "--config",
+    "config_items",
+    multiple=True,
+    metavar="FIELD=JSON",
+    help="Config override of every simulated node, e.g. tree_beacon_interval=0 (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on the last line.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG (needs matplotlib).")
 def sim_command(
@@ -1375,11 +1386,17 @@ def sim_command(
     latency: str,
     loss: float,
     partition_s: float,
+    config_items: tuple[str, ...],
     as_json: bool,
     plot: str | None,
 ) -> None:
     """Simulate a cluster of engines on a virtual network and report the figures."""
     lat = _parse_latency(latency)
+    try:
+        overrides = config_overrides(config_items)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--config") from e
+    config = msgspec.structs.replace(SIM_CONFIG, **overrides) if overrides else None
     with cyclic_gc_paused():
         result = run_default(
             nodes,
@@ -1389,6 +1406,7 @@ def sim_command(
             loss=loss,
             fail=fail,
             partition=partition_s,
+            config=config,
         )
     if plot:
         msg = _plot(result, plot)

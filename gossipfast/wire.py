@@ -18,7 +18,7 @@ from typing import Union
 import msgspec
 
 #: Bumped on any incompatible change of the messages below. Checked in the handshake.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True, gc=False):
@@ -131,6 +131,21 @@ class Prune(msgspec.Struct, tag=23, array_like=True, frozen=True, gc=False):
     origins: list[int] = []
 
 
+class Beacon(msgspec.Struct, tag=24, array_like=True, frozen=True, gc=False):
+    """The anchored shared tree: the sender's view of the current anchor.
+
+    ``anchor`` (an origin) started beacon ``epoch`` in election ``term``; the sender is
+    ``hops`` links from it. ``up``: the receiver is the sender's parent towards the
+    anchor (the sender is its child in the shared broadcast tree).
+    """
+
+    term: int
+    anchor: int
+    epoch: int
+    hops: int
+    up: bool
+
+
 # --- Catch-up --------------------------------------------------------------------------
 
 
@@ -161,6 +176,7 @@ WireMessage = Union[  # noqa: UP007 - a runtime alias msgspec needs on 3.10
     IHave,
     Graft,
     Prune,
+    Beacon,
     Digest,
     Want,
 ]
@@ -174,6 +190,7 @@ decoder: msgspec.msgpack.Decoder[list[WireMessage]] = msgspec.msgpack.Decoder(Fr
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "Beacon",
     "Digest",
     "Disconnect",
     "ForwardJoin",

@@ -72,3 +72,21 @@ def test_replace_revalidates() -> None:
     assert c2.active_view_size == 8
     with pytest.raises(ConfigError):
         msgspec.structs.replace(c, active_view_size=0)
+
+
+def test_config_overrides_parse_field_equals_json_and_validate() -> None:
+    from gossipfast.config import config_overrides
+
+    assert config_overrides(["tree_beacon_interval=0", " fifo = true"]) == {
+        "tree_beacon_interval": 0,
+        "fifo": True,
+    }
+    assert config_overrides([]) == {}
+    for bad, word in (
+        ("fifo", "FIELD=JSON"),
+        ("fifo=yes", "not JSON"),
+        ("active_view_size=0", "active_view_size"),
+        ("nope=1", "nope"),
+    ):
+        with pytest.raises(ConfigError, match=word):
+            config_overrides([bad])

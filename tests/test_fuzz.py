@@ -110,6 +110,8 @@ def check_bounds(e: Engine) -> None:
     assert s["store_messages"] <= CFG.store_max_messages
     assert s["store_bytes"] <= CFG.store_max_bytes
     assert s["origins"] <= CFG.dedup_max_origins
+    if e.tree is not None:  # the anchored tree remembers active neighbours only
+        assert set(e.tree.nb) <= act and (e.tree.up is None or e.tree.up in act)
     assert s["missing"] <= MAX_MISSING
     assert len(e.pt.trees) <= MAX_TREES + 1
     assert len(e.timers) <= MAX_MISSING + 4 * CFG.dedup_max_origins + 1000
@@ -213,7 +215,7 @@ def _size(r: random.Random) -> int:
 
 def random_message(r: random.Random) -> Any:
     """One wire message of a random type with field values from the extremes above."""
-    kind = r.randrange(16)
+    kind = r.randrange(17)
     if kind == 0:
         return wire.Hello(_int(r), r.choice(["gossipfast", "x"]), "n", _addr(r), _int(r))
     if kind == 1:
@@ -247,6 +249,8 @@ def random_message(r: random.Random) -> Any:
         return wire.Prune([_int(r) for _ in range(min(_size(r), 5000))])
     if kind == 14:
         return wire.Digest(_ids(r, 2 * _size(r)))
+    if kind == 15:
+        return wire.Beacon(_int(r), _int(r), _int(r), _int(r), r.random() < 0.5)
     return wire.Want(_ids(r, 3 * _size(r)))
 
 
@@ -413,6 +417,7 @@ _MESSAGES = st.one_of(
     st.builds(wire.IHave, st.lists(_EXT_INT, max_size=40)),
     st.builds(wire.Graft, st.lists(_EXT_INT, max_size=40)),
     st.builds(wire.Prune, st.lists(_EXT_INT, max_size=10)),
+    st.builds(wire.Beacon, _EXT_INT, _EXT_INT, _EXT_INT, _EXT_INT, st.booleans()),
     st.builds(wire.Digest, st.lists(_EXT_INT, max_size=20)),
     st.builds(wire.Want, st.lists(_EXT_INT, max_size=30)),
 )
@@ -420,7 +425,7 @@ _MESSAGES = st.one_of(
 _RAW = st.builds(
     lambda tag, fields: [tag, *fields],
     st.one_of(
-        st.sampled_from([1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 30, 31]), _EXT_INT
+        st.sampled_from([1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 24, 30, 31]), _EXT_INT
     ),
     st.lists(_ANY, max_size=5),
 )
@@ -508,6 +513,8 @@ def test_extreme_values_each_message_type() -> None:
             wire.Digest([v, v]),
             wire.Want([v, v, v, 1, 1, v]),
             wire.Prune([v]),
+            wire.Beacon(v, v, v, v, True),
+            wire.Beacon(1, v, 1, 1, False),
             wire.Ping(v),
             wire.Hello(v, "gossipfast", "n", PEERS[5], v),
         ]

@@ -117,7 +117,11 @@ class Raw:
         return cls(r, w)
 
     def hello(
-        self, address: str, cluster: str = CFG.cluster, version: int = 1, inc: int = 1
+        self,
+        address: str,
+        cluster: str = CFG.cluster,
+        version: int = wire.PROTOCOL_VERSION,
+        inc: int = 1,
     ) -> None:
         self.write(encode_frame([wire.Hello(version, cluster, "raw", address, inc)]))
 
@@ -207,7 +211,11 @@ def test_one_write_per_peer_per_loop_turn(arun: Any) -> None:
         ready = asyncio.Event()
 
         async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            w.write(encode_frame([wire.Hello(1, CFG.cluster, "raw", "127.0.0.1:9", 1)]))
+            w.write(
+                encode_frame(
+                    [wire.Hello(wire.PROTOCOL_VERSION, CFG.cluster, "raw", "127.0.0.1:9", 1)]
+                )
+            )
             while data := await r.read(1 << 20):
                 got.append(data)
                 ready.set()
@@ -374,7 +382,7 @@ def _bad_inputs(addr: str) -> dict[str, tuple[bytes, str]]:
         "zero length": (b"\x00\x00\x00\x00", "bad_frames"),
         "frame before hello": (struct.pack(">I", len(body)) + body, "bad_frames"),
         "other cluster": (
-            encode_frame([wire.Hello(1, "other", "raw", "127.0.0.1:9", 1)]),
+            encode_frame([wire.Hello(wire.PROTOCOL_VERSION, "other", "raw", "127.0.0.1:9", 1)]),
             "cluster_mismatches",
         ),
         "other version": (
@@ -382,7 +390,7 @@ def _bad_inputs(addr: str) -> dict[str, tuple[bytes, str]]:
             "version_mismatches",
         ),
         "not msgpack after hello": (
-            encode_frame([wire.Hello(1, CFG.cluster, "raw", "127.0.0.1:9", 1)])
+            encode_frame([wire.Hello(wire.PROTOCOL_VERSION, CFG.cluster, "raw", "127.0.0.1:9", 1)])
             + b"\x00\x00\x00\x03\xc1\xc1\xc1",
             "bad_frames",
         ),
@@ -520,7 +528,9 @@ def test_slow_peer_is_dropped(arun: Any) -> None:
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         await loop.sock_connect(sock, parse_address(a.address))
-        await loop.sock_sendall(sock, encode_frame([wire.Hello(1, CFG.cluster, "raw", me, 1)]))
+        await loop.sock_sendall(
+            sock, encode_frame([wire.Hello(wire.PROTOCOL_VERSION, CFG.cluster, "raw", me, 1)])
+        )
         await until(lambda: a.counters()["connections"] == 1)
         await asyncio.sleep(0.05)
         ea.active = (me,)
@@ -565,7 +575,11 @@ async def gated_sink(node_id: str) -> tuple[asyncio.Server, str, asyncio.Event, 
     gate = asyncio.Event()
 
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(encode_frame([wire.Hello(1, CFG.cluster, node_id, "127.0.0.1:9", 1)]))
+        w.write(
+            encode_frame(
+                [wire.Hello(wire.PROTOCOL_VERSION, CFG.cluster, node_id, "127.0.0.1:9", 1)]
+            )
+        )
         await gate.wait()
         while data := await r.read(1 << 20):
             got[0] += len(data)
@@ -663,7 +677,9 @@ def test_stalled_peer_dropped_as_slow_and_writers_released(arun: Any) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await loop.sock_connect(sock, parse_address(a.address))
-        await loop.sock_sendall(sock, encode_frame([wire.Hello(1, CFG.cluster, "raw", me, 1)]))
+        await loop.sock_sendall(
+            sock, encode_frame([wire.Hello(wire.PROTOCOL_VERSION, CFG.cluster, "raw", me, 1)])
+        )
 
         async def keepalive() -> None:  # alive (it pings) but never reads
             while True:

@@ -58,6 +58,7 @@ def _samples() -> list[wire.WireMessage]:
         wire.IHave([1, 2, 3, 4, 5, 6]),
         wire.Graft([1, 2]),
         wire.Prune([1, 2]),
+        wire.Beacon(3, 2**64 - 1, 9, 4, True),
         wire.Digest([9, 10]),
         wire.Want([9, 1, 10]),
     ]
