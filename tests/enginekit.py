@@ -196,6 +196,15 @@ class Net:
             for o in list(e.pt.trees):  # every origin's tree spans the active view too
                 eager, lazy = e.pt.tree_of(o)
                 assert set(eager) | set(lazy) == act and not set(eager) & set(lazy), (a, o)
+            tree = e.tree
+            if tree is not None:  # the anchored tree: state about active peers only
+                assert set(tree.nb) <= act and (tree.up is None or tree.up in act), a
+                up = tree.up
+                if up is not None and up not in self.dead:
+                    t2 = self.engines[up].tree
+                    if t2 is not None and t2.key == tree.key:
+                        # within an epoch up links lead towards the anchor: no loops
+                        assert t2.hops < tree.hops, (a, up, tree.hops, t2.hops)
             ids = [(o, s) for o, s, _h, _p in self.delivered[a]]
             assert len(ids) == len(set(ids)), f"{a} delivered a message twice"
             assert all(o != e.origin for o, _s in ids), f"{a} delivered its own message"

@@ -21,6 +21,7 @@ CONFIG = Config(
     passive_random_walk_length=1,
     graft_timeout_1=0.05,
     graft_timeout_2=0.03,
+    tree_beacon_interval=0.4,  # the anchored tree forms, fails and re-forms within a run
 )
 
 node = st.integers(0, N - 1)
