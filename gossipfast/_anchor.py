@@ -98,6 +98,11 @@ class AnchorTree:
         """True when this node is the anchor."""
         return self.known and -self.key[1] == self.origin
 
+    @property
+    def attached(self) -> bool:
+        """True when we hang from the anchor (or are it): up links lead to it."""
+        return self.up is not None or self.is_anchor
+
     def children(self) -> list[str]:
         """Neighbours whose up link we are."""
         return [p for p, (_k, _h, up) in self.nb.items() if up]
@@ -128,7 +133,7 @@ class AnchorTree:
         if not self.known:
             return
         self._send_to(peer)
-        if self.up is not None or self.is_anchor:
+        if self.attached:
             self.apply()
 
     def neighbor_down(self, peer: str, reason: str, now: float) -> None:
@@ -155,8 +160,9 @@ class AnchorTree:
         if best is not None:
             self.up = best
             self.hops = best_hops + 1
-            self._forward()
-        self.apply()
+            self._publish()
+        else:
+            self.apply()
 
     def on_beacon(self, peer: str, msg: Any, now: float) -> None:
         """A neighbour's beacon: remember it; adopt it when it is newer or shorter."""
@@ -181,19 +187,14 @@ class AnchorTree:
         key = (term, -anchor, epoch)
         old = self.nb.get(peer)
         self.nb[peer] = (key, hops, up)
-        if anchor == self.origin and key >= self.key:
-            # our own beacon coming back (or, impossibly, a newer one of ours): nothing
-            # to adopt; a child may have (un)registered
-            if old is None or old[2] != up:
-                self.apply()
-            return
-        if key > self.key:  # a new epoch, or a better anchor
-            self.fresh_at = now
-            self._adopt(key, hops + 1, peer)
-        elif key == self.key and hops + 1 < self.hops:
+        # a new epoch, a better anchor, or a shorter path in this epoch (never our own
+        # beacon coming back)
+        if anchor != self.origin and (key > self.key or (key == self.key and hops + 1 < self.hops)):
+            if key > self.key:
+                self.fresh_at = now
             self._adopt(key, hops + 1, peer)
         elif old is None or old[2] != up:
-            self.apply()
+            self.apply()  # a child (un)registered
 
     def on_timer(self, item: tuple[str, str, int], now: float) -> None:
         """Route a tree timer: ``"w"`` watchdog, ``"b"`` anchor beacon, ``"e"`` election."""
@@ -207,8 +208,7 @@ class AnchorTree:
                 term, a, epoch = self.key
                 self.key = (term, a, epoch + 1)
                 self.fresh_at = now
-                self._forward()
-                self.apply()
+                self._publish()
                 self.timers.schedule(now + self.interval, ("a", "b", self.gen))
         elif kind == "e" and item[2] == self.gen and not self.is_anchor:
             stale = now - self.fresh_at >= self._stale_after()
@@ -238,8 +238,7 @@ class AnchorTree:
         self.fresh_at = now
         self.elections += 1
         self.gen += 1
-        self._forward()
-        self.apply()
+        self._publish()
         self.timers.schedule(now + self.interval, ("a", "b", self.gen))
 
     def _adopt(self, key: tuple[int, int, int], hops: int, peer: str) -> None:
@@ -248,24 +247,22 @@ class AnchorTree:
         self.key = key
         self.hops = hops
         self.up = peer
-        self._forward()
-        self.apply()
-
-    def _message(self, peer: str) -> Beacon:
-        term, a, epoch = self.key
-        return Beacon(term, -a, epoch, self.hops, peer == self.up)
+        self._publish()
 
     def _send_to(self, peer: str) -> None:
-        self.send(peer, self._message(peer))
+        term, a, epoch = self.key
+        self.send(peer, Beacon(term, -a, epoch, self.hops, peer == self.up))
 
-    def _forward(self) -> None:
+    def _publish(self) -> None:
+        """Our tree position changed: tell every neighbour, then reshape the shared tree."""
         for p in self.pt.active:
             self._send_to(p)
+        self.apply()
 
     def apply(self) -> None:
         """Make Plumtree's shared tree our tree links (every other neighbour lazy)."""
         if self.known:
-            self.pt.set_shared_tree(self.links(), self.up is not None or self.is_anchor)
+            self.pt.set_shared_tree(self.links(), self.attached)
 
 
 __all__ = ["AnchorTree"]

@@ -144,6 +144,8 @@ cdef class Plumtree:
     @cython.locals(b=list)
     cpdef queue_want(self, str peer, object o, object s)
 
+    cpdef Py_ssize_t send_batches(self, dict batch, object kind) except -1
+
     @cython.locals(b=dict)
     cpdef flush_prunes(self)
 

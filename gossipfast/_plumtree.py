@@ -334,15 +334,18 @@ class Plumtree:
             b.append(s)
             b.append(s)
 
+    def send_batches(self, batch: dict[str, list[int]], kind: Any) -> int:
+        """Send one ``kind(ids)`` message per peer of ``batch``; returns how many."""
+        for peer, ids in batch.items():
+            self.send(peer, kind(ids))
+        return len(batch)
+
     def flush_prunes(self) -> None:
         """Send the Prunes collected while handling one input, one message per peer."""
-        if not self.prune_batch:
-            return
-        b = self.prune_batch
-        self.prune_batch = {}
-        for peer, origins in b.items():
-            self.send(peer, Prune(origins))
-            self.s_prune += 1
+        if self.prune_batch:
+            b = self.prune_batch
+            self.prune_batch = {}
+            self.s_prune += self.send_batches(b, Prune)
 
     # -- membership ------------------------------------------------------------------------
 
@@ -437,11 +440,10 @@ class Plumtree:
             if self.grafted_recent:
                 how = self.early_graft((o, s))
             if self.is_active(peer):
-                if how == 2 and not self.owns(o):
-                    return  # the late push of a message we fetched: its sender is our link
-                if self.anchored and peer in self.eager and not self.owns(o):
-                    # a link of the anchored tree (which has no loops): the copy comes
-                    # from a fetch elsewhere in the tree, pruning would cut the tree
+                if (how == 2 or (self.anchored and peer in self.eager)) and not self.owns(o):
+                    # a first message: the late push of one we fetched, or a copy over a
+                    # link of the anchored tree (which has no loops: it comes from a fetch
+                    # further on). Pruning would cut the tree.
                     return
                 # always answer a push with Prune, even if the sender is lazy for us
                 # already: its tree may still have us eager (trees are born apart)
@@ -713,15 +715,11 @@ class Plumtree:
         if self.graft_batch:
             b = self.graft_batch
             self.graft_batch = {}
-            for peer, ids in b.items():
-                self.send(peer, Graft(ids))
-            self.s_graft += len(b)
+            self.s_graft += self.send_batches(b, Graft)
         if self.want_batch:
             b = self.want_batch
             self.want_batch = {}
-            for peer, ids in b.items():
-                self.send(peer, Want(ids))
-            self.s_want += len(b)
+            self.s_want += self.send_batches(b, Want)
 
     def remember_request(self, o: int, s: int, peer: str, now: float) -> None:
         """Note that we asked ``peer`` for (o, s): its arrival counts as a recovery, and a

@@ -1114,10 +1114,8 @@ class Transport:
             c.bp_paused = False
             # Our pause, not the peer's silence: do not count it against heartbeats.
             c.last_recv = max(c.last_recv, now)
-            if c.read_paused or c.closing or c.tr is None:
-                continue  # the read-rate limit resumes it when its own time is up
-            with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
-                c.tr.resume_reading()
+            if not c.read_paused:  # else the read-rate limit resumes it in its own time
+                self._resume_reading(c)
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
         if c.host is not None:
