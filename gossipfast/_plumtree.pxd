@@ -36,6 +36,9 @@ cdef class _Tree:
     cdef public object parent
     cdef public object pseq
     cdef public Py_ssize_t phops
+    cdef public long long push_seq
+    cdef public double push_at
+    cdef public object up
 
 
 cdef class _Missing:
@@ -44,6 +47,7 @@ cdef class _Missing:
     cdef public list peers
     cdef public list hops
     cdef public object grafted
+    cdef public bint keep
 
 
 cpdef bint _valid_id(object origin, object seq) except -1
@@ -165,6 +169,7 @@ cdef class Plumtree:
         lst=list,
         n=Py_ssize_t,
         skip=object,
+        up=object,
         h=object,
     )
     cpdef on_gossip(self, str peer, object msg, double now)
@@ -174,6 +179,7 @@ cdef class Plumtree:
     @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t)
     cpdef optimize(self, str sender, object o, _Missing m, object hops)
 
+    @cython.locals(t=_Tree)
     cpdef swap_parent(self, object o, object old, str new)
 
     @cython.locals(t=_Tree)
@@ -191,7 +197,7 @@ cdef class Plumtree:
     @cython.locals(t=_Tree)
     cpdef optimize_late(self, str announcer, object o, object s, object h)
 
-    @cython.locals(m=_Missing)
+    @cython.locals(m=_Missing, tr=_Tree, own=bint, fetch=bint, keep=bint)
     cpdef graft_timer(self, object o, object s, double now)
 
     @cython.locals(b=dict)

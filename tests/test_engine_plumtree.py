@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enginekit import engine, make_active, peer, sent
 
-from gossipfast.wire import Gossip, Graft, IHave, Prune
+from gossipfast.wire import Gossip, Graft, IHave, Prune, Want
 
 
 def test_broadcast_pushes_to_eager_peers_and_is_not_delivered_to_self() -> None:
@@ -419,3 +419,93 @@ def test_a_needed_graft_does_not_lengthen_the_delay() -> None:
     e.on_frame(peer(2), [Gossip(55, 1, 1, b"answer")], 1.1)  # only the answer comes
     assert len(e.drain()[2]) == 1
     assert e.stats()["early_grafts"] == 0 and e.stats()["graft_delay_ms"] == 80
+
+
+def _own_tree(e, o: int = 55) -> None:
+    """Two pushes of origin ``o`` from peer 1: ``o`` has its own tree, peer 1 the parent."""
+    e.on_frame(peer(1), [Gossip(o, 1, 1, b"a"), Gossip(o, 2, 1, b"b")], 1.0)
+    e.drain()
+    assert e.pt.owns(o)
+
+
+def test_a_push_sent_before_our_prune_arrived_does_not_relink_its_sender() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2), peer(3)])
+    _own_tree(e)
+    e.on_frame(peer(2), [Gossip(55, 3, 1, b"c")], 1.1)  # peer 2 is the faster parent now
+    e.on_frame(peer(1), [Gossip(55, 3, 1, b"c")], 1.1)
+    assert sent(e.drain()[0], Prune) == {peer(1): [Prune([55])]}
+    # a push peer 1 sent before our Prune reached it: delivered, and peer 1 stays lazy
+    # (it has us lazy by now; making it eager at our end only would leave a link that
+    # no one pushes over)
+    e.on_frame(peer(1), [Gossip(55, 4, 1, b"d")], 1.2)
+    outbox, _, deliveries, _ = e.drain()
+    assert [d[1] for d in deliveries] == [4]
+    assert peer(1) in e.pt.tree_of(55)[1]
+    assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
+
+
+def test_a_payload_from_elsewhere_is_not_pushed_back_to_the_parent() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2), peer(3)])
+    _own_tree(e)
+    e.on_frame(peer(2), [Prune([55])], 1.1)  # peer 2 lazy for 55: parent 1, child 3
+    e.on_frame(peer(2), [IHave([55, 3, 1])], 1.1)
+    e.tick(1.5)  # no push from the parent since: the tree is broken, graft
+    assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, 3])]}
+    assert peer(2) in e.pt.tree_of(55)[0]
+    # the payload from peer 2 (the answer) goes to the child only: the parent has it,
+    # and a duplicate from us would make it prune the link it is our parent by
+    e.on_frame(peer(2), [Gossip(55, 3, 1, b"c")], 1.6)
+    outbox, _, deliveries, _ = e.drain()
+    assert len(deliveries) == 1
+    assert sent(outbox, Gossip) == {peer(3): [Gossip(55, 3, 2, b"c")]}
+
+
+def test_a_message_a_working_tree_missed_is_fetched_without_moving_the_tree() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    _own_tree(e)
+    e.on_frame(peer(2), [Prune([55])], 1.1)
+    e.on_frame(peer(2), [IHave([55, 3, 1])], 1.1)
+    e.on_frame(peer(1), [Gossip(55, 4, 1, b"d")], 1.12)  # the parent pushes a newer one
+    e.drain()
+    e.tick(1.5)
+    outbox, _, _, _ = e.drain()
+    # a Want (a fetch), not a Graft: a second parent would only add duplicates
+    assert sent(outbox, Want) == {peer(2): [Want([55, 3, 3])]} and sent(outbox, Graft) == {}
+    assert e.pt.tree_of(55) == ((peer(1), peer(3)), (peer(2),))
+    e.on_frame(peer(2), [Gossip(55, 3, 1, b"c")], 1.55)  # the answer: no tree change
+    outbox, _, deliveries, _ = e.drain()
+    assert [d[1] for d in deliveries] == [3]
+    assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
+    assert e.pt.tree_of(55) == ((peer(1), peer(3)), (peer(2),))
+    # the parent's late push of it is no reason to prune the parent
+    e.on_frame(peer(1), [Gossip(55, 3, 1, b"c")], 1.6)
+    assert sent(e.drain()[0], Prune) == {}
+    assert e.stats()["recovered"] == 1
+
+
+def test_a_message_queued_behind_the_trees_pushes_waits_for_them() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    _own_tree(e)
+    e.on_frame(peer(2), [Prune([55])], 1.1)
+    e.on_frame(peer(2), [IHave([55, 5, 1])], 1.1)
+    # the parent is behind but delivering, oldest first (an overloaded hop)
+    e.on_frame(peer(1), [Gossip(55, 3, 1, b"c")], 1.15)
+    e.on_frame(peer(1), [Gossip(55, 4, 1, b"d")], 1.17)
+    e.drain()
+    e.tick(1.19)  # the graft delay since the announcement is over: wait, do not graft
+    assert sent(e.drain()[0], Graft) == {} and e.stats()["grafts_sent"] == 0
+    e.on_frame(peer(1), [Gossip(55, 5, 1, b"e")], 1.21)
+    e.drain()
+    e.tick(2.0)
+    outbox = e.drain()[0]
+    assert sent(outbox, Graft) == {} and sent(outbox, Want) == {}
+    assert e.stats()["grafts_sent"] == 0
+    assert e.pt.tree_of(55) == ((peer(1), peer(3)), (peer(2),))
+    # a tree silent for a whole graft delay is broken: graft as the paper does
+    e.on_frame(peer(2), [IHave([55, 6, 1])], 2.1)
+    e.tick(2.19)
+    assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, 6])]}

@@ -522,6 +522,30 @@ def test_the_anchored_tree_beats_the_papers_shared_tree_for_random_senders() -> 
     assert anchored["rmr"] < paper["rmr"], (anchored["rmr"], paper["rmr"])
 
 
+@needs_engine
+def test_steady_senders_at_a_high_rate_keep_their_trees_whole() -> None:
+    """Ten origins broadcasting 1,000 messages/s each on ten nodes with sub-millisecond
+    links (a loopback cluster's shape). Pushes and Prunes cross on the wire all the
+    time; no tree may lose its parent over it. Before the fix, links that were eager at
+    one end only left nodes without a parent until a graft: 4,591 of 45,000 deliveries
+    came through grafts and the 99th percentile was 647 ms (the longest graft delay)."""
+    sim = Simulator(SIM_CONFIG, seed=1, latency=(0.0002, 0.001))
+    build_overlay(sim, 10, settle=30.0)
+    start = sim.now
+    ids = []
+    for k in range(500):
+        sim.run_until(start + k * 0.001)
+        ids += [sim.broadcast(i, b"x" * 100) for i in range(10)]
+    sim.run_for(3.0)
+    figs = [sim.broadcast_figures(sim.bcasts[key]) for key in ids]
+    assert sum(f["missed"] for f in figs) == 0
+    assert sum(f["dup_deliveries"] for f in figs) == 0
+    recovered = sum(e.stats()["recovered"] for e in sim.engines)
+    assert recovered <= 0.001 * 9 * len(ids), recovered
+    last = sorted(f["lat_max"] for f in figs)  # until the last node delivered
+    assert last[int(0.99 * len(last))] < 0.010, last[int(0.99 * len(last))]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 1,000 senders at once: minutes on a loaded machine
 @needs_engine
