@@ -1,4 +1,5 @@
-# cython: annotation_typing=False, wraparound=True, boundscheck=True
+# cython: annotation_typing=False, wraparound=True, boundscheck=True, embedsignature=False
+# (no embedded signatures: click shows the docstring of sim_command as its --help)
 """Deterministic simulator: many engines, one virtual clock, an in-memory network.
 
 The simulator drives the very :class:`gossipfast.engine.Engine` class the transport

@@ -669,3 +669,15 @@ def test_cli_takes_config_overrides_and_refuses_bad_ones() -> None:
     assert res.exit_code != 0 and "tree_beacon_interval" in res.output
     res = CliRunner().invoke(sim_command, ["--config", "no_such_field=1"])
     assert res.exit_code != 0 and "no_such_field" in res.output
+
+
+def test_cli_help_is_the_description_not_a_signature() -> None:
+    # the compiled module must not embed the function's signature in its docstring
+    from click.testing import CliRunner
+
+    from gossipfast.sim import sim_command
+
+    res = CliRunner().invoke(sim_command, ["--help"])
+    assert res.exit_code == 0, res.output
+    assert "Simulate a cluster" in res.output
+    assert "sim_command(" not in res.output
