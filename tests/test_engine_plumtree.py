@@ -428,6 +428,17 @@ def _own_tree(e, o: int = 55) -> None:
     assert e.pt.owns(o)
 
 
+def _own_tree_announcing(seq: int, **cfg: float):
+    """An engine whose own tree of origin 55 has parent peer 1, child peer 3 and peer 2
+    lazy, which has just announced ``seq``."""
+    e = engine(**cfg)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    _own_tree(e)
+    e.on_frame(peer(2), [Prune([55])], 1.1)
+    e.on_frame(peer(2), [IHave([55, seq, 1])], 1.1)
+    return e
+
+
 def test_a_push_sent_before_our_prune_arrived_does_not_relink_its_sender() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2), peer(3)])
@@ -446,11 +457,7 @@ def test_a_push_sent_before_our_prune_arrived_does_not_relink_its_sender() -> No
 
 
 def test_a_payload_from_elsewhere_is_not_pushed_back_to_the_parent() -> None:
-    e = engine()
-    make_active(e, [peer(1), peer(2), peer(3)])
-    _own_tree(e)
-    e.on_frame(peer(2), [Prune([55])], 1.1)  # peer 2 lazy for 55: parent 1, child 3
-    e.on_frame(peer(2), [IHave([55, 3, 1])], 1.1)
+    e = _own_tree_announcing(3)
     e.tick(1.5)  # no push from the parent since: the tree is broken, graft
     assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, 3])]}
     assert peer(2) in e.pt.tree_of(55)[0]
@@ -463,11 +470,7 @@ def test_a_payload_from_elsewhere_is_not_pushed_back_to_the_parent() -> None:
 
 
 def test_a_message_a_working_tree_missed_is_fetched_without_moving_the_tree() -> None:
-    e = engine(graft_timeout_1=0.08)
-    make_active(e, [peer(1), peer(2), peer(3)])
-    _own_tree(e)
-    e.on_frame(peer(2), [Prune([55])], 1.1)
-    e.on_frame(peer(2), [IHave([55, 3, 1])], 1.1)
+    e = _own_tree_announcing(3, graft_timeout_1=0.08)
     e.on_frame(peer(1), [Gossip(55, 4, 1, b"d")], 1.12)  # the parent pushes a newer one
     e.drain()
     e.tick(1.5)
@@ -487,11 +490,7 @@ def test_a_message_a_working_tree_missed_is_fetched_without_moving_the_tree() ->
 
 
 def test_a_message_queued_behind_the_trees_pushes_waits_for_them() -> None:
-    e = engine(graft_timeout_1=0.08)
-    make_active(e, [peer(1), peer(2), peer(3)])
-    _own_tree(e)
-    e.on_frame(peer(2), [Prune([55])], 1.1)
-    e.on_frame(peer(2), [IHave([55, 5, 1])], 1.1)
+    e = _own_tree_announcing(5, graft_timeout_1=0.08)
     # the parent is behind but delivering, oldest first (an overloaded hop)
     e.on_frame(peer(1), [Gossip(55, 3, 1, b"c")], 1.15)
     e.on_frame(peer(1), [Gossip(55, 4, 1, b"d")], 1.17)
