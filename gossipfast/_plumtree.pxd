@@ -77,6 +77,7 @@ cdef class Plumtree:
     cdef public double graft_delay
     cdef public double graft_delay_max
     cdef public double graft_shrink_at
+    cdef public double graft_grow_at
     cdef public object grafted_recent
     cdef public Py_ssize_t early_grafts
     cdef public Py_ssize_t threshold
@@ -169,11 +170,13 @@ cdef class Plumtree:
         lst=list,
         n=Py_ssize_t,
         skip=object,
+        told=list,
         up=object,
         h=object,
     )
     cpdef on_gossip(self, str peer, object msg, double now)
 
+    @cython.locals(now=double, d=double)
     cpdef Py_ssize_t early_graft(self, tuple key) except -1
 
     @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t)

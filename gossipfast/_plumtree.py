@@ -46,6 +46,9 @@ _MAX_TREES = 4096
 MAX_TREES = _MAX_TREES
 #: The adaptive first-stage graft delay stays within [graft_timeout_1, this x it].
 _GRAFT_DELAY_MAX_FACTOR = 8.0
+#: Factor the delay shrinks by (at most once per current delay) while pushes come before
+#: any announcement of them.
+_GRAFT_DELAY_SHRINK = 0.98
 #: An origin's own tree is young for its first messages: with the anchored tree it waits
 #: the longest graft delay for them (it starts as the anchor's tree and still lags).
 _YOUNG = 10
@@ -171,6 +174,10 @@ class Plumtree:
         # collapse within milliseconds at thousands of messages a second, and the next
         # late hop would set off a storm of early grafts (measured on loopback clusters)
         self.graft_shrink_at = 0.0
+        # and it doubles at most once per current delay: the early grafts of one late
+        # batch are one event (as TCP halves its window once per window of losses); per
+        # push, one stale backlog took it from the floor to the cap within a millisecond
+        self.graft_grow_at = 0.0
         self.grafted_recent: OrderedDict[tuple[int, int], int] = OrderedDict()
         self.early_grafts = 0
         self.graft_timeout_2 = float(config.graft_timeout_2)
@@ -466,6 +473,15 @@ class Plumtree:
                     # has no loops: it comes from a fetch further on). Pruning would cut
                     # the tree.
                     return
+                t = self.trees.get(o)
+                if t is not None and t.lazy is not None and t.up == peer and peer not in t.lazy:
+                    # our parent in the own tree: its push of the message we already
+                    # fetched or had from a grafted peer. It delivered our latest new
+                    # message, so it is the link that works; a slower parent is pruned
+                    # when its copy comes after a faster one's (which then is the parent).
+                    # Pruning it too left trees with no parent at all after a storm of
+                    # grafts (every neighbour's late push pruned; measured on loopback)
+                    return
                 # always answer a push with Prune, even if the sender is lazy for us
                 # already: its tree may still have us eager (trees are born apart)
                 self.to_lazy(o, peer)
@@ -534,7 +550,7 @@ class Plumtree:
             up = t.up
         if m is None:
             if self.graft_delay > self.graft_timeout_1 and now >= self.graft_shrink_at:
-                d = self.graft_delay * 0.98
+                d = self.graft_delay * _GRAFT_DELAY_SHRINK
                 self.graft_delay = d if d > self.graft_timeout_1 else self.graft_timeout_1
                 self.graft_shrink_at = now + self.graft_delay
         elif m.grafted is not None and peer not in m.grafted:
@@ -542,7 +558,11 @@ class Plumtree:
         fwd = Gossip(o, s, h, payload)
         outbox = self.outbox
         n = 0
-        skip = m.grafted if m is not None else None
+        skip = None
+        told = None
+        if m is not None:
+            skip = m.grafted
+            told = m.peers
         for p in t.eager:
             # not back to our parent either: it has the payload, and the duplicate would
             # make it prune the link (a payload comes from elsewhere when it was fetched,
@@ -550,6 +570,12 @@ class Plumtree:
             if p != peer and p != up:
                 if skip is not None and p in skip:
                     continue  # it answers our Graft: it has the payload
+                if told and p in told:
+                    # it announced the payload, so it has it: the copy would only make it
+                    # prune us, and when we grafted it for other messages of the same
+                    # stalled tree that undoes the repair (measured: a node recovering a
+                    # whole 1 s stream, 640 ms late, its grafts pruned within 5 ms)
+                    continue
                 lst = outbox.get(p)
                 if lst is None:
                     outbox[p] = [fwd]
@@ -576,8 +602,12 @@ class Plumtree:
         if how == 0:
             return 0
         self.early_grafts += 1
-        d = self.graft_delay * 2.0
-        self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
+        now = self.now
+        if now >= self.graft_grow_at:
+            d = self.graft_delay * 2.0
+            self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
+            self.graft_grow_at = now + self.graft_delay
+            self.graft_shrink_at = now + self.graft_delay
         return how
 
     def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:

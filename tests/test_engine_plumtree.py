@@ -409,6 +409,25 @@ def test_early_grafts_lengthen_the_graft_delay_and_on_time_pushes_shorten_it() -
     assert e.stats()["graft_delay_ms"] == 80
 
 
+def test_a_burst_of_early_grafts_doubles_the_delay_once() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(2), [IHave([v for k in range(1, 6) for v in (55, k, 1)])], 1.0)
+    e.tick(1.081)
+    assert sent(e.drain()[0], Graft) == {
+        peer(2): [Graft([v for k in range(1, 6) for v in (55, k)])]
+    }
+    # the parent's backlog arrives at once: five early grafts, one event (per push, the
+    # delay went from the floor to its cap within a millisecond of one late batch)
+    e.on_frame(peer(1), [Gossip(55, k, 3, b"slow") for k in range(1, 6)], 1.2)
+    e.drain()
+    assert e.stats()["early_grafts"] == 5 and e.stats()["graft_delay_ms"] == 160
+    # a later one, once the doubled delay has passed, doubles it again
+    _graft_early(e, 2.0, 6)
+    assert e.stats()["early_grafts"] == 6 and e.stats()["graft_delay_ms"] == 320
+
+
 def test_a_needed_graft_does_not_lengthen_the_delay() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2)])
@@ -467,6 +486,39 @@ def test_a_payload_from_elsewhere_is_not_pushed_back_to_the_parent() -> None:
     outbox, _, deliveries, _ = e.drain()
     assert len(deliveries) == 1
     assert sent(outbox, Gossip) == {peer(3): [Gossip(55, 3, 2, b"c")]}
+
+
+def test_a_payload_is_not_pushed_to_a_peer_that_announced_it() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2), peer(3)])
+    _own_tree(e)
+    # peer 2 is eager at our end but announces: it has the payload. A copy from us would
+    # only make it prune us, and when we had grafted it for other messages of a stalled
+    # tree, that undid the repair
+    e.on_frame(peer(2), [IHave([55, 3, 1])], 1.1)
+    e.on_frame(peer(1), [Gossip(55, 3, 1, b"c")], 1.12)
+    outbox, _, deliveries, _ = e.drain()
+    assert [d[1] for d in deliveries] == [3]
+    assert sent(outbox, Gossip) == {peer(3): [Gossip(55, 3, 2, b"c")]}
+
+
+def test_the_parents_late_push_does_not_prune_it_until_a_faster_parent_takes_over() -> None:
+    e = _own_tree_announcing(3, graft_timeout_1=0.08)
+    e.tick(1.5)  # the parent is silent: graft peer 2
+    assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, 3])]}
+    e.on_frame(peer(2), [Gossip(55, 3, 1, b"c")], 1.55)  # the answer
+    e.drain()
+    # the parent's push of it, late: the parent delivered our latest new message, so
+    # it stays (pruning every late parent after a storm of grafts left trees with none)
+    e.on_frame(peer(1), [Gossip(55, 3, 1, b"c")], 1.6)
+    assert sent(e.drain()[0], Prune) == {}
+    assert peer(1) in e.pt.tree_of(55)[0]
+    # the grafted peer pushes the next one first: it is the parent now, and the old
+    # parent's copy is pruned as in the paper
+    e.on_frame(peer(2), [Gossip(55, 4, 1, b"d")], 1.7)
+    e.on_frame(peer(1), [Gossip(55, 4, 1, b"d")], 1.71)
+    assert sent(e.drain()[0], Prune) == {peer(1): [Prune([55])]}
+    assert e.pt.tree_of(55) == ((peer(2), peer(3)), (peer(1),))
 
 
 def test_a_message_a_working_tree_missed_is_fetched_without_moving_the_tree() -> None:
