@@ -208,7 +208,8 @@ class Engine:
             self._start(now)
         self._broadcasts += len(payloads)
         bc = self.pt.broadcast
-        return [bc(p, now) for p in payloads]
+        # the payload store holds exact bytes (a typed field in the compiled build)
+        return [bc(p if type(p) is bytes else bytes(p), now) for p in payloads]
 
     def tick(self, now: float) -> None:
         """Fire the timers due at ``now``."""

@@ -22,6 +22,18 @@ def test_broadcast_pushes_to_eager_peers_and_is_not_delivered_to_self() -> None:
     assert e.stats()["broadcasts"] == 2
 
 
+def test_broadcast_takes_any_bytes_like_payload_and_stores_bytes() -> None:
+    e = engine()
+    make_active(e, [peer(1)])
+    ids = e.broadcast_many([bytearray(b"ab"), memoryview(b"cd")], 1.0)
+    ids.append(e.broadcast(bytearray(b"ef"), 1.0))
+    assert [s for _, s in ids] == [1, 2, 3]
+    assert [g.payload for g in sent(e.drain()[0], Gossip)[peer(1)]] == [b"ab", b"cd", b"ef"]
+    # a graft is answered from the store, as bytes
+    e.on_frame(peer(1), [Graft([e.origin, 2])], 1.1)
+    assert sent(e.drain()[0], Gossip) == {peer(1): [Gossip(e.origin, 2, 0, b"cd")]}
+
+
 def test_new_gossip_is_delivered_once_and_forwarded_to_other_eager_peers() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2), peer(3)])
