@@ -187,12 +187,16 @@ class Engine:
 
         Raises :class:`~gossipfast.errors.PayloadTooLarge` over ``max_payload_size``.
         """
+        # the payload store holds exact bytes (a typed field in the compiled build); the
+        # size is that of the bytes (a memoryview's len counts items, not bytes)
+        if type(payload) is not bytes:
+            payload = bytes(payload)
         if len(payload) > self.config.max_payload_size:
             raise PayloadTooLarge(len(payload), self.config.max_payload_size)
         if not self._maint_armed:
             self._start(now)
         self._broadcasts += 1
-        return self.pt.broadcast(bytes(payload), now)
+        return self.pt.broadcast(payload, now)
 
     def broadcast_many(self, payloads: list[bytes], now: float) -> list[tuple[int, int]]:
         """Broadcast each payload in order; returns their ids (consecutive seqs).
@@ -200,6 +204,7 @@ class Engine:
         Every size is checked first: on :class:`~gossipfast.errors.PayloadTooLarge`
         nothing is sent.
         """
+        payloads = [p if type(p) is bytes else bytes(p) for p in payloads]
         limit = self.config.max_payload_size
         for p in payloads:
             if len(p) > limit:
@@ -208,8 +213,7 @@ class Engine:
             self._start(now)
         self._broadcasts += len(payloads)
         bc = self.pt.broadcast
-        # the payload store holds exact bytes (a typed field in the compiled build)
-        return [bc(p if type(p) is bytes else bytes(p), now) for p in payloads]
+        return [bc(p, now) for p in payloads]
 
     def tick(self, now: float) -> None:
         """Fire the timers due at ``now``."""

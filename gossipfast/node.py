@@ -263,12 +263,11 @@ class Node:
         """
         if self._state != "running":
             self._check_running()
-        if type(payload) is not bytes:
-            payload = bytes(payload)
         tr = self._transport
         assert tr is not None
         try:
-            # the engine raises PayloadTooLarge before it changes anything
+            # the engine converts a bytes-like payload and raises PayloadTooLarge
+            # before it changes anything
             origin, seq = self._engine.broadcast(payload, tr.loop.time())
         except BaseException:
             tr._after_input()  # whatever earlier calls of this turn queued leaves as usual
@@ -294,7 +293,7 @@ class Node:
         """
         if self._state != "running":
             self._check_running()
-        batch = [p if type(p) is bytes else bytes(p) for p in payloads]
+        batch = list(payloads)  # the engine converts bytes-likes to bytes
         if not batch:
             return []
         tr = self._transport
