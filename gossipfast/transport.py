@@ -810,14 +810,20 @@ class Transport:
         if msgs:
             app = msgs
             beats = False
+            feeds = False  # a payload, or a request that makes us send payloads
             for m in msgs:
                 t = type(m)
-                if t is wire.Gossip or t is wire.IHave:
+                if t is wire.Gossip:
+                    feeds = True
+                    continue
+                if t is wire.IHave:
                     continue
                 # A Graft or Want costs what it asks for: each id may resend a payload.
                 if t is wire.Graft:
+                    feeds = True
                     ctrl += 1 + (len(m.ids) >> 1)
                 elif t is wire.Want:
+                    feeds = True
                     ctrl += 1 + self._want_cost(m.ranges)
                 else:
                     ctrl += 1
@@ -828,7 +834,10 @@ class Transport:
             if app and c.peer is not None and self.engine is not None:
                 c.last_app = now
                 self._engine_call(self.engine.on_frame, c.peer, app)
-            if self.paused_links and not c.paused and not c.bp_paused and c.ready:
+            if self.paused_links and feeds and not c.paused and not c.bp_paused and c.ready:
+                # only inputs that add to the congestion: pausing a peer that merely
+                # announces (IHave) or prunes relieves nothing, and such pauses chained
+                # links into cycles that only the stall check released
                 self._bp_pause(c)
         if fault is not None:
             self._reject(
@@ -1054,7 +1063,8 @@ class Transport:
 
     # ------------------------------------------------------------------ hop-by-hop
     def _bp_pause(self, c: Connection) -> None:
-        """Stop reading ``c`` for a while: one of our links is congested.
+        """Stop reading ``c`` for a while: one of our links is congested and ``c`` feeds
+        it (it sent payloads, or Grafts/Wants that make us send them).
 
         Reading on while a downstream link is paused would only queue the input in our
         memory (up to ``send_queue_bytes``, then the peer is dropped as slow) and add
