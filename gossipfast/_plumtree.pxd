@@ -173,6 +173,7 @@ cdef class Plumtree:
         told=list,
         up=object,
         h=object,
+        lag=double,
     )
     cpdef on_gossip(self, str peer, object msg, double now)
 

@@ -49,6 +49,9 @@ _GRAFT_DELAY_MAX_FACTOR = 8.0
 #: Factor the delay shrinks by (at most once per current delay) while pushes come before
 #: any announcement of them.
 _GRAFT_DELAY_SHRINK = 0.98
+#: The delay grows to this many times the lag of a push behind its first announcement
+#: (at most once per current delay, up to the cap).
+_GRAFT_DELAY_LAG = 2.0
 #: An origin's own tree is young for its first messages: with the anchored tree it waits
 #: the longest graft delay for them (it starts as the anchor's tree and still lags).
 _YOUNG = 10
@@ -553,8 +556,20 @@ class Plumtree:
                 d = self.graft_delay * _GRAFT_DELAY_SHRINK
                 self.graft_delay = d if d > self.graft_timeout_1 else self.graft_timeout_1
                 self.graft_shrink_at = now + self.graft_delay
-        elif m.grafted is not None and peer not in m.grafted:
-            self.early_graft((o, s))  # the push beat the answer to our graft
+        elif m.grafted is not None:
+            if peer not in m.grafted:
+                self.early_graft((o, s))  # the push beat the answer to our graft
+        elif not answer:
+            # the tree's push came this long after the first announcement: a graft
+            # delay under twice that (as TCP's timeout over the round trip) grafts
+            # pushes that are late, not lost. Raised before any graft fires: at full
+            # speed such first grafts (thousands of ids at once, their late pushes then
+            # pruning the tree) cost a third of the runs half their rate (loopback)
+            lag = (now - m.since) * _GRAFT_DELAY_LAG
+            if lag > self.graft_delay and now >= self.graft_grow_at:
+                self.graft_delay = lag if lag < self.graft_delay_max else self.graft_delay_max
+                self.graft_grow_at = now + self.graft_delay
+                self.graft_shrink_at = now + self.graft_delay
         fwd = Gossip(o, s, h, payload)
         outbox = self.outbox
         n = 0

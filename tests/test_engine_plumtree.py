@@ -440,6 +440,35 @@ def test_a_burst_of_early_grafts_doubles_the_delay_once() -> None:
     assert e.stats()["early_grafts"] == 6 and e.stats()["graft_delay_ms"] == 320
 
 
+def test_a_push_late_behind_its_announcement_lengthens_the_delay_before_any_graft() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+
+    def late(seq: int, at: float, lag: float) -> None:
+        e.on_frame(peer(2), [IHave([55, seq, 1])], at)
+        e.on_frame(peer(1), [Gossip(55, seq, 3, b"late")], at + lag)
+        e.drain()
+
+    late(1, 2.0, 0.03)  # twice the lag is under the delay: nothing to learn
+    assert e.stats()["graft_delay_ms"] == 80
+    late(2, 3.0, 0.06)  # the tree lags 60 ms: wait twice that before grafting
+    assert e.stats()["graft_delay_ms"] == 120
+    assert e.stats()["grafts_sent"] == 0 and e.stats()["early_grafts"] == 0
+    late(3, 3.07, 0.1)  # once per current delay: a backlog of late pushes is one event
+    assert e.stats()["graft_delay_ms"] == 120
+    late(4, 4.0, 0.1)
+    assert e.stats()["graft_delay_ms"] == 200
+    late(5, 5.0, 5.0)  # bounded by the cap
+    assert e.stats()["graft_delay_ms"] == 640
+    # and the next announced message that does not come is grafted after that delay
+    e.on_frame(peer(2), [IHave([55, 6, 1])], 20.0)
+    e.tick(20.639)
+    assert sent(e.drain()[0], Graft) == {}
+    e.tick(20.64)
+    assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, 6])]}
+
+
 def test_a_needed_graft_does_not_lengthen_the_delay() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2)])
@@ -568,7 +597,12 @@ def test_a_message_queued_behind_the_trees_pushes_waits_for_them() -> None:
     assert sent(outbox, Graft) == {} and sent(outbox, Want) == {}
     assert e.stats()["grafts_sent"] == 0
     assert e.pt.tree_of(55) == ((peer(1), peer(3)), (peer(2),))
+    # the push of 5 came 110 ms after its announcement: the delay is twice that now
+    d = e.stats()["graft_delay_ms"] / 1000.0
+    assert d == 0.22
     # a tree silent for a whole graft delay is broken: graft as the paper does
     e.on_frame(peer(2), [IHave([55, 6, 1])], 2.1)
-    e.tick(2.19)
+    e.tick(2.1 + d - 0.001)
+    assert sent(e.drain()[0], Graft) == {}
+    e.tick(2.1 + d + 1e-6)
     assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, 6])]}
