@@ -588,6 +588,21 @@ async def gated_sink(node_id: str) -> tuple[asyncio.Server, str, asyncio.Event, 
     return srv, format_address("127.0.0.1", srv.sockets[0].getsockname()[1]), gate, got
 
 
+async def stalled_relay() -> tuple[Transport, Relay, asyncio.Server, asyncio.Event, list[int], Raw]:
+    """A relay whose downstream is a gated sink (see :func:`gated_sink`) and an upstream
+    raw peer ``127.0.0.1:8`` connected to it. Returns (transport, relay, sink server,
+    gate, got, upstream)."""
+    cfg = msgspec.structs.replace(CFG, send_queue_bytes=64 << 20, heartbeat_timeout=5.0)
+    tr = Transport(cfg, deliver=lambda d: None, emit=lambda e: None)
+    host, port = await tr.listen("127.0.0.1", 0)
+    relay = Relay(format_address(host, port))
+    await tr.start(relay, address=relay.address, node_id="relay", incarnation=1)
+    srv, relay.down, gate, got = await gated_sink("down")
+    up = await Raw.connect(relay.address)
+    up.hello("127.0.0.1:8")
+    return tr, relay, srv, gate, got, up
+
+
 @pytest.mark.timeout(60)
 def test_back_pressure_reaches_upstream_hop_by_hop(arun: Any) -> None:
     """A relay whose downstream link is congested stops reading its upstream (TCP then
@@ -595,14 +610,7 @@ def test_back_pressure_reaches_upstream_hop_by_hop(arun: Any) -> None:
     and forwards everything, once the downstream drains. Nothing is dropped."""
 
     async def main() -> None:
-        cfg = msgspec.structs.replace(CFG, send_queue_bytes=64 << 20, heartbeat_timeout=5.0)
-        tr = Transport(cfg, deliver=lambda d: None, emit=lambda e: None)
-        host, port = await tr.listen("127.0.0.1", 0)
-        relay = Relay(format_address(host, port))
-        await tr.start(relay, address=relay.address, node_id="relay", incarnation=1)
-        srv, relay.down, gate, got = await gated_sink("down")
-        up = await Raw.connect(relay.address)
-        up.hello("127.0.0.1:8")
+        tr, relay, srv, gate, got, up = await stalled_relay()
         payload = b"u" * 8000
         total = 1000  # 8 MB offered upstream
         frames = b"".join(
@@ -639,14 +647,7 @@ def test_back_pressure_pauses_only_the_inputs_that_feed_it(arun: Any) -> None:
     only the stall check released (measured on loopback clusters at full speed)."""
 
     async def main() -> None:
-        cfg = msgspec.structs.replace(CFG, send_queue_bytes=64 << 20, heartbeat_timeout=5.0)
-        tr = Transport(cfg, deliver=lambda d: None, emit=lambda e: None)
-        host, port = await tr.listen("127.0.0.1", 0)
-        relay = Relay(format_address(host, port))
-        await tr.start(relay, address=relay.address, node_id="relay", incarnation=1)
-        srv, relay.down, gate, got = await gated_sink("down")
-        up = await Raw.connect(relay.address)
-        up.hello("127.0.0.1:8")
+        tr, relay, srv, gate, got, up = await stalled_relay()
         lazy = await Raw.connect(relay.address)
         lazy.hello("127.0.0.1:7")
         await until(lambda: "127.0.0.1:7" in tr._links and "127.0.0.1:8" in tr._links)
