@@ -661,6 +661,8 @@ def test_back_pressure_pauses_only_the_inputs_that_feed_it(arun: Any) -> None:
             return tr._links[peer].conn
 
         await until(lambda: conn("127.0.0.1:8").bp_paused)
+        # the kernel buffers toward the sink fill within this: congested for good then
+        await asyncio.sleep(0.3)
         for i in range(20):
             lazy.write(encode_frame([wire.IHave([1, 2000 + i, 1])]))
             await until(lambda i=i: len(relay.received("127.0.0.1:7")) == i + 1)
