@@ -180,6 +180,8 @@ cdef class Plumtree:
     @cython.locals(now=double, d=double)
     cpdef Py_ssize_t early_graft(self, tuple key) except -1
 
+    cpdef grow_graft_delay(self, double d, double now)
+
     @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t)
     cpdef optimize(self, str sender, object o, _Missing m, object hops)
 

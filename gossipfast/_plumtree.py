@@ -566,10 +566,8 @@ class Plumtree:
             # speed such first grafts (thousands of ids at once, their late pushes then
             # pruning the tree) cost a third of the runs half their rate (loopback)
             lag = (now - m.since) * _GRAFT_DELAY_LAG
-            if lag > self.graft_delay and now >= self.graft_grow_at:
-                self.graft_delay = lag if lag < self.graft_delay_max else self.graft_delay_max
-                self.graft_grow_at = now + self.graft_delay
-                self.graft_shrink_at = now + self.graft_delay
+            if lag > self.graft_delay:
+                self.grow_graft_delay(lag, now)
         fwd = Gossip(o, s, h, payload)
         outbox = self.outbox
         n = 0
@@ -617,13 +615,17 @@ class Plumtree:
         if how == 0:
             return 0
         self.early_grafts += 1
-        now = self.now
-        if now >= self.graft_grow_at:
-            d = self.graft_delay * 2.0
-            self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
-            self.graft_grow_at = now + self.graft_delay
-            self.graft_shrink_at = now + self.graft_delay
+        self.grow_graft_delay(self.graft_delay * 2.0, self.now)
         return how
+
+    def grow_graft_delay(self, d: float, now: float) -> None:
+        """Lengthen the first-stage graft delay to ``d`` (at most the cap), at most once
+        per current delay: the late pushes of one backlog are one event."""
+        if now < self.graft_grow_at:
+            return
+        self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
+        self.graft_grow_at = now + self.graft_delay
+        self.graft_shrink_at = now + self.graft_delay
 
     def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:
         """Replace the eager parent ``sender`` by a lazy announcer with a shorter path."""

@@ -204,11 +204,15 @@ class Engine:
         Every size is checked first: on :class:`~gossipfast.errors.PayloadTooLarge`
         nothing is sent.
         """
-        payloads = [p if type(p) is bytes else bytes(p) for p in payloads]
         limit = self.config.max_payload_size
+        exact = []  # one pass: converted to bytes, then sized (as in broadcast)
         for p in payloads:
+            if type(p) is not bytes:
+                p = bytes(p)
             if len(p) > limit:
                 raise PayloadTooLarge(len(p), limit)
+            exact.append(p)
+        payloads = exact
         if not self._maint_armed:
             self._start(now)
         self._broadcasts += len(payloads)

@@ -135,6 +135,20 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _feeds_congestion(msgs: list[Any]) -> bool:
+    """True if a batch carries payloads or requests that make us send some.
+
+    Back-pressure pauses only such inputs: pausing a peer that merely announces (IHave)
+    or prunes relieves nothing, and such pauses chained links into cycles that only the
+    stall check released. Looked at only while a link is congested, not per read.
+    """
+    for m in msgs:
+        t = type(m)
+        if t is wire.Gossip or t is wire.Graft or t is wire.Want:
+            return True
+    return False
+
+
 def _split(msgs: list[Any], limit: int) -> list[list[Any]]:
     """Cut a batch into frames whose bodies stay under ``limit`` bytes."""
     if len(encode_frame(msgs)) - 4 <= limit or len(msgs) == 1:
@@ -810,20 +824,14 @@ class Transport:
         if msgs:
             app = msgs
             beats = False
-            feeds = False  # a payload, or a request that makes us send payloads
             for m in msgs:
                 t = type(m)
-                if t is wire.Gossip:
-                    feeds = True
-                    continue
-                if t is wire.IHave:
+                if t is wire.Gossip or t is wire.IHave:
                     continue
                 # A Graft or Want costs what it asks for: each id may resend a payload.
                 if t is wire.Graft:
-                    feeds = True
                     ctrl += 1 + (len(m.ids) >> 1)
                 elif t is wire.Want:
-                    feeds = True
                     ctrl += 1 + self._want_cost(m.ranges)
                 else:
                     ctrl += 1
@@ -834,10 +842,13 @@ class Transport:
             if app and c.peer is not None and self.engine is not None:
                 c.last_app = now
                 self._engine_call(self.engine.on_frame, c.peer, app)
-            if self.paused_links and feeds and not c.paused and not c.bp_paused and c.ready:
-                # only inputs that add to the congestion: pausing a peer that merely
-                # announces (IHave) or prunes relieves nothing, and such pauses chained
-                # links into cycles that only the stall check released
+            if (
+                self.paused_links
+                and not c.paused
+                and not c.bp_paused
+                and c.ready
+                and _feeds_congestion(msgs)
+            ):
                 self._bp_pause(c)
         if fault is not None:
             self._reject(
