@@ -45,7 +45,7 @@ cdef class _Missing:
     cdef public object timer
     cdef public double since
     cdef public list peers
-    cdef public list hops
+    cdef public object hops
     cdef public object grafted
     cdef public bint keep
 
@@ -182,7 +182,7 @@ cdef class Plumtree:
 
     cpdef grow_graft_delay(self, double d, double now)
 
-    @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t)
+    @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t, h=object, packed=object)
     cpdef optimize(self, str sender, object o, _Missing m, object hops)
 
     @cython.locals(t=_Tree)
@@ -197,8 +197,11 @@ cdef class Plumtree:
     @cython.locals(q=dict)
     cpdef flush_ihaves(self)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing, tr=_Tree, d=double)
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing, tr=_Tree, batch=list, young=list, b=list)
     cpdef on_ihave(self, str peer, object ids, double now)
+
+    @cython.locals(missing=dict, m=_Missing)
+    cpdef graft_timers(self, list batch, double now)
 
     @cython.locals(t=_Tree)
     cpdef optimize_late(self, str announcer, object o, object s, object h)

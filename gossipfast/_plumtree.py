@@ -113,15 +113,23 @@ class _Tree:
 
 
 class _Missing:
-    """A message announced by lazy peers that has not arrived yet."""
+    """A message announced by lazy peers that has not arrived yet.
+
+    One is made per message announced before its push (at full rate, about half of a
+    relay's messages), so it is kept small: one list of announcers, their hop counts
+    packed in one int (16 bits each: hops < ``_HOPS_MAX``), and usually the timer of its
+    announcement (one per batch) rather than one of its own.
+    """
 
     __slots__ = ("grafted", "hops", "keep", "peers", "since", "timer")
 
-    def __init__(self, timer: int, peer: str, hops: int, since: float) -> None:
+    def __init__(self, timer: Any, peer: str, hops: int, since: float) -> None:
+        # the pending timer: its id, or the batch (a list of keys) of the announcement
+        # that armed one timer for all its new ids
         self.timer = timer
         self.since = since  # when the first announcement came
-        self.peers: list[str] = [peer]
-        self.hops: list[int] = [hops]
+        self.peers: list[str] = [peer]  # announcers in arrival order
+        self.hops = hops  # announcer i's hop count is (hops >> 16 * i) & 0xFFFF
         self.grafted: list[str] | None = None  # peers we sent a Graft (or Want) for it
         self.keep = False  # asked with a Want that leaves the origin's own tree as it is
 
@@ -136,9 +144,10 @@ class Plumtree:
 
     The engine owns the outputs and hands them in: ``outbox`` (peer -> messages) and
     ``deliveries``; after a drain it assigns fresh containers to both attributes. Timers
-    go to the shared ``timers`` wheel as tuples (``("g", origin, seq)`` missing-message,
-    ``("i",)`` IHave flush) that the engine routes back to :meth:`graft_timer` and
-    :meth:`flush_ihaves`.
+    go to the shared ``timers`` wheel as tuples (``("G", keys)`` the missing-message timer
+    of one announcement's new ids, ``("g", origin, seq)`` that of one id, ``("i",)``
+    IHave flush) that the engine routes back to :meth:`graft_timers`,
+    :meth:`graft_timer` and :meth:`flush_ihaves`.
     """
 
     def __init__(self, origin: int, config: Any, timers: Any) -> None:
@@ -519,8 +528,8 @@ class Plumtree:
         m = None
         if self.missing:
             m = self.missing.pop((o, s), None)
-            if m is not None:
-                self.timers.cancel(m.timer)
+            if m is not None and type(m.timer) is int:
+                self.timers.cancel(m.timer)  # a batch's timer fires for the others
         if peer in t.lazy_t:
             if not answer and t.lazy is None and not self.anchored:
                 # the paper: whoever pushes a new payload becomes (again) a tree link (an
@@ -597,7 +606,9 @@ class Plumtree:
                 n += 1
         self.s_gossip += n
         for p in t.lazy_t:
-            if p != peer:
+            # a peer that announced the payload has it: an IHave back is wasted work at
+            # both ends
+            if p != peer and not (told and p in told):
                 self.announce(p, o, s, h, now)
         if m is not None:
             # after the push: the new parent must not get this payload back from us
@@ -636,11 +647,13 @@ class Plumtree:
             return  # the shared tree is the anchor's fewest-hops tree already
         best = -1
         best_hops = hops - self.threshold
+        packed = m.hops
         for i in range(len(m.peers)):
             p = m.peers[i]
-            if m.hops[i] <= best_hops and p != sender and p in t.lazy_t:
+            h = (packed >> (16 * i)) & 0xFFFF
+            if h <= best_hops and p != sender and p in t.lazy_t:
                 best = i
-                best_hops = m.hops[i]
+                best_hops = h
         if best < 0:
             return
         self.swap_parent(o, sender, m.peers[best])
@@ -672,7 +685,7 @@ class Plumtree:
         if t is None or t.lazy is None or now - m.since < 0.5 * self.graft_delay:
             return
         p = m.peers[0] if m.peers else None
-        if p is None or p == sender or m.hops[0] > hops + _LAG_HOPS:
+        if p is None or p == sender or (m.hops & 0xFFFF) > hops + _LAG_HOPS:
             return
         t = self.tree(o)
         if p not in t.lazy_t or sender not in t.eager:
@@ -737,6 +750,10 @@ class Plumtree:
         if n % 3 or n > _MAX_LIST:
             self.bad += 1
             n = min(n - n % 3, _MAX_LIST)
+        # one timer for the ids this announcement is the first of (per delay): most are
+        # pushed within it, and a timer per id cost a third of a relay's time at full rate
+        batch: list | None = None
+        young: list | None = None
         for i in range(0, n, 3):
             o = ids[i]
             s = ids[i + 1]
@@ -754,19 +771,36 @@ class Plumtree:
             if m is None:
                 if len(self.missing) >= _MAX_MISSING:
                     continue
-                d = self.graft_delay
-                if self.anchored:
-                    tr = self.trees.get(o)
-                    if tr is not None and tr.lazy is not None and tr.count < _YOUNG:
-                        # a young own tree still lags like the anchor's tree it was
-                        # copied from: let the payload come, and move the parent to the
-                        # faster announcer without a duplicate (optimize_lag)
-                        d = self.graft_delay_max
-                t = self.timers.schedule(now + d, ("g", o, s))
-                self.missing[key] = _Missing(t, peer, h, now)
+                tr = self.trees.get(o) if self.anchored else None
+                if tr is not None and tr.lazy is not None and tr.count < _YOUNG:
+                    # a young own tree still lags like the anchor's tree it was copied
+                    # from: let the payload come, and move the parent to the faster
+                    # announcer without a duplicate (optimize_lag)
+                    if young is None:
+                        young = []
+                    b = young
+                else:
+                    if batch is None:
+                        batch = []
+                    b = batch
+                b.append(key)
+                self.missing[key] = _Missing(b, peer, h, now)
             elif len(m.peers) < _MAX_ANNOUNCERS and peer not in m.peers:
+                m.hops |= h << (16 * len(m.peers))
                 m.peers.append(peer)
-                m.hops.append(h)
+        if batch is not None:
+            self.timers.schedule(now + self.graft_delay, ("G", batch))
+        if young is not None:
+            self.timers.schedule(now + self.graft_delay_max, ("G", young))
+
+    def graft_timers(self, batch: list, now: float) -> None:
+        """The timer of one announcement's new ids fired: run :meth:`graft_timer` for
+        those still missing (and not re-armed on a timer of their own)."""
+        missing = self.missing
+        for key in batch:
+            m = missing.get(key)
+            if m is not None and m.timer is batch:
+                self.graft_timer(key[0], key[1], now)
 
     def graft_timer(self, o: int, s: int, now: float) -> None:
         """A missing message did not arrive in time: graft its next announcer."""
@@ -798,7 +832,7 @@ class Plumtree:
                 return
         while m.peers:
             p = m.peers.pop(0)
-            m.hops.pop(0)
+            m.hops >>= 16
             if self.is_active(p):
                 # a first message on the anchored tree: fetch it, keep the tree (the push
                 # is late, not lost; the tree has no better link to offer)

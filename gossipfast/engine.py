@@ -225,7 +225,9 @@ class Engine:
         hv = self.hv
         for item in self.timers.expire(now):
             kind = item[0]
-            if kind == "g":
+            if kind == "G":
+                pt.graft_timers(item[1], now)
+            elif kind == "g":
                 pt.graft_timer(item[1], item[2], now)
             elif kind == "i":
                 pt.flush_ihaves()

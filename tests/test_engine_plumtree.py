@@ -142,6 +142,45 @@ def test_arrival_cancels_the_missing_timer() -> None:
     assert e.stats()["missing"] == 0
 
 
+def test_one_announcement_arms_one_timer_for_all_its_new_ids() -> None:
+    # at full rate most ids are announced just before their push: a timer per id cost a
+    # third of a relay's time. One timer per announcement still grafts each missing one
+    e = engine(graft_timeout_1=0.08, graft_timeout_2=0.04)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(3), [Prune([])], 1.0)
+    armed = len(e.timers)
+    ids = [x for s in range(1, 101) for x in (55, s, 1)]
+    e.on_frame(peer(2), [IHave(ids)], 1.0)
+    assert len(e.timers) == armed + 1
+    e.on_frame(peer(3), [IHave(ids)], 1.01)  # a second announcer arms nothing more
+    assert len(e.timers) == armed + 1 and e.stats()["missing"] == 100
+    # all but seq 7 and 40 are pushed in time
+    e.on_frame(peer(1), [Gossip(55, s, 1, b"x") for s in range(1, 101) if s not in (7, 40)], 1.05)
+    e.drain()
+    assert e.stats()["missing"] == 2
+    e.tick(1.079)
+    assert e.drain()[0] == {}
+    # the tree pushed newer ones: the two are fetched from their first announcer...
+    e.tick(1.08)
+    assert e.drain()[0] == {peer(2): [Want([55, 7, 7, 55, 40, 40])]}
+    e.tick(1.12)  # ...then from the next one, each on a timer of its own
+    assert e.drain()[0] == {peer(3): [Want([55, 7, 7, 55, 40, 40])]}
+
+
+def test_a_peer_that_announced_a_payload_gets_no_announcement_of_it_back() -> None:
+    e = engine(ihave_interval=0)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(3), [Prune([])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.on_frame(peer(1), [Gossip(55, 7, 1, b"x")], 1.01)
+    outbox, _, deliveries, _ = e.drain()
+    assert [d[:2] for d in deliveries] == [(55, 7)]
+    # peer 2 has it (it said so); peer 3 may not
+    assert sent(outbox, IHave) == {peer(3): [IHave([55, 7, 2])]}
+
+
 def test_ihave_of_known_message_is_ignored() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2)])

@@ -6,7 +6,8 @@ Run both builds and compare (each process loads one build of every hot module):
     GOSSIPFAST_NO_EXTENSIONS=1 pytest tests/benchmarks/test_bench_engine.py --benchmark-only
 
 One engine has 5 active peers; a frame of ``N`` new Gossip messages comes from one of
-them, so each message is delivered, stored and pushed to the 4 other (eager) peers.
+them, so each message is delivered, stored and pushed to the 4 other (eager) peers (or
+to 2, with 2 lazy; and announced first by the lazy ones, as at full rate on a cluster).
 ``extra_info['ns_per_msg']`` is the round's time divided by ``N``; ``compiled`` says
 which build ran.
 """
@@ -22,7 +23,7 @@ import pytest
 import gossipfast
 from gossipfast.config import Config
 from gossipfast.engine import Engine
-from gossipfast.wire import FrameBody, Gossip, Neighbor, Prune
+from gossipfast.wire import FrameBody, Gossip, IHave, Neighbor, Prune
 
 N = 1000
 ORIGIN = 0x1234_5678_9ABC_DEF0
@@ -45,8 +46,16 @@ def _frame(first: int, payload: bytes = b"x" * 100) -> list:
     return dec.decode(msgspec.msgpack.encode(msgs))  # type: ignore[no-any-return]
 
 
+def _ihave(first: int) -> list:
+    ids = [x for k in range(N) for x in (ORIGIN, first + k, 2)]
+    dec: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(FrameBody)
+    return dec.decode(msgspec.msgpack.encode([IHave(ids)]))  # type: ignore[no-any-return]
+
+
 def _run(benchmark: Any, setup: Any) -> None:
-    def target(e: Engine, msgs: list) -> None:
+    def target(e: Engine, msgs: list, before: tuple = ()) -> None:
+        for p, frame in before:
+            e.on_frame(p, frame, 1.0)
         e.on_frame(PEERS[0], msgs, 1.0)
         e.drain()
 
@@ -88,6 +97,30 @@ def test_new_gossip_batch_2_eager_2_lazy(benchmark: Any) -> None:
         return (e, msgs), {}
 
     _run(benchmark, setup)
+
+
+@pytest.mark.benchmark(group="engine-gossip")
+def test_announced_then_pushed_batch(benchmark: Any) -> None:
+    """1000 messages announced by 2 lazy peers, then pushed: the full-rate relay's case
+    (missing-message state made and dropped for each)."""
+    state = {"seq": 1}
+
+    def setup() -> tuple[tuple, dict]:
+        e = _engine()
+        e.on_frame(PEERS[3], [Prune([])], 0.5)
+        e.on_frame(PEERS[4], [Prune([])], 0.5)
+        first = state["seq"]
+        state["seq"] += N
+        before = ((PEERS[3], _ihave(first)), (PEERS[4], _ihave(first)))
+        return (e, _frame(first), before), {}
+
+    _run(benchmark, setup)
+    e = _engine()
+    e.on_frame(PEERS[3], [Prune([])], 0.5)
+    e.on_frame(PEERS[3], _ihave(1), 1.0)
+    assert e.stats()["missing"] == N
+    e.on_frame(PEERS[0], _frame(1), 1.0)
+    assert e.stats()["missing"] == 0 and len(e.drain()[2]) == N
 
 
 @pytest.mark.benchmark(group="engine-gossip")
