@@ -25,6 +25,10 @@ cdef object Prune
 cdef object Digest
 cdef object Want
 cdef object OrderedDict
+cdef object deque
+cdef double _ANNOUNCE_HOLD
+cdef Py_ssize_t _ANNOUNCE_HOLD_MIN
+cdef Py_ssize_t _MAX_ANN_HELD
 
 
 cdef class _Tree:
@@ -86,6 +90,9 @@ cdef class Plumtree:
     cdef public dict lazyq
     cdef public bint ihave_armed
     cdef public dict missing
+    cdef public object ann_held
+    cdef public Py_ssize_t ann_ids
+    cdef public bint ann_armed
     cdef public object requested
     cdef public object answers
     cdef public dict graft_batch
@@ -197,8 +204,16 @@ cdef class Plumtree:
     @cython.locals(q=dict)
     cpdef flush_ihaves(self)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing, tr=_Tree, batch=list, young=list, b=list)
+    @cython.locals(n=Py_ssize_t, held=object, since=double, p=str)
     cpdef on_ihave(self, str peer, object ids, double now)
+
+    @cython.locals(held=object, since=double)
+    cpdef release_held(self, double now)
+
+    cpdef take_held(self, str peer, object ids, double since)
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing, tr=_Tree, batch=list, young=list, b=list)
+    cpdef take_ihave(self, str peer, object ids, double now)
 
     @cython.locals(missing=dict, m=_Missing)
     cpdef graft_timers(self, list batch, double now)

@@ -231,6 +231,8 @@ class Engine:
                 pt.graft_timer(item[1], item[2], now)
             elif kind == "i":
                 pt.flush_ihaves()
+            elif kind == "h":
+                pt.release_held(now)
             elif kind == "f":
                 pt.now = now
                 pt.skip_gap(item[1])

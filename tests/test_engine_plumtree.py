@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from enginekit import engine, make_active, peer, sent
 
 from gossipfast.wire import Gossip, Graft, IHave, Prune, Want
@@ -150,22 +151,68 @@ def test_one_announcement_arms_one_timer_for_all_its_new_ids() -> None:
     e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(3), [Prune([])], 1.0)
     armed = len(e.timers)
-    ids = [x for s in range(1, 101) for x in (55, s, 1)]
+    ids = [x for s in range(1, 21) for x in (55, s, 1)]  # small: looked at at once
     e.on_frame(peer(2), [IHave(ids)], 1.0)
     assert len(e.timers) == armed + 1
     e.on_frame(peer(3), [IHave(ids)], 1.01)  # a second announcer arms nothing more
-    assert len(e.timers) == armed + 1 and e.stats()["missing"] == 100
-    # all but seq 7 and 40 are pushed in time
-    e.on_frame(peer(1), [Gossip(55, s, 1, b"x") for s in range(1, 101) if s not in (7, 40)], 1.05)
+    assert len(e.timers) == armed + 1 and e.stats()["missing"] == 20
+    # all but seq 7 and 14 are pushed in time
+    e.on_frame(peer(1), [Gossip(55, s, 1, b"x") for s in range(1, 21) if s not in (7, 14)], 1.05)
     e.drain()
     assert e.stats()["missing"] == 2
     e.tick(1.079)
     assert e.drain()[0] == {}
     # the tree pushed newer ones: the two are fetched from their first announcer...
     e.tick(1.08)
-    assert e.drain()[0] == {peer(2): [Want([55, 7, 7, 55, 40, 40])]}
+    assert e.drain()[0] == {peer(2): [Want([55, 7, 7, 55, 14, 14])]}
     e.tick(1.12)  # ...then from the next one, each on a timer of its own
-    assert e.drain()[0] == {peer(3): [Want([55, 7, 7, 55, 40, 40])]}
+    assert e.drain()[0] == {peer(3): [Want([55, 7, 7, 55, 14, 14])]}
+
+
+def test_a_big_announcement_is_held_for_half_the_graft_delay() -> None:
+    # a peer announcing 100 ids in one batch relays at full speed: most of them are pushed
+    # to us meanwhile, and for those an entry made and dropped is wasted work
+    e = engine(graft_timeout_1=0.08, graft_timeout_2=0.04)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(3), [Prune([])], 1.0)
+    ids = [x for s in range(1, 101) for x in (55, s, 1)]
+    e.on_frame(peer(2), [IHave(ids)], 1.0)
+    assert e.stats()["missing"] == 0 and e.next_deadline() == pytest.approx(1.04, abs=2e-3)
+    e.on_frame(peer(1), [Gossip(55, s, 1, b"x") for s in range(1, 101) if s not in (7, 40)], 1.02)
+    e.drain()
+    e.tick(1.04)  # looked at: entries only for the two still missing...
+    assert e.stats()["missing"] == 2
+    out = e.drain()[0]
+    assert sent(out, Graft) == {} and sent(out, Want) == {}
+    e.tick(1.079)
+    assert e.drain()[0] == {}
+    e.tick(1.08)  # ...and fetched when they would have been without the hold
+    assert e.drain()[0] == {peer(2): [Want([55, 7, 7, 55, 40, 40])]}
+
+
+def test_a_held_announcement_from_a_peer_gone_meanwhile_is_dropped() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(2), [IHave([x for s in range(1, 101) for x in (55, s, 1)])], 1.0)
+    e.on_disconnected(peer(2), "failed", 1.01)
+    e.drain()
+    e.tick(1.2)
+    assert e.stats()["missing"] == 0
+    assert sent(e.drain()[0], Graft) == {} and sent(e.drain()[0], Want) == {}
+
+
+def test_a_held_hostile_announcement_is_counted_not_raised() -> None:
+    e = engine()
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    ids: list = [x for s in range(1, 101) for x in (55, s, 1)]
+    ids[30] = "x"  # wrong type inside a batch big enough to be held
+    e.on_frame(peer(2), [IHave(ids)], 1.0)
+    bad = e.pt.bad
+    e.tick(1.5)
+    assert e.pt.bad == bad + 1
 
 
 def test_a_peer_that_announced_a_payload_gets_no_announcement_of_it_back() -> None:
