@@ -45,8 +45,9 @@ _MAX_MISSING = 1 << 16
 #: counts as announced (the paper's hop optimisation, no push to its announcer).
 _ANNOUNCE_HOLD = 0.5
 _ANNOUNCE_HOLD_MIN = 32
-#: Announced ids held at once; beyond, the oldest are looked at early.
-_MAX_ANN_HELD = 1 << 17
+#: Announced ids held at once (as many as missing-message entries); beyond, the oldest
+#: announcements are looked at early.
+_MAX_ANN_HELD = 1 << 16
 #: Origins listed in one Digest (the most recently active ones when over).
 _DIGEST_MAX_ORIGINS = 4096
 #: Ids a Graft or IHave may carry that we look at; the rest is ignored.
@@ -776,10 +777,10 @@ class Plumtree:
             return
         held = self.ann_held
         held.append((now + self.graft_delay * _ANNOUNCE_HOLD, now, peer, ids))
-        self.ann_ids += n
+        self.ann_ids += n // 3
         while self.ann_ids > _MAX_ANN_HELD:
             _, since, p, old = held.popleft()
-            self.ann_ids -= len(old)
+            self.ann_ids -= len(old) // 3
             if self.is_active(p):
                 self.take_held(p, old, since)
         if held and not self.ann_armed:
@@ -792,7 +793,7 @@ class Plumtree:
         held = self.ann_held
         while held and held[0][0] <= now:
             _, since, peer, ids = held.popleft()
-            self.ann_ids -= len(ids)
+            self.ann_ids -= len(ids) // 3
             if self.is_active(peer):
                 self.take_held(peer, ids, since)
         if held:

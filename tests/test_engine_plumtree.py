@@ -191,6 +191,19 @@ def test_a_big_announcement_is_held_for_half_the_graft_delay() -> None:
     assert e.drain()[0] == {peer(2): [Want([55, 7, 7, 55, 40, 40])]}
 
 
+def test_announcements_held_at_once_are_bounded() -> None:
+    # beyond 65,536 held ids the oldest announcement is looked at early, not kept
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    first = [x for s in range(1, 40_001) for x in (55, s, 1)]
+    second = [x for s in range(40_001, 80_001) for x in (55, s, 1)]
+    e.on_frame(peer(2), [IHave(first)], 1.0)
+    assert e.stats()["missing"] == 0
+    e.on_frame(peer(2), [IHave(second)], 1.001)
+    assert e.stats()["missing"] == 40_000 and e.pt.ann_ids == 40_000
+
+
 def test_a_held_announcement_from_a_peer_gone_meanwhile_is_dropped() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2)])
