@@ -144,8 +144,8 @@ def test_arrival_cancels_the_missing_timer() -> None:
 
 
 def test_one_announcement_arms_one_timer_for_all_its_new_ids() -> None:
-    # at full rate most ids are announced just before their push: a timer per id cost a
-    # third of a relay's time. One timer per announcement still grafts each missing one
+    # at full rate 4 in 10 messages are announced just before their push, and a timer per
+    # id was costly. One timer per announcement still grafts each missing one
     e = engine(graft_timeout_1=0.08, graft_timeout_2=0.04)
     make_active(e, [peer(1), peer(2), peer(3)])
     e.on_frame(peer(2), [Prune([])], 1.0)
