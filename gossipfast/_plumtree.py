@@ -129,7 +129,7 @@ class _Tree:
 class _Missing:
     """A message announced by lazy peers that has not arrived yet.
 
-    One is made per message announced before its push (at full rate, about half of a
+    One is made per message announced before its push (at full rate, 4 in 10 of a
     relay's messages), so it is kept small: one list of announcers, their hop counts
     packed in one int (16 bits each: hops < ``_HOPS_MAX``), and usually the timer of its
     announcement (one per batch) rather than one of its own.
