@@ -204,13 +204,16 @@ cdef class Plumtree:
     @cython.locals(q=dict)
     cpdef flush_ihaves(self)
 
-    @cython.locals(n=Py_ssize_t, held=object, since=double, p=str)
+    @cython.locals(n=Py_ssize_t)
     cpdef on_ihave(self, str peer, object ids, double now)
 
-    @cython.locals(held=object, since=double)
+    @cython.locals(held=object)
     cpdef release_held(self, double now)
 
-    cpdef take_held(self, str peer, object ids, double since)
+    cpdef arm_held(self)
+
+    @cython.locals(since=double, peer=str)
+    cpdef take_oldest_held(self)
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing, tr=_Tree, batch=list, young=list, b=list)
     cpdef take_ihave(self, str peer, object ids, double now)

@@ -775,36 +775,36 @@ class Plumtree:
         if n < 3 * _ANNOUNCE_HOLD_MIN:
             self.take_ihave(peer, ids, now)
             return
-        held = self.ann_held
-        held.append((now + self.graft_delay * _ANNOUNCE_HOLD, now, peer, ids))
+        self.ann_held.append((now + self.graft_delay * _ANNOUNCE_HOLD, now, peer, ids))
         self.ann_ids += n // 3
         while self.ann_ids > _MAX_ANN_HELD:
-            _, since, p, old = held.popleft()
-            self.ann_ids -= len(old) // 3
-            if self.is_active(p):
-                self.take_held(p, old, since)
-        if held and not self.ann_armed:
-            self.ann_armed = True
-            self.timers.schedule(held[0][0], ("h",))
+            self.take_oldest_held()
+        self.arm_held()
 
     def release_held(self, now: float) -> None:
         """The hold of the oldest announcements is over: look at them (timer ``("h",)``)."""
         self.ann_armed = False
         held = self.ann_held
         while held and held[0][0] <= now:
-            _, since, peer, ids = held.popleft()
-            self.ann_ids -= len(ids) // 3
-            if self.is_active(peer):
-                self.take_held(peer, ids, since)
-        if held:
-            self.ann_armed = True
-            self.timers.schedule(held[0][0], ("h",))
+            self.take_oldest_held()
+        self.arm_held()
 
-    def take_held(self, peer: str, ids: Any, since: float) -> None:
-        """:meth:`take_ihave`, counting hostile content (wrong types) as bad input."""
+    def arm_held(self) -> None:
+        """Arm the timer of the oldest held announcement, if any and none is armed."""
+        if self.ann_held and not self.ann_armed:
+            self.ann_armed = True
+            self.timers.schedule(self.ann_held[0][0], ("h",))
+
+    def take_oldest_held(self) -> None:
+        """Look at the oldest held announcement (as of its arrival), unless its sender
+        is gone; hostile content (wrong types) counts as bad input, as in on_frame."""
+        _, since, peer, ids = self.ann_held.popleft()
+        self.ann_ids -= len(ids) // 3
+        if not self.is_active(peer):
+            return
         try:
             self.take_ihave(peer, ids, since)
-        except Exception:  # as in on_frame: hostile input must never escape
+        except Exception:  # hostile input must never escape (from a timer, here)
             self.bad += 1
 
     def take_ihave(self, peer: str, ids: Any, now: float) -> None:

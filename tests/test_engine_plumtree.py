@@ -143,6 +143,11 @@ def test_arrival_cancels_the_missing_timer() -> None:
     assert e.stats()["missing"] == 0
 
 
+def _announced(first: int, last: int) -> list:
+    """IHave ids ``[55, s, 1, ...]`` of origin 55's seqs ``first .. last``, 1 hop away."""
+    return [x for s in range(first, last + 1) for x in (55, s, 1)]
+
+
 def test_one_announcement_arms_one_timer_for_all_its_new_ids() -> None:
     # at full rate 4 in 10 messages are announced just before their push, and a timer per
     # id was costly. One timer per announcement still grafts each missing one
@@ -151,7 +156,7 @@ def test_one_announcement_arms_one_timer_for_all_its_new_ids() -> None:
     e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(3), [Prune([])], 1.0)
     armed = len(e.timers)
-    ids = [x for s in range(1, 21) for x in (55, s, 1)]  # small: looked at at once
+    ids = _announced(1, 20)  # small: looked at at once
     e.on_frame(peer(2), [IHave(ids)], 1.0)
     assert len(e.timers) == armed + 1
     e.on_frame(peer(3), [IHave(ids)], 1.01)  # a second announcer arms nothing more
@@ -176,7 +181,7 @@ def test_a_big_announcement_is_held_for_half_the_graft_delay() -> None:
     make_active(e, [peer(1), peer(2), peer(3)])
     e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(3), [Prune([])], 1.0)
-    ids = [x for s in range(1, 101) for x in (55, s, 1)]
+    ids = _announced(1, 100)
     e.on_frame(peer(2), [IHave(ids)], 1.0)
     assert e.stats()["missing"] == 0 and e.next_deadline() == pytest.approx(1.04, abs=2e-3)
     e.on_frame(peer(1), [Gossip(55, s, 1, b"x") for s in range(1, 101) if s not in (7, 40)], 1.02)
@@ -196,8 +201,8 @@ def test_announcements_held_at_once_are_bounded() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    first = [x for s in range(1, 40_001) for x in (55, s, 1)]
-    second = [x for s in range(40_001, 80_001) for x in (55, s, 1)]
+    first = _announced(1, 40_000)
+    second = _announced(40_001, 80_000)
     e.on_frame(peer(2), [IHave(first)], 1.0)
     assert e.stats()["missing"] == 0
     e.on_frame(peer(2), [IHave(second)], 1.001)
@@ -208,19 +213,20 @@ def test_a_held_announcement_from_a_peer_gone_meanwhile_is_dropped() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    e.on_frame(peer(2), [IHave([x for s in range(1, 101) for x in (55, s, 1)])], 1.0)
+    e.on_frame(peer(2), [IHave(_announced(1, 100))], 1.0)
     e.on_disconnected(peer(2), "failed", 1.01)
     e.drain()
     e.tick(1.2)
     assert e.stats()["missing"] == 0
-    assert sent(e.drain()[0], Graft) == {} and sent(e.drain()[0], Want) == {}
+    out = e.drain()[0]
+    assert sent(out, Graft) == {} and sent(out, Want) == {}
 
 
 def test_a_held_hostile_announcement_is_counted_not_raised() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    ids: list = [x for s in range(1, 101) for x in (55, s, 1)]
+    ids: list = _announced(1, 100)
     ids[30] = "x"  # wrong type inside a batch big enough to be held
     e.on_frame(peer(2), [IHave(ids)], 1.0)
     bad = e.pt.bad
