@@ -78,6 +78,20 @@ cdef class DedupCache:
     )
     cpdef bint contains(self, object origin, object seq) except -1
 
+    @cython.locals(
+        o=cython.ulonglong,
+        s=cython.ulonglong,
+        e=cython.ulonglong,
+        h=cython.ulonglong,
+        pos=cython.ulonglong,
+        mask=cython.ulonglong,
+        p="unsigned char *",
+        st=_Origin,
+    )
+    cpdef unsigned long long first_missing(
+        self, object origin, object first, object last
+    ) except? 0xFFFFFFFFFFFFFFFF
+
     @cython.locals(o=cython.ulonglong, st=_Origin)
     cpdef unsigned long long highest(self, object origin) except? 0xFFFFFFFFFFFFFFFF
 

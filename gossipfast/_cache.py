@@ -266,6 +266,48 @@ class DedupCache:
         pos = s & self._mask
         return (p[pos >> 3] >> (pos & 7)) & 1 == 1
 
+    def first_missing(self, origin: int, first: int, last: int) -> int:
+        """First seq in ``first .. last`` of ``origin`` not seen yet; 0 if there is none.
+
+        As in ``contains``, seqs below the window and invalid ids count as seen. One call
+        looks at a whole announced run of seqs (a byte of the ring at a time where it can).
+        """
+        try:
+            o = origin
+            s = first
+            e = last
+        except (OverflowError, TypeError):
+            return 0
+        if s <= 0 or s > e or e > _MAX_SEQ or o < 0 or o > _MAX_SEQ:
+            return 0
+        st = self._find(origin, o)
+        if st is None:
+            return s
+        h = st.high
+        if h > self._window and s < h - self._window:
+            s = h - self._window  # older seqs count as seen
+            if s > e:
+                return 0
+        p = st.bits
+        mask = self._mask
+        while True:
+            if s >= h:
+                if s > h:
+                    return s
+                return s + 1 if s < e else 0  # h itself is seen, all above it are not
+            pos = s & mask
+            if (pos & 7) == 0 and h - s > 7 and p[pos >> 3] == 0xFF:
+                # a whole byte of seen seqs, all below the high
+                if e - s < 8:
+                    return 0
+                s += 8
+                continue
+            if not (p[pos >> 3] >> (pos & 7)) & 1:
+                return s
+            if s == e:
+                return 0
+            s += 1
+
     def highest(self, origin: int) -> int:
         """Highest seq seen from ``origin``; 0 if it is not tracked."""
         try:

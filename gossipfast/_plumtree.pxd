@@ -54,6 +54,15 @@ cdef class _Missing:
     cdef public bint keep
 
 
+cdef class _Lazy:
+    cdef public list runs
+    cdef public Py_ssize_t ids
+    cdef public dict at
+
+
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t, total=Py_ssize_t, d=object)
+cpdef Py_ssize_t _run_ids(object runs) except -1
+
 cpdef bint _valid_id(object origin, object seq) except -1
 
 
@@ -198,25 +207,37 @@ cdef class Plumtree:
     @cython.locals(t=_Tree)
     cpdef optimize_lag(self, str sender, object o, _Missing m, object hops, double now)
 
-    @cython.locals(q=list)
+    @cython.locals(a=_Lazy, runs=list, n=Py_ssize_t, i=Py_ssize_t, j=object)
     cpdef announce(self, str peer, object o, object s, object h, double now)
 
-    @cython.locals(q=dict)
+    @cython.locals(q=dict, a=_Lazy)
     cpdef flush_ihaves(self)
 
     @cython.locals(n=Py_ssize_t)
-    cpdef on_ihave(self, str peer, object ids, double now)
+    cpdef on_ihave(self, str peer, object runs, double now)
 
     @cython.locals(held=object)
     cpdef release_held(self, double now)
 
     cpdef arm_held(self)
 
-    @cython.locals(since=double, peer=str)
+    @cython.locals(since=double, peer=str, n=Py_ssize_t)
     cpdef take_oldest_held(self)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, m=_Missing, tr=_Tree, batch=list, young=list, b=list)
-    cpdef take_ihave(self, str peer, object ids, double now)
+    @cython.locals(
+        n=Py_ssize_t,
+        i=Py_ssize_t,
+        left=Py_ssize_t,
+        m=_Missing,
+        tr=_Tree,
+        batch=list,
+        young=list,
+        b=list,
+        slow=bint,
+        dedup=DedupCache,
+        s=object,
+    )
+    cpdef take_ihave(self, str peer, object runs, double now)
 
     @cython.locals(missing=dict, m=_Missing)
     cpdef graft_timers(self, list batch, double now)

@@ -50,7 +50,7 @@ _ANNOUNCE_HOLD_MIN = 32
 _MAX_ANN_HELD = 1 << 16
 #: Origins listed in one Digest (the most recently active ones when over).
 _DIGEST_MAX_ORIGINS = 4096
-#: Ids a Graft or IHave may carry that we look at; the rest is ignored.
+#: List entries of a Graft or IHave we look at; the rest is ignored.
 _MAX_LIST = 1 << 17
 #: Seconds a Graft/Want request is remembered to count its answer as a recovery.
 _REQUEST_TTL = 30.0
@@ -148,6 +148,36 @@ class _Missing:
         self.keep = False  # asked with a Want that leaves the origin's own tree as it is
 
 
+def _run_ids(runs: Any) -> int:
+    """How many ids an IHave's runs name (0 for what is not a run; each run counts at
+    most ``_MAX_LIST``)."""
+    n = len(runs) - 3
+    total = 0
+    for i in range(0, n, 4):
+        first = runs[i + 1]
+        last = runs[i + 2]
+        if type(first) is int and type(last) is int and last >= first:
+            d = last - first
+            total += d + 1 if d < _MAX_LIST else _MAX_LIST
+    return total
+
+
+class _Lazy:
+    """Announcements queued for one lazy peer: runs ``[origin, first, last, hops, ...]``.
+
+    A relay delivers each origin's messages mostly in order, so most announcements
+    extend the run of their origin: one run on the wire for a stream of ids (at full
+    rate, each id of a flat list was queued, encoded, decoded and looked at on its own).
+    """
+
+    __slots__ = ("at", "ids", "runs")
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []
+        self.ids = 0  # ids the runs name
+        self.at: dict[int, int] = {}  # origin -> index of its latest run
+
+
 def _valid_id(origin: Any, seq: Any) -> bool:
     """True for an id inside the wire's ranges (origin u64, seq 1..2**63-1)."""
     return 0 <= origin <= _U64 and 0 < seq <= _SEQ_MAX
@@ -189,7 +219,7 @@ class Plumtree:
         self.seq = 0
         self.now = 0.0  # time of the input being handled (for timers armed deep inside)
         self.ihave_interval = float(config.ihave_interval)
-        self.ihave_batch = 3 * int(config.ihave_batch_max)
+        self.ihave_batch = int(config.ihave_batch_max)
         self.graft_timeout_1 = float(config.graft_timeout_1)
         # First-stage graft delay, adapted to the tree's lag (AIMD): a push that arrives
         # after we grafted the same message shows the graft was early (it only added a
@@ -210,11 +240,11 @@ class Plumtree:
         self.threshold = int(config.optimization_threshold)
         self.catch_up_max = int(config.catch_up_max)
         self.fifo = bool(config.fifo)
-        self.lazyq: dict[str, list[int]] = {}
+        self.lazyq: dict[str, _Lazy] = {}
         self.ihave_armed = False
         self.missing: dict[tuple[int, int], _Missing] = {}
-        # IHaves waiting to be looked at: (due, arrival, peer, ids), in arrival order
-        self.ann_held: deque[tuple[float, float, str, Any]] = deque()
+        # IHaves waiting to be looked at: (due, arrival, peer, runs, ids), in arrival order
+        self.ann_held: deque[tuple[float, float, str, Any, int]] = deque()
         self.ann_ids = 0
         self.ann_armed = False
         self.requested: OrderedDict[tuple[int, int], float] = OrderedDict()
@@ -457,7 +487,7 @@ class Plumtree:
                     self.on_gossip(peer, msg, now)
                 elif t is IHave:
                     self.r_ihave += 1
-                    self.on_ihave(peer, msg.ids, now)
+                    self.on_ihave(peer, msg.runs, now)
                 elif t is Graft:
                     self.r_graft += 1
                     self.on_graft(peer, msg.ids)
@@ -738,20 +768,34 @@ class Plumtree:
         self.swap_parent(o, parent, announcer)
 
     def announce(self, peer: str, o: int, s: int, h: int, now: float) -> None:
-        """Queue an IHave entry for a lazy peer (sent in batches)."""
-        q = self.lazyq.get(peer)
-        if q is None:
-            q = []
-            self.lazyq[peer] = q
+        """Queue an IHave entry for a lazy peer (sent in batches): the run of ``o``
+        grows when ``s`` follows it at the same hop count."""
+        a = self.lazyq.get(peer)
+        if a is None:
+            a = _Lazy()
+            self.lazyq[peer] = a
             if self.ihave_interval > 0.0 and not self.ihave_armed:
                 self.ihave_armed = True
                 self.timers.schedule(now + self.ihave_interval, ("i",))
-        q.append(o)
-        q.append(s)
-        q.append(h)
-        if len(q) >= self.ihave_batch:
+        runs = a.runs
+        n = len(runs)
+        i = n - 4
+        if i >= 0 and runs[i] != o:
+            # another origin's run is the latest (several streams interleave)
+            j = a.at.get(o)
+            i = -1 if j is None else j
+        if i >= 0 and runs[i + 2] + 1 == s and runs[i + 3] == h:
+            runs[i + 2] = s
+        else:
+            a.at[o] = n
+            runs.append(o)
+            runs.append(s)
+            runs.append(s)
+            runs.append(h)
+        a.ids += 1
+        if a.ids >= self.ihave_batch:
             del self.lazyq[peer]
-            self.send(peer, IHave(q))
+            self.send(peer, IHave(runs))
             self.s_ihave += 1
 
     def flush_ihaves(self) -> None:
@@ -761,22 +805,22 @@ class Plumtree:
             return
         q = self.lazyq
         self.lazyq = {}
-        for peer, ids in q.items():
-            if ids:
-                self.send(peer, IHave(ids))
+        for peer, a in q.items():
+            if a.runs:
+                self.send(peer, IHave(a.runs))
                 self.s_ihave += 1
 
-    def on_ihave(self, peer: str, ids: Any, now: float) -> None:
+    def on_ihave(self, peer: str, runs: Any, now: float) -> None:
         """Lazy announcements: a missing-message timer (due at arrival + the graft delay)
         for each unseen id; a big announcement is held for half the delay first."""
         if not self.is_active(peer):
             return
-        n = len(ids)
-        if n < 3 * _ANNOUNCE_HOLD_MIN:
-            self.take_ihave(peer, ids, now)
+        n = _run_ids(runs)
+        if n < _ANNOUNCE_HOLD_MIN:
+            self.take_ihave(peer, runs, now)
             return
-        self.ann_held.append((now + self.graft_delay * _ANNOUNCE_HOLD, now, peer, ids))
-        self.ann_ids += n // 3
+        self.ann_held.append((now + self.graft_delay * _ANNOUNCE_HOLD, now, peer, runs, n))
+        self.ann_ids += n
         while self.ann_ids > _MAX_ANN_HELD:
             self.take_oldest_held()
         self.arm_held()
@@ -798,61 +842,84 @@ class Plumtree:
     def take_oldest_held(self) -> None:
         """Look at the oldest held announcement (as of its arrival), unless its sender
         is gone; hostile content (wrong types) counts as bad input, as in on_frame."""
-        _, since, peer, ids = self.ann_held.popleft()
-        self.ann_ids -= len(ids) // 3
+        _, since, peer, runs, n = self.ann_held.popleft()
+        self.ann_ids -= n
         if not self.is_active(peer):
             return
         try:
-            self.take_ihave(peer, ids, since)
+            self.take_ihave(peer, runs, since)
         except Exception:  # hostile input must never escape (from a timer, here)
             self.bad += 1
 
-    def take_ihave(self, peer: str, ids: Any, now: float) -> None:
+    def take_ihave(self, peer: str, runs: Any, now: float) -> None:
         """Look at one announcement that came at ``now``: a missing-message timer for each
         unseen id, due at ``now`` + the graft delay."""
-        n = len(ids)
-        if n % 3 or n > _MAX_LIST:
+        n = len(runs)
+        if n % 4 or n > _MAX_LIST:
             self.bad += 1
-            n = min(n - n % 3, _MAX_LIST)
+            n = min(n - n % 4, _MAX_LIST)
         # one timer for the ids this announcement is the first of (per delay): most are
         # pushed within it, and at full rate a timer per id was a large part of the third
         # of a relay's samples that on_ihave took
         batch: list | None = None
         young: list | None = None
-        for i in range(0, n, 3):
-            o = ids[i]
-            s = ids[i + 1]
-            h = ids[i + 2]
-            if not _valid_id(o, s) or h < 0 or h >= _HOPS_MAX:
+        # unseen ids looked at: as many as one IHave of ours names. A run costs its
+        # sender a few bytes however long it claims to be, and each unseen id of it an
+        # entry and a Graft here
+        left = self.ihave_batch
+        dedup = self.dedup
+        for i in range(0, n, 4):
+            o = runs[i]
+            first = runs[i + 1]
+            last = runs[i + 2]
+            h = runs[i + 3]
+            if (
+                not _valid_id(o, first)
+                or not _valid_id(o, last)
+                or last < first
+                or h < 0
+                or h >= _HOPS_MAX
+            ):
                 self.bad += 1
                 continue
             if o == self.origin:
                 continue
-            if self.dedup.contains(o, s):
-                self.optimize_late(peer, o, s, h)
-                continue
-            key = (o, s)
-            m = self.missing.get(key)
-            if m is None:
-                if len(self.missing) >= _MAX_MISSING:
-                    continue
-                tr = self.trees.get(o) if self.anchored else None
-                if tr is not None and tr.lazy is not None and tr.count < _YOUNG:
-                    # a young own tree still lags like the anchor's tree it was copied
-                    # from: let the payload come, and move the parent to the faster
-                    # announcer without a duplicate (optimize_lag)
-                    if young is None:
-                        young = []
-                    b = young
-                else:
-                    if batch is None:
-                        batch = []
-                    b = batch
-                b.append(key)
-                self.missing[key] = _Missing(b, peer, h, now)
-            elif len(m.peers) < _MAX_ANNOUNCERS and peer not in m.peers:
-                m.hops |= h << (16 * len(m.peers))
-                m.peers.append(peer)
+            tr = self.trees.get(o)
+            if tr is not None:
+                # an announcement of the origin's latest message, delivered already
+                p = tr.pseq
+                if p is not None and first <= p <= last and dedup.contains(o, p):
+                    self.optimize_late(peer, o, p, h)
+            # a young own tree still lags like the anchor's tree it was copied from: let
+            # the payload come, and move the parent to the faster announcer without a
+            # duplicate (optimize_lag)
+            slow = self.anchored and tr is not None and tr.lazy is not None and tr.count < _YOUNG
+            s = dedup.first_missing(o, first, last)
+            while s != 0:
+                if left == 0:
+                    self.bad += 1  # more than an honest peer announces at once
+                    break
+                left -= 1
+                key = (o, s)
+                m = self.missing.get(key)
+                if m is None:
+                    if len(self.missing) < _MAX_MISSING:
+                        if slow:
+                            if young is None:
+                                young = []
+                            b = young
+                        else:
+                            if batch is None:
+                                batch = []
+                            b = batch
+                        b.append(key)
+                        self.missing[key] = _Missing(b, peer, h, now)
+                elif len(m.peers) < _MAX_ANNOUNCERS and peer not in m.peers:
+                    m.hops |= h << (16 * len(m.peers))
+                    m.peers.append(peer)
+                s = 0 if s == last else dedup.first_missing(o, s + 1, last)
+            if s != 0:
+                break  # out of unseen ids to look at
         if batch is not None:
             self.timers.schedule(now + self.graft_delay, ("G", batch))
         if young is not None:

@@ -48,7 +48,11 @@ FIELDS: dict[str, tuple[float, float, str]] = {
     ),
     # Plumtree broadcast
     "ihave_interval": (0, _INF, "Seconds IHAVE announcements are batched for (0: at once)."),
-    "ihave_batch_max": (1, 1 << 16, "Max message ids announced in one IHAVE."),
+    "ihave_batch_max": (
+        1,
+        1 << 16,
+        "Max message ids announced in one IHAVE, and unseen ids looked at in one received.",
+    ),
     "graft_timeout_1": (
         1e-4,
         _INF,

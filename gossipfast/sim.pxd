@@ -109,7 +109,9 @@ cdef class Simulator:
     @cython.locals(bcasts=dict, rec=BroadcastRecord, hops=Py_ssize_t)
     cdef _on_deliveries(self, Py_ssize_t i, list deliveries, double now)
 
-    @cython.locals(tc=dict, bcasts=dict, rec=BroadcastRecord, ids=list, k=Py_ssize_t, n=Py_ssize_t)
+    @cython.locals(
+        tc=dict, bcasts=dict, rec=BroadcastRecord, ids=list, runs=list, k=Py_ssize_t, n=Py_ssize_t
+    )
     cdef _count(self, list msgs)
 
     @cython.locals(

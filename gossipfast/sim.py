@@ -584,20 +584,25 @@ class Simulator:
                 rec = bcasts.get((m.origin, m.seq))
                 if rec is not None:
                     rec.sent += 1
-            elif tp is _IHAVE or tp is _GRAFT or tp is _WANT:
-                # IHave [o, s, hops, ...], Graft [o, s, ...], Want [o, first, last, ...]
-                # (a first message fetched on the anchored tree: [o, s, s]; catch-up
-                # ranges count by their first id); a Want is a request, as a Graft is
-                ihave = tp is _IHAVE
+            elif tp is _IHAVE:
+                # runs [o, first, last, hops, ...]: each id of a run is announced
+                runs = m.runs
+                for k in range(0, len(runs) - 3, 4):
+                    o = runs[k]
+                    for s in range(runs[k + 1], runs[k + 2] + 1):
+                        rec = bcasts.get((o, s))
+                        if rec is not None:
+                            rec.ihave += 1
+            elif tp is _GRAFT or tp is _WANT:
+                # Graft [o, s, ...], Want [o, first, last, ...] (a first message fetched
+                # on the anchored tree: [o, s, s]; catch-up ranges count by their first
+                # id); a Want is a request, as a Graft is
                 ids = m.ranges if tp is _WANT else m.ids
                 step = 2 if tp is _GRAFT else 3
                 for k in range(0, len(ids) - step + 1, step):
                     rec = bcasts.get((ids[k], ids[k + 1]))
                     if rec is not None:
-                        if ihave:
-                            rec.ihave += 1
-                        else:
-                            rec.graft += 1
+                        rec.graft += 1
 
     def _send(self, i: int, peer: str, msgs: list, now: float) -> None:
         if len(msgs) == 1 and type(msgs[0]) is _GOSSIP:

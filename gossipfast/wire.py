@@ -8,7 +8,8 @@ Peers are named by their advertised address ``"host:port"``; the sender of a mes
 the peer at the other end of the connection (known from its :class:`Hello`), so messages
 do not repeat it. Message ids travel as two integers: ``origin`` (64-bit xxh64 of the
 node id and its incarnation) and ``seq`` (that origin's counter, from 1). Lists of ids are
-flattened (``[origin, seq, origin, seq, ...]``) to keep encoding cheap.
+flattened (``[origin, seq, origin, seq, ...]``) to keep encoding cheap; announcements and
+requests of consecutive seqs travel as ranges.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Union
 import msgspec
 
 #: Bumped on any incompatible change of the messages below. Checked in the handshake.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True, gc=False):
@@ -106,9 +107,14 @@ class Gossip(msgspec.Struct, tag=20, array_like=True, frozen=True, gc=False):
 
 
 class IHave(msgspec.Struct, tag=21, array_like=True, frozen=True, gc=False):
-    """Lazy push: ids the sender has, flattened as ``[origin, seq, hops, ...]``."""
+    """Lazy push: ids the sender has, as runs ``[origin, first_seq, last_seq, hops, ...]``.
 
-    ids: list[int]
+    Each run names every seq from ``first_seq`` to ``last_seq`` of ``origin``, all
+    delivered to the sender ``hops`` links from the origin (a relay announces the
+    consecutive messages of a stream as one run).
+    """
+
+    runs: list[int]
 
 
 class Graft(msgspec.Struct, tag=22, array_like=True, frozen=True, gc=False):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import itertools
+import random
 from collections import OrderedDict
 from pathlib import Path
 from types import ModuleType
@@ -230,6 +231,29 @@ def test_missing_limits_and_unknown(mod: ModuleType) -> None:
     assert d.missing(1, 5, 100) == [1, 2, 3, 4, 5]
 
 
+def test_first_missing_walks_a_run_as_contains_would(mod: ModuleType) -> None:
+    d = mod.DedupCache(4096, 8)
+    gaps = {5, 6, 64, 65, 66, 67, 68, 69, 70, 71, 400, 1023}
+    for s in range(1, 1201):
+        if s not in gaps:
+            d.check_and_insert(9, s)
+    rng = random.Random(3)
+    for _ in range(2000):
+        first = rng.randrange(1, 1300)
+        last = first + rng.randrange(0, 300)
+        want = next((s for s in range(first, last + 1) if not d.contains(9, s)), 0)
+        assert d.first_missing(9, first, last) == want, (first, last)
+    assert d.first_missing(77, 3, 9) == 3  # an origin we never saw
+    assert d.first_missing(9, 1201, U64) == 1201
+    assert d.first_missing(9, 1200, 1200) == 0  # the high itself
+    assert d.first_missing(9, 0, 5) == 0 and d.first_missing(9, 9, 8) == 0  # invalid
+    assert d.first_missing(-1, 1, 5) == 0 and d.first_missing(9, 1, 2**64) == 0
+    # far below the window: seen
+    for s in range(2000, 9001):
+        d.check_and_insert(9, s)
+    assert d.first_missing(9, 1, 4000) == 0 and d.first_missing(9, 1, 9002) == 9001
+
+
 def test_digest_most_recent_first(mod: ModuleType) -> None:
     d = mod.DedupCache(64, 8)
     assert d.digest() == []
@@ -333,6 +357,17 @@ class DedupModel:
         gen = (s for s in range(start, hi + 1) if not self.contains(origin, s))
         return list(itertools.islice(gen, limit))
 
+    def first_missing(self, origin: int, first: int, last: int) -> int:
+        if not (self.valid(first, origin) and self.valid(last)) or first > last:
+            return 0
+        if origin not in self.state:
+            return first
+        high = self.state[origin][0]
+        for s in range(max(first, high - self.window), min(last, high) + 1):
+            if not self.contains(origin, s):
+                return s
+        return max(first, high + 1) if last > high else 0
+
     def highest(self, origin: int) -> int:
         return self.state[origin][0] if origin in self.state else 0
 
@@ -356,6 +391,7 @@ DEDUP_OPS = st.lists(
         st.tuples(st.just("advance"), ORIGINS, SEQS),
         st.tuples(st.just("missing"), ORIGINS, SEQS, st.integers(-1, 40)),
         st.tuples(st.just("highest"), ORIGINS),
+        st.tuples(st.just("first_missing"), ORIGINS, SEQS, SEQS),
         st.tuples(st.just("digest")),
     ),
     max_size=120,
@@ -387,6 +423,8 @@ def test_dedup_matches_model(build: str, window: int, max_origins: int, ops: lis
             assert real.missing(*args) == model.missing(*args), op
         elif name == "highest":
             assert real.highest(*args) == model.highest(*args), op
+        elif name == "first_missing":
+            assert real.first_missing(*args) == model.first_missing(*args), op
         else:
             assert real.digest() == model.digest()
         assert len(real) == len(model.state)

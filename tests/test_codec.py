@@ -105,7 +105,7 @@ def _frame(body: bytes) -> bytes:
 
 
 SAMPLE = [
-    [wire.Gossip(1 << 63, 1, 0, b"x" * 100), wire.IHave([1, 2, 3])],
+    [wire.Gossip(1 << 63, 1, 0, b"x" * 100), wire.IHave([1, 2, 2, 3])],
     [wire.Hello(1, "c", "n1", "127.0.0.1:7000", 9)],
     [wire.Join(), wire.Prune(), wire.Ping(7)],
     [wire.Gossip(5, 2, 1, b"")],

@@ -77,8 +77,22 @@ def test_prune_makes_the_sender_lazy_and_ihave_is_batched() -> None:
     assert e.next_deadline() is not None and e.next_deadline() <= 1.0051
     e.tick(1.006)
     outbox, _, _, _ = e.drain()
-    assert outbox == {peer(2): [IHave([o, 1, 0, o, 2, 0])]}
+    assert outbox == {peer(2): [IHave([o, 1, 2, 0])]}  # one run: seqs 1 to 2
     assert e.stats()["ihaves_sent"] == 1
+
+
+def test_announcements_of_interleaved_streams_go_as_one_run_per_stream() -> None:
+    e = engine(ihave_interval=0.005)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_frame(peer(3), [Prune([])], 1.0)
+    # two origins interleaved, then 7 of origin 8 at another hop count, then a gap
+    frame = [Gossip(o, s, 2, b"x") for s in range(1, 6) for o in (8, 9)]
+    frame += [Gossip(8, 6, 4, b"x"), Gossip(8, 9, 2, b"x")]
+    e.on_frame(peer(1), frame, 1.0)
+    e.tick(1.006)
+    assert sent(e.drain()[0], IHave) == {
+        peer(3): [IHave([8, 1, 5, 3, 9, 1, 5, 3, 8, 6, 6, 5, 8, 9, 9, 3])]
+    }
 
 
 def test_ihave_batches_are_capped() -> None:
@@ -89,9 +103,10 @@ def test_ihave_batches_are_capped() -> None:
         e.broadcast(b"%d" % k, 1.0)
     outbox, _, _, _ = e.drain()
     ihaves = sent(outbox, IHave)[peer(2)]
-    assert [len(m.ids) for m in ihaves] == [6, 6]  # 2 full batches; the 5th waits
+    o = e.origin
+    assert ihaves == [IHave([o, 1, 2, 0]), IHave([o, 3, 4, 0])]  # 2 full batches of 2 ids
     e.tick(11.0)
-    assert [len(m.ids) for m in sent(e.drain()[0], IHave)[peer(2)]] == [3]
+    assert sent(e.drain()[0], IHave)[peer(2)] == [IHave([o, 5, 5, 0])]  # the 5th waited
 
 
 def test_ihave_interval_zero_sends_at_once() -> None:
@@ -100,7 +115,7 @@ def test_ihave_interval_zero_sends_at_once() -> None:
     e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(1), [Gossip(9, 1, 0, b"x")], 1.0)
     outbox, _, _, _ = e.drain()
-    assert sent(outbox, IHave) == {peer(2): [IHave([9, 1, 1])]}
+    assert sent(outbox, IHave) == {peer(2): [IHave([9, 1, 1, 1])]}
 
 
 def test_ihave_of_missing_message_grafts_first_then_next_announcer() -> None:
@@ -108,9 +123,9 @@ def test_ihave_of_missing_message_grafts_first_then_next_announcer() -> None:
     make_active(e, [peer(1), peer(2), peer(3)])
     e.on_frame(peer(1), [Prune([])], 1.0)
     e.on_frame(peer(2), [Prune([])], 1.0)
-    e.on_frame(peer(1), [IHave([55, 7, 2])], 1.0)
-    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.01)
-    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.02)  # repeated announcer counted once
+    e.on_frame(peer(1), [IHave([55, 7, 7, 2])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 1])], 1.01)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 1])], 1.02)  # repeated announcer counted once
     assert e.drain()[0] == {}
     e.tick(1.079)
     assert e.drain()[0] == {}
@@ -135,7 +150,7 @@ def test_arrival_cancels_the_missing_timer() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 1])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 2, b"x")], 1.01)
     e.drain()
     e.tick(5.0)
@@ -144,8 +159,9 @@ def test_arrival_cancels_the_missing_timer() -> None:
 
 
 def _announced(first: int, last: int) -> list:
-    """IHave ids ``[55, s, 1, ...]`` of origin 55's seqs ``first .. last``, 1 hop away."""
-    return [x for s in range(first, last + 1) for x in (55, s, 1)]
+    """IHave runs of origin 55's seqs ``first .. last``, 1 hop away, one id per run (as a
+    relay announces messages that came out of order)."""
+    return [x for s in range(first, last + 1) for x in (55, s, s, 1)]
 
 
 def test_one_announcement_arms_one_timer_for_all_its_new_ids() -> None:
@@ -174,6 +190,21 @@ def test_one_announcement_arms_one_timer_for_all_its_new_ids() -> None:
     assert e.drain()[0] == {peer(3): [Want([55, 7, 7, 55, 14, 14])]}
 
 
+def test_a_run_gets_entries_only_for_its_unseen_ids() -> None:
+    e = engine(graft_timeout_1=0.08)
+    make_active(e, [peer(1), peer(2)])
+    e.on_frame(peer(2), [Prune([])], 1.0)
+    e.on_frame(peer(1), [Gossip(55, s, 1, b"x") for s in range(1, 21) if s not in (7, 8, 19)], 1.0)
+    e.drain()
+    e.on_frame(peer(2), [IHave([55, 3, 25, 1])], 1.01)  # 7, 8, 19 and 21..25 unseen
+    assert e.stats()["missing"] == 8
+    e.tick(1.091)
+    out = e.drain()[0]
+    # the tree pushed newer ones than the gaps: fetched; the newest are grafted
+    assert sent(out, Want) == {peer(2): [Want([55, 7, 7, 55, 8, 8, 55, 19, 19])]}
+    assert sent(out, Graft) == {peer(2): [Graft([x for s in range(21, 26) for x in (55, s)])]}
+
+
 def test_a_big_announcement_is_held_for_half_the_graft_delay() -> None:
     # a peer announcing 100 ids in one batch relays at full speed: most of them are pushed
     # to us meanwhile, and for those an entry made and dropped is wasted work
@@ -198,14 +229,12 @@ def test_a_big_announcement_is_held_for_half_the_graft_delay() -> None:
 
 def test_announcements_held_at_once_are_bounded() -> None:
     # beyond 65,536 held ids the oldest announcement is looked at early, not kept
-    e = engine(graft_timeout_1=0.08)
+    e = engine(graft_timeout_1=0.08, ihave_batch_max=1 << 16)
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    first = _announced(1, 40_000)
-    second = _announced(40_001, 80_000)
-    e.on_frame(peer(2), [IHave(first)], 1.0)
+    e.on_frame(peer(2), [IHave([55, 1, 40_000, 1])], 1.0)
     assert e.stats()["missing"] == 0
-    e.on_frame(peer(2), [IHave(second)], 1.001)
+    e.on_frame(peer(2), [IHave([55, 40_001, 80_000, 1])], 1.001)
     assert e.stats()["missing"] == 40_000 and e.pt.ann_ids == 40_000
 
 
@@ -227,7 +256,7 @@ def test_a_held_hostile_announcement_is_counted_not_raised() -> None:
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
     ids: list = _announced(1, 100)
-    ids[30] = "x"  # wrong type inside a batch big enough to be held
+    ids[41] = "x"  # wrong type inside a batch big enough to be held
     e.on_frame(peer(2), [IHave(ids)], 1.0)
     bad = e.pt.bad
     e.tick(1.5)
@@ -239,19 +268,19 @@ def test_a_peer_that_announced_a_payload_gets_no_announcement_of_it_back() -> No
     make_active(e, [peer(1), peer(2), peer(3)])
     e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(3), [Prune([])], 1.0)
-    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 1])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 1, b"x")], 1.01)
     outbox, _, deliveries, _ = e.drain()
     assert [d[:2] for d in deliveries] == [(55, 7)]
     # peer 2 has it (it said so); peer 3 may not
-    assert sent(outbox, IHave) == {peer(3): [IHave([55, 7, 2])]}
+    assert sent(outbox, IHave) == {peer(3): [IHave([55, 7, 7, 2])]}
 
 
 def test_ihave_of_known_message_is_ignored() -> None:
     e = engine()
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(1), [Gossip(55, 7, 0, b"x")], 1.0)
-    e.on_frame(peer(2), [IHave([55, 7, 0])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 0])], 1.0)
     e.drain()
     e.tick(5.0)
     assert sent(e.drain()[0], Graft) == {}
@@ -301,7 +330,7 @@ def test_repeat_senders_get_their_own_tree() -> None:
         peer(3): [Gossip(6, 3, 1, b"b")],
     }
     e.tick(1.01)
-    assert e.drain()[0] == {peer(3): [IHave([5, 3, 1])]}
+    assert e.drain()[0] == {peer(3): [IHave([5, 3, 3, 1])]}
     e.on_frame(peer(3), [Graft([5, 0])], 1.1)  # back into 5's tree, nothing to resend
     assert e.pt.tree_of(5) == ((peer(1), peer(2), peer(3)), ())
     assert e.drain()[0] == {}
@@ -338,7 +367,7 @@ def test_graft_answers_are_not_pruned_nor_pushed_back() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2), peer(3)])
     e.on_frame(peer(2), [Prune([55])], 1.0)
-    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 1])], 1.0)
     e.tick(1.08)
     assert e.drain()[0] == {peer(2): [Graft([55, 7])]}
     # the slow eager copy arrives first: not pushed to peer 2, which answers our Graft
@@ -364,7 +393,7 @@ def test_optimisation_swaps_a_long_eager_path_for_a_short_lazy_one() -> None:
     e = engine(optimization_threshold=3)
     make_active(e, [peer(1), peer(2), peer(3)])
     e.on_frame(peer(2), [Prune([])], 1.0)  # peer 2 lazy
-    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 1])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.01)  # 4 >= 1 + 3
     outbox, _, deliveries, _ = e.drain()
     assert deliveries == [(55, 7, 5, b"x")]
@@ -378,7 +407,7 @@ def test_no_optimisation_below_threshold() -> None:
     e = engine(optimization_threshold=3)
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    e.on_frame(peer(2), [IHave([55, 7, 2])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 7, 7, 2])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.01)
     outbox, _, _, _ = e.drain()
     assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
@@ -391,10 +420,10 @@ def test_late_announcement_of_a_shorter_path_replaces_the_parent() -> None:
     e.on_frame(peer(2), [Prune([])], 1.0)  # peer 2 lazy
     e.on_frame(peer(1), [Gossip(55, 7, 4, b"x")], 1.0)  # delivered at hop 5 via peer 1
     e.drain()
-    e.on_frame(peer(2), [IHave([55, 7, 3])], 1.01)  # 3 + 1 + 3 > 5: not worth it
+    e.on_frame(peer(2), [IHave([55, 7, 7, 3])], 1.01)  # 3 + 1 + 3 > 5: not worth it
     outbox, _, _, _ = e.drain()
     assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
-    e.on_frame(peer(2), [IHave([55, 7, 1])], 1.02)  # 1 + 1 + 3 <= 5: a shorter path
+    e.on_frame(peer(2), [IHave([55, 7, 7, 1])], 1.02)  # 1 + 1 + 3 <= 5: a shorter path
     outbox, _, deliveries, _ = e.drain()
     assert deliveries == []
     assert outbox[peer(2)] == [Graft([55, 0])]  # the link only: we have the payload
@@ -403,7 +432,7 @@ def test_late_announcement_of_a_shorter_path_replaces_the_parent() -> None:
     assert e.pt.tree_of(55)[1] == (peer(1),)
     assert e.stats()["optimizations"] == 1
     # the new parent is remembered: a second late announcement is measured against it
-    e.on_frame(peer(3), [IHave([55, 7, 0])], 1.03)
+    e.on_frame(peer(3), [IHave([55, 7, 7, 0])], 1.03)
     outbox, _, _, _ = e.drain()
     assert sent(outbox, Graft) == {} and sent(outbox, Prune) == {}
 
@@ -414,7 +443,7 @@ def test_late_announcement_of_an_older_message_changes_nothing() -> None:
     e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(1), [Gossip(55, 7, 9, b"x"), Gossip(55, 8, 9, b"y")], 1.0)
     e.drain()
-    e.on_frame(peer(2), [IHave([55, 7, 0])], 1.01)  # not the origin's latest: no parent known
+    e.on_frame(peer(2), [IHave([55, 7, 7, 0])], 1.01)  # not the origin's latest: no parent known
     outbox, _, _, _ = e.drain()
     assert outbox == {}
     assert peer(1) in e.eager_peers
@@ -493,7 +522,7 @@ def test_fifo_gives_up_on_a_gap_after_a_second() -> None:
 def _graft_early(e, now: float, seq: int) -> None:
     """Peer 2 (lazy) announces ``seq`` of origin 55, we graft it, then the push from
     peer 1 (eager) arrives anyway: an early graft."""
-    e.on_frame(peer(2), [IHave([55, seq, 1])], now)
+    e.on_frame(peer(2), [IHave([55, seq, seq, 1])], now)
     e.tick(now + e.stats()["graft_delay_ms"] / 1000.0 + 1e-6)
     assert sent(e.drain()[0], Graft) == {peer(2): [Graft([55, seq])]}
     e.on_frame(peer(1), [Gossip(55, seq, 3, b"slow")], now + 1.0)
@@ -530,7 +559,7 @@ def test_a_burst_of_early_grafts_doubles_the_delay_once() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    e.on_frame(peer(2), [IHave([v for k in range(1, 6) for v in (55, k, 1)])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 1, 5, 1])], 1.0)
     e.tick(1.081)
     assert sent(e.drain()[0], Graft) == {
         peer(2): [Graft([v for k in range(1, 6) for v in (55, k)])]
@@ -551,7 +580,7 @@ def test_a_push_late_behind_its_announcement_lengthens_the_delay_before_any_graf
     e.on_frame(peer(2), [Prune([])], 1.0)
 
     def late(seq: int, at: float, lag: float) -> None:
-        e.on_frame(peer(2), [IHave([55, seq, 1])], at)
+        e.on_frame(peer(2), [IHave([55, seq, seq, 1])], at)
         e.on_frame(peer(1), [Gossip(55, seq, 3, b"late")], at + lag)
         e.drain()
 
@@ -567,7 +596,7 @@ def test_a_push_late_behind_its_announcement_lengthens_the_delay_before_any_graf
     late(5, 5.0, 5.0)  # bounded by the cap
     assert e.stats()["graft_delay_ms"] == 640
     # and the next announced message that does not come is grafted after that delay
-    e.on_frame(peer(2), [IHave([55, 6, 1])], 20.0)
+    e.on_frame(peer(2), [IHave([55, 6, 6, 1])], 20.0)
     e.tick(20.639)
     assert sent(e.drain()[0], Graft) == {}
     e.tick(20.64)
@@ -578,7 +607,7 @@ def test_a_needed_graft_does_not_lengthen_the_delay() -> None:
     e = engine(graft_timeout_1=0.08)
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
-    e.on_frame(peer(2), [IHave([55, 1, 1])], 1.0)
+    e.on_frame(peer(2), [IHave([55, 1, 1, 1])], 1.0)
     e.tick(1.081)
     e.drain()
     e.on_frame(peer(2), [Gossip(55, 1, 1, b"answer")], 1.1)  # only the answer comes
@@ -600,7 +629,7 @@ def _own_tree_announcing(seq: int, **cfg: float):
     make_active(e, [peer(1), peer(2), peer(3)])
     _own_tree(e)
     e.on_frame(peer(2), [Prune([55])], 1.1)
-    e.on_frame(peer(2), [IHave([55, seq, 1])], 1.1)
+    e.on_frame(peer(2), [IHave([55, seq, seq, 1])], 1.1)
     return e
 
 
@@ -641,7 +670,7 @@ def test_a_payload_is_not_pushed_to_a_peer_that_announced_it() -> None:
     # peer 2 is eager at our end but announces: it has the payload. A copy from us would
     # only make it prune us, and when we had grafted it for other messages of a stalled
     # tree, that undid the repair
-    e.on_frame(peer(2), [IHave([55, 3, 1])], 1.1)
+    e.on_frame(peer(2), [IHave([55, 3, 3, 1])], 1.1)
     e.on_frame(peer(1), [Gossip(55, 3, 1, b"c")], 1.12)
     outbox, _, deliveries, _ = e.drain()
     assert [d[1] for d in deliveries] == [3]
@@ -706,7 +735,7 @@ def test_a_message_queued_behind_the_trees_pushes_waits_for_them() -> None:
     d = e.stats()["graft_delay_ms"] / 1000.0
     assert d == 0.22
     # a tree silent for a whole graft delay is broken: graft as the paper does
-    e.on_frame(peer(2), [IHave([55, 6, 1])], 2.1)
+    e.on_frame(peer(2), [IHave([55, 6, 6, 1])], 2.1)
     e.tick(2.1 + d - 0.001)
     assert sent(e.drain()[0], Graft) == {}
     e.tick(2.1 + d + 1e-6)

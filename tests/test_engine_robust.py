@@ -36,9 +36,9 @@ HOSTILE = [
     Gossip(5, 1, -1, b"x"),
     Gossip(5, 1, BIG, b"x"),
     Gossip("x", 1, 0, b"x"),  # type: ignore[arg-type]
-    IHave([1, 2]),
-    IHave([1, 2, 3, "a", None, 4]),  # type: ignore[list-item]
-    IHave([-1, 1, 0, 5, BIG, 0, 5, 1, -7]),
+    IHave([1, 2, 2]),
+    IHave([1, 2, 2, 3, "a", None, 4, 0]),  # type: ignore[list-item]
+    IHave([-1, 1, 1, 0, 5, BIG, BIG, 0, 5, 1, 1, -7, 5, 3, 2, 0, 5, 1, BIG, 0]),
     IHave(None),  # type: ignore[arg-type]
     Graft([1]),
     Graft(["a", "b"]),  # type: ignore[list-item]
@@ -113,13 +113,23 @@ def test_huge_ttl_is_clamped() -> None:
 def test_ihave_flood_is_bounded() -> None:
     e = engine()
     make_active(e, [peer(1)])
-    ids = []
+    runs = []
     for s in range(1, 200_001):
-        ids += (s, 1, 0)
-    e.on_frame(peer(1), [IHave(ids)], 1.0)
-    # at most _MAX_LIST / 3 entries looked at, at most _MAX_MISSING timers
-    assert e.stats()["missing"] <= 1 << 16
+        runs += (s, 1, 1, 0)
+    e.on_frame(peer(1), [IHave(runs)], 1.0)
+    e.tick(2.0)
+    # at most as many unseen ids looked at as one IHave of ours names
+    assert e.stats()["missing"] == 1024
     assert e.stats()["bad_messages"] >= 1
+
+
+def test_one_long_run_costs_no_more_than_an_honest_announcement() -> None:
+    # 16 bytes on the wire name 2**62 seqs: each unseen one would be an entry and a Graft
+    e = engine()
+    make_active(e, [peer(1)])
+    e.on_frame(peer(1), [IHave([7, 1, 1 << 62, 0])], 1.0)
+    e.tick(1.5)
+    assert e.stats()["missing"] == 1024 and e.stats()["bad_messages"] == 1
 
 
 def _struct_strategy() -> st.SearchStrategy:

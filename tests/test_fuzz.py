@@ -242,7 +242,7 @@ def random_message(r: random.Random) -> Any:
         seq = r.choice([r.randrange(1, 200), _int(r)])
         return wire.Gossip(origin, seq, r.choice([0, 1, 5, _int(r)]), payload)
     if kind == 11:
-        return wire.IHave(_ids(r, 3 * _size(r)))
+        return wire.IHave(_ids(r, 4 * _size(r)))
     if kind == 12:
         return wire.Graft(_ids(r, 2 * _size(r)))
     if kind == 13:
@@ -494,6 +494,7 @@ def test_extreme_values_each_message_type() -> None:
     huge_views = [f"127.0.0.1:{9000 + i % 50000}" for i in range(100_000)]
     cases: list[Any] = [
         wire.IHave(huge_ids),
+        wire.IHave([5, 1, (1 << 63) - 1, 0] * 1000),  # runs of 2**63 seqs each
         wire.Graft(huge_ids[:-1]),
         wire.Want([5, 1, (1 << 63) - 1] * 1000),
         wire.Digest(huge_ids[:-1]),
@@ -508,7 +509,8 @@ def test_extreme_values_each_message_type() -> None:
             wire.Gossip(1, v, 0, b"y"),
             wire.ForwardJoin(PEERS[5], v),
             wire.Shuffle(PEERS[5], v, [PEERS[4]]),
-            wire.IHave([v, v, v]),
+            wire.IHave([v, v, v, v]),
+            wire.IHave([1, 1, v, 0]),
             wire.Graft([v, v]),
             wire.Digest([v, v]),
             wire.Want([v, v, v, 1, 1, v]),
@@ -583,7 +585,8 @@ def test_ihave_flood_memory_plateaus() -> None:
         for _ in range(batches):
             ids = []
             for _ in range(1000):
-                ids += (r.getrandbits(64), r.randrange(1, 1 << 40), 1)
+                s = r.randrange(1, 1 << 40)
+                ids += (r.getrandbits(64), s, s, 1)
             e.on_frame(PEERS[0], [wire.IHave(ids)], now)
             now += 0.01
             e.tick(now)

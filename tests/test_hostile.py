@@ -298,7 +298,8 @@ def test_ihave_flood_for_unknown_ids(arun: Any, caplog: Any) -> None:
                 rss_mid.append(_rss())
             ids = []
             for _ in range(1000):
-                ids += (r.getrandbits(64), r.randrange(1, 1 << 40), 1)
+                s = r.randrange(1, 1 << 40)
+                ids += (r.getrandbits(64), s, s, 1)
             ev.send(wire.IHave(ids))
             sent[0] += 1000
             await ev.drain(0.5)
@@ -336,8 +337,8 @@ def test_graft_storm(arun: Any, caplog: Any) -> None:
                 if type(m) is wire.Gossip:
                     known += (m.origin, m.seq)
                 elif type(m) is wire.IHave:
-                    for i in range(0, len(m.ids), 3):
-                        known += (m.ids[i], m.ids[i + 1])
+                    for i in range(0, len(m.runs), 4):  # each run's first id
+                        known += (m.runs[i], m.runs[i + 1])
         assert known, "the attacker heard no broadcast"
         t_end = time.monotonic() + 3.0
         while time.monotonic() < t_end:  # then ask for them again and again, reading nothing
@@ -368,8 +369,8 @@ def test_want_storm(arun: Any, caplog: Any) -> None:
             for m in await ev.read_some():
                 if type(m) is wire.Gossip:
                     origin = m.origin
-                elif type(m) is wire.IHave and m.ids:
-                    origin = m.ids[0]
+                elif type(m) is wire.IHave and m.runs:
+                    origin = m.runs[0]
         assert origin is not None, "the attacker heard no broadcast"
         t_end = time.monotonic() + 2.0
         while time.monotonic() < t_end:  # "send me everything", over and over

@@ -231,7 +231,7 @@ def test_one_write_per_peer_per_loop_turn(arun: Any) -> None:
         before = a.counters()["frames_sent"]
         # 100 engine inputs in one loop turn, 3 messages each
         for i in range(100):
-            ea.send(peer, wire.Gossip(1, i + 1, 0, b"x"), wire.IHave([1, i, 0]), wire.Prune())
+            ea.send(peer, wire.Gossip(1, i + 1, 0, b"x"), wire.IHave([1, i, i, 0]), wire.Prune())
             poke(a)
         await until(lambda: sum(map(len, got)) > 0)
         await asyncio.sleep(0.1)
@@ -664,7 +664,7 @@ def test_back_pressure_pauses_only_the_inputs_that_feed_it(arun: Any) -> None:
         # the kernel buffers toward the sink fill within this: congested for good then
         await asyncio.sleep(0.3)
         for i in range(20):
-            lazy.write(encode_frame([wire.IHave([1, 2000 + i, 1])]))
+            lazy.write(encode_frame([wire.IHave([1, 2000 + i, 2000 + i, 1])]))
             await until(lambda i=i: len(relay.received("127.0.0.1:7")) == i + 1)
             assert tr.paused_links > 0
             assert not conn("127.0.0.1:7").bp_paused

@@ -55,7 +55,7 @@ def _samples() -> list[wire.WireMessage]:
         wire.Shuffle("h:3", 5, ["h:4", "h:5"]),
         wire.ShuffleReply(["h:6"]),
         wire.Gossip(2**64 - 1, 2**63, 3, b"\x00payload"),
-        wire.IHave([1, 2, 3, 4, 5, 6]),
+        wire.IHave([1, 2, 3, 4, 5, 6, 7, 8]),
         wire.Graft([1, 2]),
         wire.Prune([1, 2]),
         wire.Beacon(3, 2**64 - 1, 9, 4, True),

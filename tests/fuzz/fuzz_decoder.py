@@ -103,7 +103,7 @@ def _seed_corpus(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     seeds = [
         [wire.Gossip(5, 1, 0, b"payload")],
-        [wire.IHave([5, 2, 1, 5, 3, 1]), wire.Graft([5, 2])],
+        [wire.IHave([5, 2, 3, 1]), wire.Graft([5, 2])],
         [wire.Prune([5]), wire.Digest([5, 3]), wire.Want([5, 1, 3])],
         [wire.Join(), wire.ForwardJoin("127.0.0.1:9000", 6)],
         [wire.Neighbor(True), wire.NeighborReply(False), wire.Disconnect(True)],
