@@ -124,3 +124,27 @@ def test_broadcast_many_one_neighbour(benchmark: Any, loop: asyncio.AbstractEven
         benchmark.extra_info["calls_per_s"] = N / benchmark.stats.stats.mean
     finally:
         _close(loop, nodes)
+
+
+def _deliveries() -> list[tuple[int, int, int, bytes]]:
+    return [(0xDEAD_BEEF_CAFE_BABE, 1000 + k, 3, PAYLOAD) for k in range(N)]
+
+
+@pytest.mark.benchmark(group="node-deliver")
+def test_deliver_to_the_hook(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """N engine deliveries made into Messages and handed to ``handle_broadcast``."""
+    node = _Counting("127.0.0.1:0")
+    batch = _deliveries()
+    benchmark(node._on_deliveries, batch)
+    assert node.received >= N  # type: ignore[attr-defined]
+    benchmark.extra_info["compiled"] = gossipfast.COMPILED
+
+
+@pytest.mark.benchmark(group="node-deliver")
+def test_deliver_to_the_queue(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """N engine deliveries made into Messages and queued for ``messages()``."""
+    node = gossipfast.Node("127.0.0.1:0", config=gossipfast.Config(message_queue_size=N))
+    batch = _deliveries()
+    benchmark(node._on_deliveries, batch)
+    assert len(node._msgs) == N
+    benchmark.extra_info["compiled"] = gossipfast.COMPILED
