@@ -141,10 +141,30 @@ cdef class _Stored:
 
 
 cdef Py_ssize_t _COMPACT_MIN
+cdef long long _GAP_MAX
+
+
+cdef class _Seqs:
+    cdef list slots
+    cdef long long base
+    cdef Py_ssize_t head
+    cdef dict extra
+    cdef Py_ssize_t count
+
+    @cython.locals(i=cython.longlong, e=_Stored)
+    cdef _Stored find(self, long long seq)
+
+    @cython.locals(slots=list, n=Py_ssize_t, i=cython.longlong)
+    cdef add(self, long long seq, _Stored e)
+
+    @cython.locals(slots=list, n=Py_ssize_t, i=cython.longlong, h=Py_ssize_t)
+    cdef remove(self, long long seq, _Stored e)
 
 
 cdef class PayloadStore:
     cdef dict _by_origin
+    cdef _Seqs _last
+    cdef unsigned long long _last_o
     cdef list _fifo
     cdef Py_ssize_t _head
     cdef Py_ssize_t _count
@@ -153,13 +173,18 @@ cdef class PayloadStore:
     cdef double _max_age
     cdef readonly Py_ssize_t nbytes
 
-    @cython.locals(fifo=list, e=_Stored, by_seq=dict)
+    @cython.locals(q=_Seqs)
+    cdef _Seqs _seqs(self, object origin, unsigned long long o)
+
+    @cython.locals(fifo=list, e=_Stored, q=_Seqs)
     cdef _drop_oldest(self)
 
-    @cython.locals(by_seq=dict, size=Py_ssize_t, dropped=Py_ssize_t, e=_Stored)
+    @cython.locals(
+        o=cython.ulonglong, q=_Seqs, size=Py_ssize_t, dropped=Py_ssize_t, e=_Stored
+    )
     cpdef put(self, object origin, object seq, object hops, object payload, double now)
 
-    @cython.locals(by_seq=dict, e=_Stored)
+    @cython.locals(o=cython.ulonglong, s=cython.longlong, q=_Seqs, e=_Stored)
     cpdef object get(self, object origin, object seq)
 
     @cython.locals(cutoff=double, dropped=Py_ssize_t, fifo=list, e=_Stored)

@@ -438,6 +438,96 @@ class _Stored:
 
 #: Dropped slots at the head of the FIFO list before it is compacted.
 _COMPACT_MIN = 1024
+#: An origin's payloads sit in a list indexed by seq while they come in order, or past
+#: gaps of at most this many seqs (messages not stored); the others go to a dict.
+_GAP_MAX = 8
+
+
+class _Seqs:
+    """The stored payloads of one origin.
+
+    ``slots[i]`` is the entry of seq ``base + i`` (None: not stored) for ``i >= head``;
+    seqs that do not fit there (below ``head``, past a longer gap, negative) are in
+    ``extra``. A relay stores each origin's messages mostly in order, so a put is a list
+    append and a drop (oldest first) a slot cleared at the head: no int to hash and no
+    dict entry per payload (those were most of a put's cost). After a longer jump the
+    later seqs go to ``extra`` (as fast as the old dict per origin) until the list's
+    entries are evicted; padding is bounded by ``_GAP_MAX`` slots per entry.
+    """
+
+    __slots__ = ("base", "count", "extra", "head", "slots")
+
+    def __init__(self) -> None:
+        self.slots: list[_Stored | None] = []
+        self.base = 0
+        self.head = 0
+        self.extra: dict[int, _Stored] | None = None
+        self.count = 0
+
+    def find(self, seq: int) -> _Stored | None:
+        """The entry of ``seq``, or None."""
+        if seq >= self.base:
+            i = seq - self.base
+            if self.head <= i < len(self.slots):
+                e = self.slots[i]
+                if e is not None:
+                    return e
+        if self.extra:
+            return self.extra.get(seq)
+        return None
+
+    def add(self, seq: int, e: _Stored) -> None:
+        """Hold ``e`` as the entry of ``seq`` (not held yet)."""
+        slots = self.slots
+        n = len(slots)
+        self.count += 1
+        if seq >= 0:
+            if n == self.head:
+                if n:
+                    del slots[:]
+                self.base = seq
+                self.head = 0
+                slots.append(e)
+                return
+            if seq >= self.base:
+                i = seq - self.base
+                if i >= n:
+                    if i - n <= _GAP_MAX:
+                        while n < i:
+                            slots.append(None)
+                            n += 1
+                        slots.append(e)
+                        return
+                elif i >= self.head and slots[i] is None:
+                    slots[i] = e
+                    return
+        if self.extra is None:
+            self.extra = {}
+        self.extra[seq] = e
+
+    def remove(self, seq: int, e: _Stored) -> None:
+        """Drop ``e``, the entry of ``seq``."""
+        self.count -= 1
+        slots = self.slots
+        n = len(slots)
+        if seq >= self.base:
+            i = seq - self.base
+            if self.head <= i < n and slots[i] is e:
+                slots[i] = None
+                if i == self.head:
+                    h = i + 1
+                    while h < n and slots[h] is None:
+                        h += 1
+                    if h == n:
+                        del slots[:]
+                        h = 0
+                    elif h >= _COMPACT_MIN and h * 2 >= n:
+                        del slots[:h]
+                        self.base += h
+                        h = 0
+                    self.head = h
+                return
+        del self.extra[seq]  # type: ignore[union-attr]  # held, so in extra
 
 
 class PayloadStore:
@@ -447,9 +537,9 @@ class PayloadStore:
     compiled build keeps entries out of the cyclic GC, which is safe only for objects
     that cannot refer back to the store.
 
-    Entries live in ``origin -> {seq: entry}`` dicts (no tuple key to build and hash
-    per call) and in a FIFO list read from a moving head, compacted once the dropped
-    head is at least half of it, so eviction is amortised O(1).
+    Entries live in one :class:`_Seqs` per origin (found through ``origin -> _Seqs``,
+    the last one used cached) and in a FIFO list read from a moving head, compacted once
+    the dropped head is at least half of it, so eviction is amortised O(1).
     """
 
     __slots__ = (
@@ -457,6 +547,8 @@ class PayloadStore:
         "_count",
         "_fifo",
         "_head",
+        "_last",
+        "_last_o",
         "_max_age",
         "_max_bytes",
         "_max_messages",
@@ -468,13 +560,27 @@ class PayloadStore:
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._max_age = max_age
-        self._by_origin: dict[object, dict[object, _Stored]] = {}
+        self._by_origin: dict[object, _Seqs] = {}
+        # the origin of the last put or drop and its entries (one stream: no dict lookup)
+        self._last: _Seqs | None = None
+        self._last_o = 0
         # Insert order == time order (``now`` never goes back), so the oldest is first.
         self._fifo: list[_Stored | None] = []
         self._head = 0
         self._count = 0
         #: Total payload bytes held.
         self.nbytes = 0
+
+    def _seqs(self, origin: object, o: int) -> _Seqs | None:
+        """The entries of origin ``o`` (``origin`` as an object), cached as the last."""
+        q = self._last
+        if q is not None and self._last_o == o:
+            return q
+        q = self._by_origin.get(origin)
+        if q is not None:
+            self._last = q
+            self._last_o = o
+        return q
 
     def _drop_oldest(self) -> None:
         fifo = self._fifo
@@ -484,17 +590,22 @@ class PayloadStore:
         if self._head >= _COMPACT_MIN and self._head * 2 >= len(fifo):
             del fifo[: self._head]
             self._head = 0
-        by_seq = self._by_origin[e.origin]
-        del by_seq[e.seq]
-        if not by_seq:
-            del self._by_origin[e.origin]  # bounded: no empty dict per past origin
+        q = self._last
+        if q is None or self._last_o != e.origin:
+            q = self._by_origin[e.origin]
+        q.remove(e.seq, e)
+        if not q.count:
+            del self._by_origin[e.origin]  # bounded: nothing kept per past origin
+            if q is self._last:
+                self._last = None
         self._count -= 1
         self.nbytes -= e.size
 
     def put(self, origin: int, seq: int, hops: int, payload: bytes, now: float) -> None:
         """Store a payload (no-op if the id is stored or it alone exceeds ``max_bytes``)."""
-        by_seq = self._by_origin.get(origin)
-        if by_seq is not None and seq in by_seq:
+        o = origin
+        q = self._seqs(origin, o)
+        if q is not None and q.find(seq) is not None:
             return
         size = len(payload)
         if size > self._max_bytes or self._max_messages <= 0:
@@ -503,29 +614,36 @@ class PayloadStore:
         while self._count >= self._max_messages or self.nbytes + size > self._max_bytes:
             self._drop_oldest()
             dropped += 1
-        if dropped:
-            by_seq = self._by_origin.get(origin)  # eviction may have removed it
-        if by_seq is None:
-            by_seq = {}
-            self._by_origin[origin] = by_seq
+        if dropped and q is not None and not q.count:
+            q = None  # eviction removed it
+        if q is None:
+            q = _Seqs()
+            self._by_origin[origin] = q
+            self._last = q
+            self._last_o = o
         e = _Stored.__new__(_Stored)
-        e.origin = origin
+        e.origin = o
         e.seq = seq
         e.hops = hops
         e.payload = payload
         e.size = size
         e.time = now
-        by_seq[seq] = e
+        q.add(seq, e)
         self._fifo.append(e)
         self._count += 1
         self.nbytes += size
 
     def get(self, origin: int, seq: int) -> tuple[int, bytes] | None:
         """``(hops, payload)`` of a stored id, or None."""
-        by_seq = self._by_origin.get(origin)
-        if by_seq is None:
+        try:
+            o = origin
+            s = seq
+        except (OverflowError, TypeError):
             return None
-        e = by_seq.get(seq)
+        q = self._seqs(origin, o)
+        if q is None:
+            return None
+        e = q.find(s)
         if e is None:
             return None
         return (e.hops, e.payload)
@@ -551,5 +669,4 @@ class PayloadStore:
         """True if the ``(origin, seq)`` tuple is stored."""
         if not isinstance(key, tuple) or len(key) != 2:
             return False
-        by_seq = self._by_origin.get(key[0])
-        return by_seq is not None and key[1] in by_seq
+        return self.get(key[0], key[1]) is not None

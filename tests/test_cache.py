@@ -524,6 +524,54 @@ def test_store_long_run(mod: ModuleType) -> None:
     assert s.get(1, 1) == (0, b"again")
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_store_streams_with_gaps_and_late_payloads(mod: ModuleType, seed: int) -> None:
+    # the shapes a relay stores: each origin's stream in order, with gaps (messages not
+    # stored yet), late payloads (grafted, fetched) and far jumps, checked against a dict
+    rng = random.Random(seed)
+    cap = 1500
+    s = mod.PayloadStore(cap, 1 << 30, 1e9)
+    model: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
+    nxt = {1: 1, 2: 1, 3: 10**12}
+    skipped: list[tuple[int, int]] = []
+    for k in range(20_000):
+        o = rng.choice((1, 1, 1, 2, 3))
+        r = rng.random()
+        if r < 0.05 and skipped:
+            key = skipped.pop(rng.randrange(len(skipped)))  # a late one
+        else:
+            gap = rng.choice((0,) * 20 + (1, 2, 8, 9, 500))
+            for g in range(gap):
+                skipped.append((o, nxt[o] + g))
+            key = (o, nxt[o] + gap)
+            nxt[o] += gap + 1
+        payload = b"%d" % k
+        s.put(key[0], key[1], k % 7, payload, float(k))
+        if key not in model:
+            if len(model) >= cap:
+                model.popitem(last=False)
+            model[key] = (k % 7, payload)
+        if k % 97 == 0:
+            skipped = skipped[-3000:]
+            for key in rng.sample(list(model), min(20, len(model))) + skipped[-20:]:
+                assert s.get(*key) == model.get(key), key
+        assert len(s) == len(model)
+    for key, value in model.items():
+        assert s.get(*key) == value
+    assert s.expire(2e9) == len(model) and len(s) == 0 and s.nbytes == 0
+
+
+def test_store_odd_seqs(mod: ModuleType) -> None:
+    s = mod.PayloadStore(10, 1000, 60.0)
+    for seq in (5, 0, -3, 4, 6, 2**63 - 1, 3):
+        s.put(1, seq, 0, b"%d" % seq, 0.0)
+    for seq in (5, 0, -3, 4, 6, 2**63 - 1, 3):
+        assert s.get(1, seq) == (0, b"%d" % seq)
+    assert s.get(1, 7) is None and s.get(1, -4) is None and s.get(1, 2**70) is None
+    assert s.get(-1, 5) is None and s.get("x", 5) is None and ("x", 5) not in s
+    assert s.expire(1e9) == 7 and len(s) == 0
+
+
 STORE_OPS = st.lists(
     st.one_of(
         st.tuples(
