@@ -58,6 +58,10 @@ cdef class _Lazy:
     cdef public list runs
     cdef public Py_ssize_t ids
     cdef public dict at
+    cdef public Py_ssize_t last
+    cdef public unsigned long long lo
+    cdef public long long ls
+    cdef public Py_ssize_t lh
 
 
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, total=Py_ssize_t, d=object)
@@ -207,7 +211,15 @@ cdef class Plumtree:
     @cython.locals(t=_Tree)
     cpdef optimize_lag(self, str sender, object o, _Missing m, object hops, double now)
 
-    @cython.locals(a=_Lazy, runs=list, n=Py_ssize_t, i=Py_ssize_t, j=object)
+    @cython.locals(
+        a=_Lazy,
+        runs=list,
+        i=Py_ssize_t,
+        j=object,
+        oc=cython.ulonglong,
+        sc=cython.longlong,
+        hc=Py_ssize_t,
+    )
     cpdef announce(self, str peer, object o, object s, object h, double now)
 
     @cython.locals(q=dict, a=_Lazy)

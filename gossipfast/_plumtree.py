@@ -170,12 +170,18 @@ class _Lazy:
     rate, each id of a flat list was queued, encoded, decoded and looked at on its own).
     """
 
-    __slots__ = ("at", "ids", "runs")
+    __slots__ = ("at", "ids", "last", "lh", "lo", "ls", "runs")
 
     def __init__(self) -> None:
         self.runs: list[int] = []
         self.ids = 0  # ids the runs name
         self.at: dict[int, int] = {}  # origin -> index of its latest run
+        # the run extended last (index, origin, last seq, hops) as C numbers in the
+        # compiled build: most announcements extend it, without a compare of int objects
+        self.last = -1
+        self.lo = 0
+        self.ls = 0
+        self.lh = 0
 
 
 def _valid_id(origin: Any, seq: Any) -> bool:
@@ -778,20 +784,30 @@ class Plumtree:
                 self.ihave_armed = True
                 self.timers.schedule(now + self.ihave_interval, ("i",))
         runs = a.runs
-        n = len(runs)
-        i = n - 4
-        if i >= 0 and runs[i] != o:
-            # another origin's run is the latest (several streams interleave)
+        oc = o
+        sc = s
+        hc = h
+        i = a.last
+        if i < 0 or a.lo != oc:
+            # another origin's run was extended last (several streams interleave)
             j = a.at.get(o)
             i = -1 if j is None else j
-        if i >= 0 and runs[i + 2] + 1 == s and runs[i + 3] == h:
+            if i >= 0:
+                a.ls = runs[i + 2]
+                a.lh = runs[i + 3]
+        if i >= 0 and a.ls + 1 == sc and a.lh == hc:
             runs[i + 2] = s
         else:
-            a.at[o] = n
+            i = len(runs)
+            a.at[o] = i
             runs.append(o)
             runs.append(s)
             runs.append(s)
             runs.append(h)
+            a.lh = hc
+        a.last = i
+        a.lo = oc
+        a.ls = sc
         a.ids += 1
         if a.ids >= self.ihave_batch:
             del self.lazyq[peer]
