@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from enginekit import engine, make_active, peer, sent
 
@@ -93,6 +95,40 @@ def test_announcements_of_interleaved_streams_go_as_one_run_per_stream() -> None
     assert sent(e.drain()[0], IHave) == {
         peer(3): [IHave([8, 1, 5, 3, 9, 1, 5, 3, 8, 6, 6, 5, 8, 9, 9, 3])]
     }
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_runs_name_exactly_the_announced_ids(seed: int) -> None:
+    # streams of three origins, mostly in order, some seqs ahead or behind, hop counts
+    # that change, two lazy peers, batches cut at random sizes: expanded, the runs sent
+    # are the announcements made, each once, to the peer it was made for
+    rng = random.Random(seed)
+    e = engine(ihave_interval=10.0, ihave_batch_max=rng.choice([3, 50, 1024]))
+    pt = e.pt
+    made = []
+    nxt = {o: rng.randrange(1, 100) for o in (5, 6, 7)}
+    for _ in range(rng.randrange(1, 400)):
+        o = rng.choice((5, 5, 6, 7))
+        r = rng.random()
+        if r < 0.8:
+            s = nxt[o]
+        elif r < 0.9:
+            s = nxt[o] + rng.randrange(1, 5)
+        else:
+            s = max(1, nxt[o] - rng.randrange(1, 5))
+        nxt[o] = max(nxt[o], s + 1)
+        p = rng.choice((peer(1), peer(2)))
+        h = rng.choice((1, 1, 1, 2))
+        pt.announce(p, o, s, h, 1.0)
+        made.append((p, o, s, h))
+    pt.flush_ihaves()
+    got = []
+    for p, msgs in e.drain()[0].items():
+        for m in msgs:
+            for i in range(0, len(m.runs), 4):
+                o, first, last, h = m.runs[i : i + 4]
+                got += [(p, o, s, h) for s in range(first, last + 1)]
+    assert sorted(got) == sorted(made)
 
 
 def test_ihave_batches_are_capped() -> None:
