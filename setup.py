@@ -20,7 +20,16 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 # Order matters only for readability; every name here has a .py and a .pxd.
-HOT_MODULES = ["_codec", "_cache", "_peers", "_timers", "_plumtree", "_hyparview", "sim"]
+HOT_MODULES = [
+    "_codec",
+    "_cache",
+    "_peers",
+    "_timers",
+    "_plumtree",
+    "_hyparview",
+    "_deliver",
+    "sim",
+]
 
 
 def _flag(name: str) -> bool:

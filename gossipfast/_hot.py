@@ -24,6 +24,7 @@ HOT_MODULES: tuple[str, ...] = (
     "_timers",
     "_plumtree",
     "_hyparview",
+    "_deliver",
     "sim",
 )
 

@@ -20,12 +20,14 @@ import random
 import secrets
 import socket
 import ssl as _ssl
-import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._deliver import call_each as _call_each
+from ._deliver import message_id as _message_id
+from ._deliver import messages as _messages
 from .config import Config
 from .errors import JoinError, NodeClosed
 from .stats import Stats
@@ -38,9 +40,6 @@ log = logging.getLogger("gossipfast")
 # messages of broadcast_many) wait for the end of the loop turn, so a caller that never
 # yields still sees kernel back-pressure, and a turn's batch stays bounded.
 _FLUSH_EVERY = 256
-# MessageId without the length check of its constructor: 16 bytes by construction.
-_pack_id = struct.Struct(">QQ").pack
-_new_id = bytes.__new__
 # Bound of the events() queue (oldest dropped): membership changes are rare.
 _EVENT_QUEUE_SIZE = 10_000
 
@@ -280,7 +279,7 @@ class Node:
             tr.defer()
         if tr.paused_links and tr.congested:
             await tr.wait_writable()
-        return _new_id(MessageId, _pack_id(origin, seq))
+        return _message_id(origin, seq)
 
     async def broadcast_many(self, payloads: Iterable[bytes]) -> list[MessageId]:
         """Broadcast several payloads at once, in order; return their ids.
@@ -307,7 +306,7 @@ class Node:
             tr.flush()
         if tr.paused_links and tr.congested:
             await tr.wait_writable()
-        return [_new_id(MessageId, _pack_id(o, s)) for o, s in ids]
+        return [_message_id(o, s) for o, s in ids]
 
     def handle_broadcast(self, message: Message) -> None:
         """Called once per delivered broadcast; the default feeds :meth:`messages`.
@@ -413,22 +412,12 @@ class Node:
     def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
         if self._observers:
             self._observe(deliveries)
-        own = self._origin
-        names = self._origin_names
+        msgs = _messages(deliveries, self._origin, self._origin_names)
         if type(self).handle_broadcast is Node.handle_broadcast:
-            # No hook: build the messages and queue them in one pass, wake once.
+            # No hook: queue the messages in one pass, wake once.
             q = self._msgs
-            cap = self.config.message_queue_size
-            for origin, seq, hops, payload in deliveries:
-                if origin == own:
-                    continue
-                name = names.get(origin)
-                if name is None:
-                    if len(names) >= 4096:  # bounded cache of origin -> hex string
-                        names.clear()
-                    name = names[origin] = origin_str(origin)
-                q.append(Message(_new_id(MessageId, _pack_id(origin, seq)), name, payload, hops))
-            over = len(q) - cap
+            q.extend(msgs)
+            over = len(q) - self.config.message_queue_size
             if over > 0:
                 for _ in range(over):
                     q.popleft()
@@ -436,22 +425,15 @@ class Node:
                 self._lagged_total += over
             self._wake()
             return
-        for origin, seq, hops, payload in deliveries:
-            if origin == own:
-                continue
-            name = names.get(origin)
-            if name is None:
-                if len(names) >= 4096:  # bounded cache of origin -> hex string
-                    names.clear()
-                name = names[origin] = origin_str(origin)
-            msg = Message(_new_id(MessageId, _pack_id(origin, seq)), name, payload, hops)
-            try:
-                self.handle_broadcast(msg)
-            except Exception:
-                # A failing user hook must not stop delivery to the others.
-                self._hook_errors += 1
-                if self._hook_errors == 1:
-                    log.exception("handle_broadcast raised (further errors not logged)")
+        failures, exc = _call_each(self.handle_broadcast, msgs)
+        if failures:
+            # A failing user hook does not stop delivery to the others.
+            if self._hook_errors == 0:
+                log.error(
+                    "handle_broadcast raised (further errors not logged)",
+                    exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+                )
+            self._hook_errors += failures
 
     def _observe(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
         for obs in list(self._observers):

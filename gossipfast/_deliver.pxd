@@ -1,0 +1,17 @@
+# Typed declarations that Cython applies to _deliver.py (pure-Python mode, augmenting .pxd).
+import cython
+
+
+cdef object _pack
+cdef object _new_bytes
+cdef Py_ssize_t _NAMES_MAX
+cdef object Message
+cdef object MessageId
+
+cpdef object message_id(object origin, object seq)
+
+@cython.locals(out=list, d=tuple, name=object)
+cpdef list messages(list deliveries, object own, dict names)
+
+@cython.locals(failures=Py_ssize_t)
+cpdef tuple call_each(object hook, list msgs)

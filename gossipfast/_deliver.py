@@ -1,0 +1,64 @@
+# cython: annotation_typing=False
+"""Deliveries to the application: the engine's tuples made into public messages.
+
+Hot module (compiled by Cython with ``_deliver.pxd``; nothing here imports Cython). At
+full rate a node hands tens of thousands of messages a second to the application; in
+the interpreter, the loop that built each :class:`~gossipfast.types.Message` and called
+the hook cost about a fifth more than these compiled loops (321 vs 256 ns per delivery
+to a hook, one-off script).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .types import Message, MessageId
+
+__all__ = ["call_each", "message_id", "messages"]
+
+_pack = struct.Struct(">QQ").pack
+_new_bytes = bytes.__new__
+#: Origins whose hex name is cached (the cache is cleared beyond it).
+_NAMES_MAX = 4096
+
+
+def message_id(origin: int, seq: int) -> MessageId:
+    """The 16-byte id of ``(origin, seq)`` (without the length check of the
+    constructor: 16 bytes by construction)."""
+    return _new_bytes(MessageId, _pack(origin, seq))
+
+
+def messages(deliveries: list, own: int, names: dict) -> list:
+    """The :class:`Message` of each ``(origin, seq, hops, payload)`` delivery, in order,
+    but those of origin ``own``; ``names`` caches origins' hex names (bounded)."""
+    out = []
+    for d in deliveries:
+        origin = d[0]
+        if origin == own:
+            continue
+        name = names.get(origin)
+        if name is None:
+            if len(names) >= _NAMES_MAX:
+                names.clear()
+            name = f"{origin:016x}"
+            names[origin] = name
+        out.append(Message(_new_bytes(MessageId, _pack(origin, d[1])), name, d[3], d[2]))
+    return out
+
+
+def call_each(hook: Any, msgs: list) -> tuple:
+    """Call ``hook(m)`` for each message; one failing call does not stop the others.
+
+    Returns ``(failures, first exception or None)``.
+    """
+    failures = 0
+    first = None
+    for m in msgs:
+        try:
+            hook(m)
+        except Exception as exc:
+            failures += 1
+            if first is None:
+                first = exc
+    return (failures, first)
