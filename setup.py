@@ -12,6 +12,7 @@ Environment switches:
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -19,17 +20,9 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
-# Order matters only for readability; every name here has a .py and a .pxd.
-HOT_MODULES = [
-    "_codec",
-    "_cache",
-    "_peers",
-    "_timers",
-    "_plumtree",
-    "_hyparview",
-    "_deliver",
-    "sim",
-]
+# The list lives in gossipfast/_hot.py (stdlib only, so it loads without the package's
+# dependencies); every name there has a .py and a .pxd.
+HOT_MODULES = list(runpy.run_path(str(HERE / "gossipfast" / "_hot.py"))["HOT_MODULES"])
 
 
 def _flag(name: str) -> bool:

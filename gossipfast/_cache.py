@@ -590,6 +590,7 @@ class PayloadStore:
         if self._head >= _COMPACT_MIN and self._head * 2 >= len(fifo):
             del fifo[: self._head]
             self._head = 0
+        # _seqs' cache check on the C origin: no int object made for the common case
         q = self._last
         if q is None or self._last_o != e.origin:
             q = self._by_origin[e.origin]

@@ -7,6 +7,7 @@ cdef object _new_bytes
 cdef Py_ssize_t _NAMES_MAX
 cdef object Message
 cdef object MessageId
+cdef object origin_str
 
 cpdef object message_id(object origin, object seq)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .types import Message, MessageId
+from .types import Message, MessageId, origin_str
 
 __all__ = ["call_each", "message_id", "messages"]
 
@@ -41,9 +41,9 @@ def messages(deliveries: list, own: int, names: dict) -> list:
         if name is None:
             if len(names) >= _NAMES_MAX:
                 names.clear()
-            name = f"{origin:016x}"
+            name = origin_str(origin)
             names[origin] = name
-        out.append(Message(_new_bytes(MessageId, _pack(origin, d[1])), name, d[3], d[2]))
+        out.append(Message(message_id(origin, d[1]), name, d[3], d[2]))
     return out
 
 

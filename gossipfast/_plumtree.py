@@ -889,10 +889,11 @@ class Plumtree:
             first = runs[i + 1]
             last = runs[i + 2]
             h = runs[i + 3]
+            # (a valid first seq and first <= last <= the largest seq: every seq is valid)
             if (
                 not _valid_id(o, first)
-                or not _valid_id(o, last)
                 or last < first
+                or last > _SEQ_MAX
                 or h < 0
                 or h >= _HOPS_MAX
             ):

@@ -429,10 +429,7 @@ class Node:
         if failures:
             # A failing user hook does not stop delivery to the others.
             if self._hook_errors == 0:
-                log.error(
-                    "handle_broadcast raised (further errors not logged)",
-                    exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
-                )
+                log.error("handle_broadcast raised (further errors not logged)", exc_info=exc)
             self._hook_errors += failures
 
     def _observe(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
