@@ -461,6 +461,30 @@ def test_compiled_store_entries_are_outside_the_cyclic_gc() -> None:
     assert s.get(2**64 - 1, 2**63 - 1) == (3, b"x")
 
 
+def _tracked_lists_of_at_least(n: int) -> list[int]:
+    return [len(o) for o in gc.get_objects() if type(o) is list and len(o) >= n]
+
+
+@pytest.mark.skipif(loaded_cache._gc_untrack is None, reason="no PyObject_GC_UnTrack here")
+def test_store_lists_are_outside_the_cyclic_gc(mod: ModuleType) -> None:
+    # The FIFO and the per-origin slot lists grow to max_messages entries; a full
+    # collection would walk each one. They stay untracked through appends, evictions,
+    # compactions and an origin's list restarting after a drain.
+    n = 5_000
+    before = _tracked_lists_of_at_least(n)
+    s = mod.PayloadStore(3 * n, 1 << 30, 60.0)
+    for seq in range(1, 4 * n + 1):
+        s.put(7, seq, 1, b"p", 0.0)
+    for seq in range(1, n + 1, 2):  # a second origin, with gaps
+        s.put(8, seq, 1, b"q", 0.0)
+    assert len(s) == 3 * n and s.get(7, 4 * n) == (1, b"p")
+    assert _tracked_lists_of_at_least(n) == before
+    assert s.expire(61.0) == 3 * n  # everything drained: the lists restart empty
+    s.put(7, 10 * n, 1, b"r", 61.0)
+    assert s.get(7, 10 * n) == (1, b"r")
+    assert _tracked_lists_of_at_least(n) == before
+
+
 def test_store_count_bound(mod: ModuleType) -> None:
     s = mod.PayloadStore(3, 1000, 60.0)
     for i in range(1, 6):
