@@ -39,28 +39,58 @@ _LOG_SCALE = 100.0
 
 
 class Recorder:
-    """What one node saw during one run: per-publisher bitmaps and latencies."""
+    """What one node saw during one run: per-publisher bitmaps and latencies.
 
-    def __init__(self, publishers: int, me: int) -> None:
+    One per worker, cleared in place before each run, so that :attr:`on_payload` (what
+    the measured library calls per delivery) stays the same function and holds its
+    containers in closure cells: a delivery costs one Python call, and the harness's
+    own cost per message stays small next to what it measures.
+    """
+
+    __slots__ = ("bitmaps", "last", "lat", "me", "on_payload")
+
+    def __init__(self, me: int) -> None:
         self.me = me
-        self.bitmaps = [bytearray() for _ in range(publishers)]
+        self.bitmaps: list[bytearray] = []
         self.lat = array.array("q")
-        self.count = 0
+        self.last = 0
+        self.on_payload: Callable[[bytes], None] = self._recorder()
+
+    def _recorder(self) -> Callable[[bytes], None]:
+        unpack = _HDR.unpack_from
+        now_ns = _now_ns
+        me = self.me
+        bitmaps = self.bitmaps
+        lat_append = self.lat.append
+        rec = self
+
+        def on_payload(payload: bytes) -> None:
+            ts, pub, seq = unpack(payload)
+            if pub == me:
+                return  # py-libp2p delivers a node's own messages to its subscription
+            try:
+                bm = bitmaps[pub]
+            except IndexError:  # no run prepared yet, or a bad header
+                return
+            now = now_ns()
+            lat_append(now - ts)
+            if seq >= len(bm):
+                bm.extend(bytes(seq - len(bm) + 65536))
+            bm[seq] = 1
+            rec.last = now
+
+        return on_payload
+
+    def reset(self, publishers: int) -> None:
+        """Forget the last run (in place: :attr:`on_payload` keeps its containers)."""
+        del self.lat[:]
+        self.bitmaps[:] = [bytearray() for _ in range(publishers)]
         self.last = 0
 
-    def on_payload(self, payload: bytes) -> None:
-        """Note one delivery (must be cheap: it runs once per delivery)."""
-        ts, pub, seq = _HDR.unpack_from(payload)
-        if pub == self.me:
-            return  # py-libp2p delivers a node's own messages to its subscription
-        now = _now_ns()
-        self.lat.append(now - ts)
-        bm = self.bitmaps[pub]
-        if seq >= len(bm):
-            bm.extend(bytes(seq - len(bm) + 65536))
-        bm[seq] = 1
-        self.last = now
-        self.count += 1
+    @property
+    def count(self) -> int:
+        """Deliveries of others' messages noted since the last reset."""
+        return len(self.lat)
 
     def histogram(self) -> dict[str, int]:
         """Latencies as log buckets (mergeable across nodes)."""
@@ -100,8 +130,13 @@ class Impl:
 
     name = "?"
     index = 0
-    recorder: Recorder | None = None
     sleep: Callable[[float], Awaitable[Any]]
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.recorder = Recorder(index)
+        #: Note one delivered payload: what the library's delivery callback calls.
+        self.on_payload = self.recorder.on_payload
 
     async def start(self) -> str:  # pragma: no cover - interface
         """Listen on loopback; return the address others use."""
@@ -123,11 +158,6 @@ class Impl:
         """Payload-carrying messages sent so far (for RMR); -1: not known."""
         return -1
 
-    def on_payload(self, payload: bytes) -> None:
-        rec = self.recorder
-        if rec is not None:
-            rec.on_payload(payload)
-
 
 # ---------------------------------------------------------------------------- gossipfast
 class GossipfastImpl(Impl):
@@ -138,12 +168,12 @@ class GossipfastImpl(Impl):
 
         import gossipfast
 
-        impl = self
+        record = self.on_payload
 
         class _Node(gossipfast.Node):
             # The documented per-delivery hook: no queue, no async iterator.
             def handle_broadcast(self, message: Any) -> None:
-                impl.on_payload(message.payload)
+                record(message.payload)
 
         self.sleep = asyncio.sleep
         # GOSSIPFAST_BENCH_CONFIG: JSON of Config overrides (``gossipfast bench --config``).
@@ -308,7 +338,7 @@ class Worker:
         self.ctl.flush()
 
     def prepare(self, cmd: dict[str, Any]) -> None:
-        self.impl.recorder = Recorder(int(cmd["nodes"]), self.impl.index)
+        self.impl.recorder.reset(int(cmd["nodes"]))
         self.pub_result = None
         _peak_rss_reset()
         self.cpu0 = _cpu()
@@ -329,15 +359,13 @@ class Worker:
         }
 
     def progress(self) -> dict[str, Any]:
-        rec = self.impl.recorder
         return {
-            "count": rec.count if rec else 0,
+            "count": self.impl.recorder.count,
             "published": self.pub_result["published"] if self.pub_result else None,
         }
 
     def report(self) -> dict[str, Any]:
         rec = self.impl.recorder
-        assert rec is not None
         out = {
             "count": rec.count,
             "last": rec.last,
@@ -349,7 +377,6 @@ class Worker:
             "pub": self.pub_result,
             "stats": self.stats_delta(),
         }
-        self.impl.recorder = None
         return out
 
 
@@ -365,8 +392,7 @@ def run_asyncio(name: str, index: int, ctl: Any, use_uvloop: bool) -> None:
     """Serve commands on an asyncio loop (uvloop when asked and installed)."""
     import asyncio
 
-    impl = ASYNCIO_IMPLS[name]()
-    impl.index = index
+    impl = ASYNCIO_IMPLS[name](index)
     w = Worker(impl, ctl)
 
     async def main() -> None:
@@ -445,8 +471,7 @@ def run_libp2p(index: int, ctl: Any) -> None:
         def view(self) -> list[str]:
             return [str(p) for p in self.pubsub.peers]
 
-    impl = Libp2pImpl()
-    impl.index = index
+    impl = Libp2pImpl(index)
     impl.sleep = trio.sleep
     w = Worker(impl, ctl)
 
