@@ -396,6 +396,7 @@ def _machine() -> dict[str, Any]:
         "loadavg": [round(x, 2) for x in load],
         "command": "gossipfast " + " ".join(sys.argv[1:]),
         "config": json.loads(os.environ.get("GOSSIPFAST_BENCH_CONFIG") or "{}"),
+        "gc_freeze": bool(os.environ.get("GOSSIPFAST_BENCH_GC_FREEZE")),
     }
 
 
@@ -477,6 +478,13 @@ def _check_other(python: str, impl: str) -> str | None:
     metavar="FIELD=JSON",
     help="gossipfast Config override for the gossipfast nodes (repeatable).",
 )
+@click.option(
+    "--gc-freeze",
+    is_flag=True,
+    help="Every worker, of every implementation, calls gc.freeze() before its first "
+    "run: startup's objects leave the cyclic GC's full collections, as README's "
+    "performance notes suggest for high-rate services. Off: Python's defaults.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.option(
     "--save", type=click.Path(dir_okay=False), help="Also write the JSON object to this file."
@@ -502,6 +510,7 @@ def bench_command(
     others_duration: float,
     others_quiet: float,
     config_items: tuple[str, ...],
+    gc_freeze: bool,
     as_json: bool,
     save: str | None,
     load: str | None,
@@ -529,6 +538,8 @@ def bench_command(
         raise click.BadParameter(str(e), param_hint="--config") from e
     if overrides:
         os.environ["GOSSIPFAST_BENCH_CONFIG"] = json.dumps(overrides)
+    if gc_freeze:
+        os.environ["GOSSIPFAST_BENCH_GC_FREEZE"] = "1"
     scenarios = [
         Scenario(m, int(s), 0.0 if r.strip() == "max" else float(r))
         for m in _split(modes)
@@ -750,7 +761,7 @@ def print_table(out: dict[str, Any]) -> None:
     m = out["machine"]
     t = Table(
         title=f"gossipfast bench — {m['nproc']} cores, Python {m['python']}, {m['date']}, "
-        f"load {m['loadavg'][0]}",
+        f"load {m['loadavg'][0]}" + (", gc.freeze()" if m.get("gc_freeze") else ""),
         caption="medians of runs; delivered/s = broadcasts delivered to every node",
     )
     for col, just in (

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import array
 import base64
+import gc
 import json
 import math
 import os
@@ -338,6 +339,11 @@ class Worker:
         self.ctl.flush()
 
     def prepare(self, cmd: dict[str, Any]) -> None:
+        if os.environ.get("GOSSIPFAST_BENCH_GC_FREEZE") and not gc.get_freeze_count():
+            # ``gossipfast bench --gc-freeze``: the node is up and joined; what exists
+            # now (modules, classes, the node) is left out of every later collection.
+            gc.collect()
+            gc.freeze()
         self.impl.recorder.reset(int(cmd["nodes"]))
         self.pub_result = None
         _peak_rss_reset()
@@ -558,8 +564,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if os.environ.get("GOSSIPFAST_BENCH_NO_GC"):
         # Experiment knob (profiling only): what the cyclic GC costs the measured node.
-        import gc
-
         gc.disable()
     ctl = os.fdopen(os.dup(1), "w")
     # Libraries that print (aiogossip prints each callback result) must not corrupt the

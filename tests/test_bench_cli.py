@@ -11,7 +11,8 @@ import pytest
 pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
 
 
-def test_bench_json_tiny_cluster() -> None:
+@pytest.mark.parametrize("gc_freeze", [False, True], ids=["gc-default", "gc-freeze"])
+def test_bench_json_tiny_cluster(gc_freeze: bool) -> None:
     """Three processes per implementation, one short run: the JSON has the table rows."""
     cmd = [
         sys.executable,
@@ -39,6 +40,8 @@ def test_bench_json_tiny_cluster() -> None:
         "0.5",
         "--json",
     ]
+    if gc_freeze:
+        cmd.append("--gc-freeze")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -52,3 +55,4 @@ def test_bench_json_tiny_cluster() -> None:
     assert any("skipped aiogossip" in m for m in out["messages"])
     assert [r["versus"] for r in out["ratios"]] == ["flood"]
     assert out["machine"]["nproc"] >= 1
+    assert out["machine"]["gc_freeze"] is gc_freeze

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 
-from gossipfast._bench_worker import Recorder
+import pytest
+
+from gossipfast._bench_worker import Recorder, Worker
 
 _HDR = struct.Struct(">qII")
 
@@ -35,3 +38,32 @@ def test_recorder_notes_deliveries_and_resets_in_place() -> None:
     note(_payload(0, 1, 0))
     note(_payload(0, 0, 9))
     assert rec.count == 1 and rec.bitmaps[0][9] == 1 and len(rec.bitmaps) == 2
+
+
+class _Impl:
+    """The parts of a bench implementation that Worker.prepare touches."""
+
+    def __init__(self) -> None:
+        self.index = 0
+        self.recorder = Recorder(0)
+
+    def payload_sent(self) -> int:
+        return 0
+
+
+def test_worker_freezes_the_gc_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    if gc.get_freeze_count():
+        pytest.skip("something in this process froze the GC already")
+    w = Worker(_Impl(), ctl=None)  # type: ignore[arg-type]
+    monkeypatch.delenv("GOSSIPFAST_BENCH_GC_FREEZE", raising=False)
+    w.prepare({"nodes": 2})
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setenv("GOSSIPFAST_BENCH_GC_FREEZE", "1")
+    try:
+        w.prepare({"nodes": 2})
+        assert gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+        w.prepare({"nodes": 2})  # once per process, not per run
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
