@@ -15,12 +15,14 @@ from typing import Any
 
 from .types import Message, MessageId, origin_str
 
-__all__ = ["call_each", "message_id", "messages"]
+__all__ = ["call_each", "call_hook", "message_id", "messages"]
 
 _pack = struct.Struct(">QQ").pack
 _new_bytes = bytes.__new__
 #: Origins whose hex name is cached (the cache is cleared beyond it).
 _NAMES_MAX = 4096
+#: Messages :func:`call_hook` makes before handing them over (see there).
+_ROUND = 64
 
 
 def message_id(origin: int, seq: int) -> MessageId:
@@ -45,6 +47,34 @@ def messages(deliveries: list, own: int, names: dict) -> list:
             names[origin] = name
         out.append(Message(message_id(origin, d[1]), name, d[3], d[2]))
     return out
+
+
+def call_hook(hook: Any, deliveries: list, own: int, names: dict) -> tuple:
+    """Call ``hook(m)`` for the :class:`Message` of each delivery, as :func:`messages`
+    makes them, in rounds of ``_ROUND``: make a round's messages, then hand them over.
+
+    One socket read can hold hundreds of deliveries. Made all at once, their message
+    ids (objects of a Python class, so counted by the cyclic GC) pushed the young
+    generation past its threshold every thousand or so deliveries, and each collection
+    moved the live batch to an older generation, which set off full collections. A
+    round the hook does not keep is freed before the next is made. One message at a
+    time keeps the count as low but measured slower than rounds (about 150 ns more
+    per delivery with the bench's hook). One failing call does not stop the others.
+
+    Returns ``(failures, first exception or None)``.
+    """
+    failures = 0
+    first = None
+    n = len(deliveries)
+    i = 0
+    while i < n:
+        f, exc = call_each(hook, messages(deliveries[i : i + _ROUND], own, names))
+        i += _ROUND
+        if f:
+            failures += f
+            if first is None:
+                first = exc
+    return (failures, first)
 
 
 def call_each(hook: Any, msgs: list) -> tuple:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._deliver import call_each as _call_each
+from ._deliver import call_hook as _call_hook
 from ._deliver import message_id as _message_id
 from ._deliver import messages as _messages
 from .config import Config
@@ -412,9 +412,9 @@ class Node:
     def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
         if self._observers:
             self._observe(deliveries)
-        msgs = _messages(deliveries, self._origin, self._origin_names)
         if type(self).handle_broadcast is Node.handle_broadcast:
             # No hook: queue the messages in one pass, wake once.
+            msgs = _messages(deliveries, self._origin, self._origin_names)
             q = self._msgs
             q.extend(msgs)
             over = len(q) - self.config.message_queue_size
@@ -425,7 +425,9 @@ class Node:
                 self._lagged_total += over
             self._wake()
             return
-        failures, exc = _call_each(self.handle_broadcast, msgs)
+        failures, exc = _call_hook(
+            self.handle_broadcast, deliveries, self._origin, self._origin_names
+        )
         if failures:
             # A failing user hook does not stop delivery to the others.
             if self._hook_errors == 0:
