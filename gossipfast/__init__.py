@@ -7,9 +7,6 @@ fallback from the same source) keeps it fast. See the README for the API in ten 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util as _ilu
-
 from . import _hot
 
 _hot.install()  # must run before any hot module is imported
@@ -29,10 +26,10 @@ from .types import Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa:
 
 
 def _compiled() -> bool:
-    mods = [m for m in _hot.HOT_MODULES if _ilu.find_spec(f"{__name__}.{m}") is not None]
-    return bool(mods) and all(
-        _hot.is_compiled(importlib.import_module(f"{__name__}.{m}")) for m in mods
-    )
+    # From the import specs: importing every hot module here loaded the simulator (and
+    # click) into every user's process. The node imports the others right below.
+    found = [c for c in map(_hot.will_load_compiled, _hot.HOT_MODULES) if c is not None]
+    return bool(found) and all(found)
 
 
 #: True when the compiled (Cython) hot path is loaded, False for the pure-Python build.

@@ -67,4 +67,15 @@ def install() -> None:
 
 def is_compiled(module: ModuleType) -> bool:
     """True when ``module`` was loaded from a compiled extension."""
-    return not str(getattr(module, "__file__", "") or "").endswith((".py", ".pyc"))
+    return _is_extension(getattr(module, "__file__", None))
+
+
+def will_load_compiled(name: str) -> bool | None:
+    """For ``gossipfast.<name>``: True when importing it loads a compiled extension,
+    False for its ``.py`` source, None when there is no such module (nothing imported)."""
+    spec = importlib.util.find_spec(f"{__package__}.{name}")
+    return None if spec is None else _is_extension(spec.origin)
+
+
+def _is_extension(path: object) -> bool:
+    return not str(path or "").endswith((".py", ".pyc"))

@@ -54,3 +54,16 @@ def test_switch_values(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_switch_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GOSSIPFAST_NO_EXTENSIONS", raising=False)
     assert not _hot.extensions_disabled()
+
+
+def test_import_loads_neither_the_simulator_nor_the_cli() -> None:
+    # COMPILED is read from the import specs: a service that imports gossipfast does
+    # not carry the simulator and click in its memory (and in every full GC).
+    code = (
+        "import sys, gossipfast;"
+        "assert gossipfast.COMPILED in (True, False);"
+        "bad = [m for m in ('gossipfast.sim', 'click', 'rich') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
