@@ -130,7 +130,6 @@ class Impl:
     """What every measured library provides to the worker (asyncio or trio flavour)."""
 
     name = "?"
-    index = 0
     sleep: Callable[[float], Awaitable[Any]]
 
     def __init__(self, index: int) -> None:

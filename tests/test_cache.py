@@ -8,14 +8,13 @@ run checks both builds and the twins against the same model.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import itertools
 import random
 from collections import OrderedDict
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from buildkit import builds, pick
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,26 +24,13 @@ from gossipfast import _hot
 U64 = 2**64 - 1
 
 
-def _load_pure() -> ModuleType:
-    path = Path(loaded_cache.__file__).with_name("_cache.py")
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_cache", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-PURE = _load_pure()
-BUILDS = {"pure": PURE}
-if _hot.is_compiled(loaded_cache):
-    BUILDS["compiled"] = loaded_cache
+BUILDS = builds("_cache")
+PURE = BUILDS["pure"]
 
 
 @pytest.fixture(params=["compiled", "pure"])
 def mod(request: pytest.FixtureRequest) -> ModuleType:
-    if request.param not in BUILDS:
-        pytest.skip("compiled _cache not loaded (pure build requested or not built)")
-    return BUILDS[request.param]
+    return pick(BUILDS, request.param, "_cache")
 
 
 def test_builds_are_what_they_claim() -> None:

@@ -6,35 +6,20 @@ built and extensions are enabled) and the pure-Python source loaded from ``_code
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import struct
 import typing
-from pathlib import Path
 from types import ModuleType
 
 import msgspec
 import pytest
+from buildkit import compiled, pure_twin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossipfast import _hot, wire
 
-_SOURCE = Path(wire.__file__).with_name("_codec.py")
-
-
-def _load_pure() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_codec_t", _SOURCE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "gossipfast"  # for its ``from . import wire``
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_PURE = _load_pure()
-_INSTALLED = importlib.import_module("gossipfast._codec")
-_COMPILED = _INSTALLED if _hot.is_compiled(_INSTALLED) else None
+_PURE = pure_twin("_codec")
+_COMPILED = compiled("_codec")
 
 
 @pytest.fixture(params=["compiled", "pure"])

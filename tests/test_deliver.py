@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from buildkit import builds, pick
 
-from gossipfast import _deliver as loaded
-from gossipfast import _hot
 from gossipfast.types import Message, MessageId, origin_str
 
-
-def _load_pure() -> ModuleType:
-    path = Path(loaded.__file__).with_name("_deliver.py")
-    spec = importlib.util.spec_from_file_location("gossipfast._deliver_pure", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-BUILDS = {"pure": _load_pure()}
-if _hot.is_compiled(loaded):
-    BUILDS["compiled"] = loaded
+BUILDS = builds("_deliver")
 
 
 @pytest.fixture(params=["compiled", "pure"])
 def mod(request: pytest.FixtureRequest) -> ModuleType:
-    if request.param not in BUILDS:
-        pytest.skip("compiled _deliver not loaded (pure build requested or not built)")
-    return BUILDS[request.param]
+    return pick(BUILDS, request.param, "_deliver")
 
 
 def test_messages_in_order_without_our_own(mod: ModuleType) -> None:

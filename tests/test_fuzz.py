@@ -26,8 +26,6 @@ Size of the run (both builds: run it once more with ``GOSSIPFAST_NO_EXTENSIONS=1
 from __future__ import annotations
 
 import gc
-import importlib
-import importlib.util
 import os
 import random
 import struct
@@ -35,14 +33,14 @@ import subprocess
 import sys
 import typing
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from buildkit import compiled, pure_twin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gossipfast import _hot, wire
+from gossipfast import wire
 from gossipfast._codec import FrameDecoder
 from gossipfast.config import Config
 from gossipfast.engine import Engine
@@ -74,19 +72,8 @@ MAX_MISSING = 1 << 16
 MAX_TREES = 4096
 
 
-def _load_pure_codec() -> ModuleType:
-    source = Path(wire.__file__).with_name("_codec.py")
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_codec_fuzz", source)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "gossipfast"
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_INSTALLED = importlib.import_module("gossipfast._codec")
 # The pure twin, loaded beside the compiled decoder so each input is decoded by both.
-_PURE = _load_pure_codec() if _hot.is_compiled(_INSTALLED) else None
+_PURE = pure_twin("_codec") if compiled("_codec") is not None else None
 
 
 def new_engine(seed: int) -> Engine:

@@ -6,41 +6,23 @@ Each test runs against the module the package loaded (compiled unless
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
 from collections import Counter
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from buildkit import builds, pick
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossipfast import _hot
-from gossipfast import _peers as loaded_peers
-
-
-def _load_pure() -> ModuleType:
-    path = Path(loaded_peers.__file__).with_name("_peers.py")
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_peers", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-PURE = _load_pure()
-BUILDS = {"pure": PURE}
-if _hot.is_compiled(loaded_peers):
-    BUILDS["compiled"] = loaded_peers
+BUILDS = builds("_peers")
+PURE = BUILDS["pure"]
 
 
 @pytest.fixture(params=["compiled", "pure"])
 def mod(request: pytest.FixtureRequest) -> ModuleType:
-    if request.param not in BUILDS:
-        pytest.skip("compiled _peers not loaded (pure build requested or not built)")
-    return BUILDS[request.param]
+    return pick(BUILDS, request.param, "_peers")
 
 
 # -- PeerSet --------------------------------------------------------------------------

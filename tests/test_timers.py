@@ -6,36 +6,21 @@ built and extensions are enabled) and the pure-Python source loaded from ``_time
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 import random
 import tracemalloc
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from buildkit import compiled, pure_twin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossipfast import _hot
 
-_SOURCE = Path(_hot.__file__).with_name("_timers.py")
-
-
-def _load_pure() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_timers_t", _SOURCE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "gossipfast"
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_PURE = _load_pure()
-_INSTALLED = importlib.import_module("gossipfast._timers")
-_COMPILED = _INSTALLED if _hot.is_compiled(_INSTALLED) else None
+_PURE = pure_twin("_timers")
+_COMPILED = compiled("_timers")
 
 
 @pytest.fixture(params=["compiled", "pure"])

@@ -11,38 +11,23 @@ out in arrival order, as they are when the engine gets them from the frame decod
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import msgspec
 import pytest
-
-from gossipfast import _cache as loaded_cache
-from gossipfast import _hot
+from buildkit import builds, pick
 
 N = 100_000
 WINDOW = 4096
 MAX_ORIGINS = 65_536
 
 
-def _load_pure() -> ModuleType:
-    path = Path(loaded_cache.__file__).with_name("_cache.py")
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_cache", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-PURE = _load_pure()
-BUILDS: dict[str, ModuleType] = {"pure": PURE}
-if _hot.is_compiled(loaded_cache):
-    BUILDS["compiled"] = loaded_cache
+BUILDS = builds("_cache")
+PURE = BUILDS["pure"]
 
 
 def _fresh(x: Any) -> Any:
@@ -113,9 +98,7 @@ def _record(benchmark: Any) -> None:
 
 
 def _build(name: str) -> ModuleType:
-    if name not in BUILDS:
-        pytest.skip("compiled _cache not loaded")
-    return BUILDS[name]
+    return pick(BUILDS, name, "_cache")
 
 
 @pytest.mark.parametrize("kind", ["inorder", "reorder"])

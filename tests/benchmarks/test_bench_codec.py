@@ -10,31 +10,16 @@ Run: ``python -m pytest tests/benchmarks/test_bench_codec.py --benchmark-only``
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from buildkit import compiled, pure_twin
 
-from gossipfast import _hot, wire
+from gossipfast import wire
 
-_SOURCE = Path(wire.__file__).with_name("_codec.py")
-
-
-def _load_pure() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_codec", _SOURCE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "gossipfast"
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_PURE = _load_pure()
-_INSTALLED = importlib.import_module("gossipfast._codec")
-_COMPILED = _INSTALLED if _hot.is_compiled(_INSTALLED) else None
+_PURE = pure_twin("_codec")
+_COMPILED = compiled("_codec")
 
 MESSAGES = 1024
 READ_SIZE = 65536  # a typical socket read

@@ -7,43 +7,26 @@ Run: ``pytest tests/benchmarks/test_bench_peers.py --benchmark-only``. Each roun
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-
-from gossipfast import _hot
-from gossipfast import _peers as loaded_peers
+from buildkit import builds, pick
 
 N = 20_000
 VIEW = 30  # the default passive view size
 
 
-def _load_pure() -> ModuleType:
-    path = Path(loaded_peers.__file__).with_name("_peers.py")
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_peers", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-PURE = _load_pure()
-BUILDS: dict[str, ModuleType] = {"pure": PURE}
-if _hot.is_compiled(loaded_peers):
-    BUILDS["compiled"] = loaded_peers
+BUILDS = builds("_peers")
+PURE = BUILDS["pure"]
 
 ADDRS = [f"10.0.{i // 250}.{i % 250}:7946" for i in range(VIEW * 2)]
 
 
 def _build(name: str) -> ModuleType:
-    if name not in BUILDS:
-        pytest.skip("compiled _peers not loaded")
-    return BUILDS[name]
+    return pick(BUILDS, name, "_peers")
 
 
 def _full_set(mod: ModuleType) -> Any:

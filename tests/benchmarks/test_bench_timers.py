@@ -10,32 +10,14 @@ Run: ``python -m pytest tests/benchmarks/test_bench_timers.py --benchmark-only``
 from __future__ import annotations
 
 import heapq
-import importlib
-import importlib.util
 import random
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from buildkit import compiled, pure_twin
 
-from gossipfast import _hot
-
-_SOURCE = Path(_hot.__file__).with_name("_timers.py")
-
-
-def _load_pure() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gossipfast_pure_timers", _SOURCE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "gossipfast"
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_PURE = _load_pure()
-_INSTALLED = importlib.import_module("gossipfast._timers")
-_COMPILED = _INSTALLED if _hot.is_compiled(_INSTALLED) else None
+_PURE = pure_twin("_timers")
+_COMPILED = compiled("_timers")
 
 
 class HeapTimers:
