@@ -238,6 +238,9 @@ class RunResult:
     hist: dict[int, int] = field(repr=False, default_factory=dict)
     #: Counters summed over the nodes that moved during the run (gossipfast's stats).
     counters: dict[str, int] = field(default_factory=dict)
+    #: ``complete`` again after waiting up to ``late`` more seconds (incomplete runs of
+    #: gossipfast and the flood only): missing copies that came late, not lost.
+    complete_late: float = math.nan
 
 
 def _percentile(hist: dict[int, int], q: float) -> float:
@@ -254,9 +257,19 @@ def _percentile(hist: dict[int, int], q: float) -> float:
 
 
 def run_once(
-    cl: Cluster, sc: Scenario, duration: float, quiet: float, max_messages: int = 0
+    cl: Cluster,
+    sc: Scenario,
+    duration: float,
+    quiet: float,
+    max_messages: int = 0,
+    late: float = 0.0,
 ) -> RunResult:
-    """One measured run: publish, wait for deliveries to stop, collect the reports."""
+    """One measured run: publish, wait for deliveries to stop, collect the reports.
+
+    An incomplete run is then given up to ``late`` more seconds (its figures stay as
+    they were at the end of the run) and its completeness taken again, so that copies
+    that came late are told apart from copies that were lost (``complete_late``).
+    """
     n = cl.n
     pubs = [0] if sc.mode == "one" else list(range(n))
     rate = sc.rate / len(pubs) if sc.rate > 0 else 0.0
@@ -291,13 +304,22 @@ def run_once(
             break
         time.sleep(0.1)
     reps = cl.gather({"cmd": "report"}, timeout=120)
-    return _summarise(reps, pubs, n)
+    res = _summarise(reps, pubs, n)
+    res.complete_late = res.complete
+    if late > 0 and res.published and res.complete < 1.0:
+        deadline = time.monotonic() + late
+        while time.monotonic() < deadline:
+            if sum(p["count"] for p in cl.gather({"cmd": "progress"})) >= expected:
+                break
+            time.sleep(0.2)
+        later = cl.gather({"cmd": "report"}, timeout=120)
+        res.complete_late = _delivered_all(later, pubs, n) / res.published
+    return res
 
 
-def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult:
+def _delivered_all(reps: list[dict[str, Any]], pubs: list[int], n: int) -> int:
+    """Broadcasts of ``pubs`` that every other node has delivered (from the bitmaps)."""
     published = {i: int((reps[i]["pub"] or {}).get("published", 0)) for i in pubs}
-    t0 = min(int(reps[i]["pub"]["t0"]) for i in pubs if reps[i]["pub"])
-    t_pub_end = max(int(reps[i]["pub"]["t_end"]) for i in pubs if reps[i]["pub"])
     bitmaps = [[zlib.decompress(base64.b64decode(b)) for b in r["bitmaps"]] for r in reps]
     delivered_all = 0
     for p in pubs:
@@ -308,9 +330,16 @@ def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult
         for node in range(n):
             if node == p:
                 continue
-            bm = bitmaps[node][p][:m]
-            acc &= _flags(bm)
+            acc &= _flags(bitmaps[node][p][:m])
         delivered_all += acc.bit_count()
+    return delivered_all
+
+
+def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult:
+    published = {i: int((reps[i]["pub"] or {}).get("published", 0)) for i in pubs}
+    t0 = min(int(reps[i]["pub"]["t0"]) for i in pubs if reps[i]["pub"])
+    t_pub_end = max(int(reps[i]["pub"]["t_end"]) for i in pubs if reps[i]["pub"])
+    delivered_all = _delivered_all(reps, pubs, n)
     total_pub = sum(published.values())
     last = max(int(r["last"]) for r in reps)
     window = max(last - t0, 1) / 1e9
@@ -358,6 +387,7 @@ _FIELDS = (
     "p50_ms",
     "p99_ms",
     "complete",
+    "complete_late",
     "rmr",
     "cpu_s",
     "cpu_max_s",
@@ -472,6 +502,14 @@ def _check_other(python: str, impl: str) -> str | None:
     help="The same for the competitors (their latency is seconds).",
 )
 @click.option(
+    "--late",
+    default=10.0,
+    show_default=True,
+    help="After a gossipfast or flood run that is not complete, wait up to this many "
+    "seconds more and report how complete it became (copies late, not lost); the "
+    "run's own figures are not changed. 0: do not wait.",
+)
+@click.option(
     "--config",
     "config_items",
     multiple=True,
@@ -509,6 +547,7 @@ def bench_command(
     quiet: float,
     others_duration: float,
     others_quiet: float,
+    late: float,
     config_items: tuple[str, ...],
     gc_freeze: bool,
     as_json: bool,
@@ -622,11 +661,17 @@ def bench_command(
                     limit = others_max_messages if name in _OTHERS else 0
                     q = others_quiet if name in _OTHERS else quiet
                     secs = others_duration if name in _OTHERS else duration
-                    res = run_once(cl, sc, secs, q, limit)
+                    wait = 0.0 if name in _OTHERS else late
+                    res = run_once(cl, sc, secs, q, limit, wait)
                     results.setdefault((sc.label, name), []).append(res)
+                    after = (
+                        f" ({res.complete_late:.4f} after up to {wait:g} s more)"
+                        if wait and res.complete < 1.0
+                        else ""
+                    )
                     log(
                         f"{sc.label:>18} {name:>10} run {run_no + 1}: {res.throughput:,.0f}/s "
-                        f"p99 {res.p99_ms:.2f} ms complete {res.complete:.4f} "
+                        f"p99 {res.p99_ms:.2f} ms complete {res.complete:.4f}{after} "
                         f"(load {os.getloadavg()[0]:.2f})"
                     )
                     trouble = {
