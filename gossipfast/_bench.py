@@ -286,35 +286,36 @@ def run_once(
     }
     cl.gather(cmd)
     time.sleep(0.3 + duration)
-    # Wait until every publisher finished and deliveries stop (or all arrived).
-    last_total = -1
-    last_change = time.monotonic()
-    hard = time.monotonic() + max(30.0, 10 * duration)
-    while True:
-        prog = cl.gather({"cmd": "progress"})
-        total = sum(p["count"] for p in prog)
-        done_pub = all(prog[i]["published"] is not None for i in pubs)
-        expected = sum(prog[i]["published"] or 0 for i in pubs) * (n - 1)
-        now = time.monotonic()
-        if total != last_total:
-            last_total, last_change = total, now
-        if done_pub and (total >= expected or now - last_change >= quiet):
-            break
-        if now > hard:
-            break
-        time.sleep(0.1)
+    _wait_deliveries(cl, pubs, quiet, max(30.0, 10 * duration))
     reps = cl.gather({"cmd": "report"}, timeout=120)
     res = _summarise(reps, pubs, n)
     res.complete_late = res.complete
     if late > 0 and res.published and res.complete < 1.0:
-        deadline = time.monotonic() + late
-        while time.monotonic() < deadline:
-            if sum(p["count"] for p in cl.gather({"cmd": "progress"})) >= expected:
-                break
-            time.sleep(0.2)
+        _wait_deliveries(cl, pubs, late, late)
         later = cl.gather({"cmd": "report"}, timeout=120)
         res.complete_late = _delivered_all(later, pubs, n) / res.published
     return res
+
+
+def _wait_deliveries(cl: Cluster, pubs: list[int], quiet: float, limit: float) -> None:
+    """Until every publisher finished and all its broadcasts arrived everywhere, or no
+    delivery came for ``quiet`` seconds, or ``limit`` seconds passed."""
+    last_total = -1
+    last_change = time.monotonic()
+    hard = last_change + limit
+    while True:
+        prog = cl.gather({"cmd": "progress"})
+        total = sum(p["count"] for p in prog)
+        done_pub = all(prog[i]["published"] is not None for i in pubs)
+        expected = sum(prog[i]["published"] or 0 for i in pubs) * (cl.n - 1)
+        now = time.monotonic()
+        if total != last_total:
+            last_total, last_change = total, now
+        if done_pub and (total >= expected or now - last_change >= quiet):
+            return
+        if now > hard:
+            return
+        time.sleep(0.1)
 
 
 def _delivered_all(reps: list[dict[str, Any]], pubs: list[int], n: int) -> int:
