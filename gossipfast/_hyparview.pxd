@@ -24,6 +24,8 @@ cdef class HyParView:
     cdef public set tried
     cdef public list seeds
     cdef public dict graveyard
+    cdef public Py_ssize_t graveyard_max
+    cdef public bint reconnect_armed
     cdef public Py_ssize_t probes
     cdef public dict heard
     cdef public list last_shuffle

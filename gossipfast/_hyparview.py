@@ -14,7 +14,10 @@ Conventions of this implementation (see ``docs/internals.md``):
   room, else answered with ``Disconnect(alive=True)`` so both sides agree;
 - promotion keeps at most one pending request per free active slot, tries the next
   candidate on refusal, timeout or failure, and re-tries the whole passive view every
-  ``repair_interval``; a node isolated for ``repair_interval`` re-joins via its seeds.
+  ``repair_interval``; a node isolated for ``repair_interval`` re-joins via its seeds;
+- failed peers are remembered (bounded) and one of them is probed every
+  ``reconnect_interval`` for as long as it stays unreachable, so a healed partition
+  re-merges whatever its length (``docs/internals.md``, "Partition re-merge").
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ from .wire import Disconnect, ForwardJoin, Join, Neighbor, NeighborReply, Shuffl
 MAX_ADDRESS = 255
 #: Seeds remembered from join() (for isolation repair).
 MAX_SEEDS = 64
-#: Probes of a failed peer before it is forgotten (delays double, up to 8 shuffle periods).
-GRAVE_TRIES = 10
 
 
 def valid_address(x: Any) -> bool:
@@ -44,7 +45,7 @@ class HyParView:
     Outputs go through callables handed in by the engine: ``send(peer, msg)``,
     ``close(peer)``, ``up(peer, now)``, ``down(peer, reason, now)``; timers are tuples on
     the shared wheel (``("s",)`` shuffle, ``("n", peer)`` neighbour timeout, ``("r",)``
-    repair) routed back by the engine.
+    repair, ``("c",)`` reconnect probe) routed back by the engine.
     """
 
     def __init__(
@@ -74,9 +75,14 @@ class HyParView:
         self.pending: dict[str, int] = {}  # peer -> neighbour-timeout timer id
         self.tried: set[str] = set()  # refused/timed out since the last repair round
         self.seeds: list[str] = []
-        # peers that failed, probed now and then with Join (backoff): a healed partition
-        # or a node that lost every view finds its way back through them (bounded)
-        self.graveyard: dict[str, tuple[float, float, int]] = {}  # peer -> (due, delay, n)
+        # peers that failed, probed one at a time every reconnect_interval until they
+        # answer: a healed partition of any length re-merges through them. The value says
+        # how: True (no sign of a heal since it failed) forces a link with
+        # Neighbor(high); False (another failed peer answered since) asks with a direct
+        # Shuffle, which mixes the passive views without evicting anyone.
+        self.graveyard: dict[str, bool] = {}
+        self.graveyard_max = int(config.passive_view_size)
+        self.reconnect_armed = False
         self.probes = 0
         # every address we heard of lately (shuffle samples, walks, evicted passive
         # peers), bounded: a node that lost both views tries them one by one
@@ -113,6 +119,8 @@ class HyParView:
             return
         self.started = True
         self.timers.schedule(now + self._jitter(self.config.shuffle_interval), ("s",))
+        if self.graveyard:
+            self.arm_reconnect(now)
 
     def _jitter(self, interval: float) -> float:
         # +-25% so that nodes started together do not shuffle in lockstep
@@ -139,8 +147,6 @@ class HyParView:
         """Add ``peer`` to the passive view, evicting (preferably one of ``prefer``)."""
         if peer == self.address or peer in self.active or peer in self.passive:
             return
-        if self.graveyard:
-            self.graveyard.pop(peer, None)
         if self.passive.is_full():
             victim: str | None = None
             for p in prefer:
@@ -274,32 +280,26 @@ class HyParView:
                 self.remove_active(peer, "disconnected", now, keep=True)
             return
         if reason == "failed":
-            # an unreachable passive peer or a dead request target: out of the views
-            if self.passive.discard(peer) or peer in self.pending:
+            # an unreachable passive peer, a dead request target or a failed probe: out of
+            # the views, probed again later (with a forced link: it is still unreachable)
+            if self.passive.discard(peer) or peer in self.pending or peer in self.graveyard:
                 self.bury(peer, now)
-            elif peer in self.graveyard:
-                self.bury(peer, now)  # a probe failed: back off
             self.tried.discard(peer)
             if self.cancel_pending(peer):
                 self.fill(now)
 
-    # -- graveyard -------------------------------------------------------------------------
+    # -- graveyard ---------------------------------------------------------------------------
 
     def bury(self, peer: str, now: float) -> None:
-        """Remember a failed peer to probe it later, with a doubling delay (bounded)."""
+        """Remember a failed peer; it is probed until it answers (bounded, random eviction)."""
         g = self.graveyard
-        old = g.pop(peer, None)
-        if old is None:
-            delay = float(self.config.shuffle_interval)
-            n = 0
-            if len(g) >= self.config.passive_view_size:
-                del g[next(iter(g))]
-        else:
-            delay = min(old[1] * 2.0, 8.0 * self.config.shuffle_interval)
-            n = old[2] + 1
-            if n >= GRAVE_TRIES:
-                return
-        g[peer] = (now + delay, delay, n)
+        if peer not in g and len(g) >= self.graveyard_max:
+            # a random victim, not the oldest: in a long split the oldest entries are the
+            # far side's, the ones that re-merge the overlay once it heals
+            keys = list(g)
+            del g[keys[int(self.rng.random() * len(keys))]]
+        g[peer] = True
+        self.arm_reconnect(now)
 
     def hear(self, peer: str) -> None:
         """Remember an address we heard of (FIFO-bounded by twice the passive view)."""
@@ -311,21 +311,48 @@ class HyParView:
         h[peer] = None
 
     def alive(self, peer: str) -> None:
-        """We heard from ``peer``: if it had failed, the part of the cluster behind it is
-        reachable again (a healed partition): stop probing the failed peers."""
-        if peer in self.graveyard:
-            self.graveyard.clear()
+        """A frame came from ``peer``: if it had failed it is back: a passive peer again.
 
-    def probe(self, now: float) -> None:
-        """Send a Join to one failed peer whose delay ran out (it answers if it is back)."""
-        for peer, (due, _delay, _n) in self.graveyard.items():
-            if due <= now and peer not in self.active and peer not in self.pending:
-                self.probes += 1
-                self.send(peer, Join())
-                # pushed back until its answer (alive) or its failure (bury) arrives
-                d = self.graveyard[peer]
-                self.graveyard[peer] = (now + d[1], d[1], d[2])
-                return
+        Its coming back while nothing else answered is a sign that a partition healed:
+        the other failed peers are then probed without forcing links (one forced link per
+        heal and node is enough to merge the overlay; more would only churn it).
+        """
+        g = self.graveyard
+        forced = g.pop(peer, None)
+        if forced is None:
+            return
+        if forced:
+            for p in g:
+                g[p] = False
+        self.add_passive(peer)  # a known-good backup (made active if this is a request)
+
+    def arm_reconnect(self, now: float) -> None:
+        """Keep the reconnect timer running while there are failed peers to probe."""
+        if self.reconnect_armed or self.left or not self.started:
+            return
+        self.reconnect_armed = True
+        self.timers.schedule(now + self._jitter(self.config.reconnect_interval), ("c",))
+
+    def reconnect(self, now: float) -> None:
+        """Probe one random failed peer (it answers if the network to it healed)."""
+        self.reconnect_armed = False
+        g = self.graveyard
+        if not g:
+            return
+        keys = [p for p in g if p not in self.active and p not in self.pending]
+        if keys:
+            peer = keys[int(self.rng.random() * len(keys))]
+            self.probes += 1
+            if g[peer]:
+                self.pending[peer] = self.timers.schedule(
+                    now + self.config.neighbor_timeout, ("n", peer)
+                )
+                self.send(peer, Neighbor(True))
+            else:
+                nodes = self.active.sample(self.rng, self.config.shuffle_active)
+                nodes += self.passive.sample(self.rng, self.config.shuffle_passive, (peer,))
+                self.send(peer, Shuffle(self.address, 0, nodes))
+        self.arm_reconnect(now)
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -344,6 +371,8 @@ class HyParView:
                 self.fill(now)
         elif kind == "r":
             self.repair(now)
+        elif kind == "c":
+            self.reconnect(now)
 
     def repair(self, now: float) -> None:
         """Periodic isolation repair: retry every passive peer, re-join when alone."""
@@ -391,7 +420,8 @@ class HyParView:
         p = self.passive.random(self.rng, self.pending)
         if p is not None and p not in targets:
             targets.append(p)
-        for peer in list(self.graveyard)[:2]:  # the most recent failures, regardless of delay
+        failed = list(self.graveyard)
+        for peer in failed[max(0, len(failed) - 2) :]:  # the most recent failures
             if peer not in targets:
                 targets.append(peer)
         if not self.passive and self.heard:
@@ -408,8 +438,6 @@ class HyParView:
     def shuffle(self, now: float) -> None:
         """Start a SHUFFLE walk with samples of both views; re-arm the timer."""
         self.timers.schedule(now + self._jitter(self.config.shuffle_interval), ("s",))
-        if self.graveyard:
-            self.probe(now)
         peer = self.active.random(self.rng)
         if peer is None:
             return

@@ -46,6 +46,12 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         _INF,
         "Seconds between isolation-repair attempts while the active view is short.",
     ),
+    "reconnect_interval": (
+        1e-3,
+        _INF,
+        "Seconds between two probes of failed peers (one peer a probe), so that a healed "
+        "partition of any length re-merges.",
+    ),
     # Plumtree broadcast
     "ihave_interval": (0, _INF, "Seconds IHAVE announcements are batched for (0: at once)."),
     "ihave_batch_max": (
@@ -175,6 +181,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     shuffle_interval: float = 10.0
     neighbor_timeout: float = 2.0
     repair_interval: float = 1.0
+    reconnect_interval: float = 10.0
     ihave_interval: float = 0.005
     ihave_batch_max: int = 1024
     graft_timeout_1: float = 0.08

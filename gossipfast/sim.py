@@ -1090,44 +1090,64 @@ def partition_scenario(
     sim: Simulator,
     duration: float,
     *,
+    shares: Sequence[float] = (0.5, 0.5),
     per_side: int = 5,
     merge_time: float = 60.0,
     drain: float = 30.0,
 ) -> dict[str, Any]:
-    """Split the live nodes into two random halves for ``duration`` s, then heal.
+    """Split the live nodes into random groups for ``duration`` s, then heal.
 
-    During the split each side sends ``per_side`` broadcasts (spread over the split).
-    After healing, ``merge_time`` seconds pass and the overlay is checked to be one
-    connected component; then ``drain`` more seconds, and every live node must have
-    delivered every message of both sides (``all_delivered``).
+    ``shares`` gives each group's share of the live nodes: ``(0.5, 0.5)`` halves,
+    ``(0.1, 0.9)`` an asymmetric split, three shares a three-way split. During the split
+    each group sends ``per_side`` broadcasts (spread over the split). After healing,
+    the overlay is checked every 0.1 simulated s for ``merge_time`` seconds to be one
+    connected component (``merge_time`` in the result: seconds from the heal; None:
+    not within the window); then ``drain`` more seconds, and every live node must have
+    delivered every message of every group (``all_delivered``; messages older than
+    ``store_max_age`` at the heal cannot be fetched any more). ``probes_per_node_s`` and
+    ``control_per_node_s`` are the failed-peer probes and all membership messages
+    (everything but Gossip, IHave, Graft, Prune, Digest and Want) sent per live node per
+    second of the split.
     """
     live = sim.live()
     order = live[:]
     sim.rng.shuffle(order)
-    half = len(order) // 2
-    side_a, side_b = sorted(order[:half]), sorted(order[half:])
+    total = sum(shares)
+    groups: list[list[int]] = []
+    start = 0
+    for k, share in enumerate(shares):
+        end = len(order) if k == len(shares) - 1 else start + round(share / total * len(order))
+        groups.append(sorted(order[start:end]))
+        start = end
+    groups = [g for g in groups if g]
     t_split = sim.now
-    sim.partition([side_a, side_b])
+    probes0 = _probes(sim)
+    control0 = _control_messages(sim.msg_counts)
+    sim.partition(groups)
     recs: list[BroadcastRecord] = []
     step = duration / (per_side + 1)
     for k in range(per_side):
         sim.run_until(t_split + (k + 1) * step)
-        for side in (side_a, side_b):
+        for side in groups:
             cand = [i for i in side if sim.alive[i]]
-            key = sim.broadcast(sim.rng.choice(cand), b"split", tag="split")
-            recs.append(sim.bcasts[key])
+            if cand:
+                key = sim.broadcast(sim.rng.choice(cand), b"split", tag="split")
+                recs.append(sim.bcasts[key])
     sim.run_until(t_split + duration)
     g_split = graph_metrics(sim.active_graph())
+    per_node_s = 1.0 / (max(1, len(sim.live())) * duration) if duration > 0 else 0.0
+    probes = (_probes(sim) - probes0) * per_node_s
+    control = (_control_messages(sim.msg_counts) - control0) * per_node_s
     sim.heal()
     t_heal = sim.now
-    # when does the overlay become one component again?
+    # when does the overlay become one component again? (looked at every 0.1 s)
     merged_at = None
-    t = t_heal
-    while t < t_heal + merge_time:
-        t += 1.0
-        sim.run_until(t)
-        if merged_at is None and graph_metrics(sim.active_graph())["connected"]:
-            merged_at = t - t_heal
+    k = 0
+    while k < merge_time * 10:
+        k += 1
+        sim.run_until(t_heal + k / 10)
+        if graph_metrics(sim.active_graph())["connected"]:
+            merged_at = k / 10
             break
     sim.run_until(t_heal + merge_time)
     g = graph_metrics(sim.active_graph())
@@ -1136,10 +1156,13 @@ def partition_scenario(
     after = broadcast_rounds(sim, 5, mode="random", interval=0.5, drain=5.0)
     return {
         "duration": duration,
+        "groups": [len(x) for x in groups],
         "components_during": g_split["components"],
-        "merged": g["connected"],
+        "merged": merged_at is not None and g["connected"],
         "merge_time": merged_at,
         "components": g["components"],
+        "probes_per_node_s": probes,
+        "control_per_node_s": control,
         "split_messages": len(figs),
         "all_delivered": all(f["missed"] == 0 for f in figs),
         "split_missed": sum(f["missed"] for f in figs),
@@ -1148,6 +1171,19 @@ def partition_scenario(
         "split": figs,
         "after": after,
     }
+
+
+#: Message kinds of the broadcast layer (the rest is membership control traffic).
+_BROADCAST_KINDS = frozenset(("Gossip", "IHave", "Graft", "Prune", "Digest", "Want"))
+
+
+def _probes(sim: Simulator) -> int:
+    # failed-peer probes of every engine (an engine without membership state has none)
+    return sum(getattr(getattr(e, "hv", None), "probes", 0) for e in sim.engines)
+
+
+def _control_messages(counts: dict[str, int]) -> int:
+    return sum(n for k, n in counts.items() if k not in _BROADCAST_KINDS)
 
 
 def churn_scenario(
@@ -1199,6 +1235,7 @@ def run_default(
     loss: float = 0.0,
     fail: float = 0.0,
     partition: float = 0.0,
+    split: Sequence[float] = (0.5, 0.5),
     config: Config | None = None,
     join_rate: float = 500.0,
     settle: float = 20.0,
@@ -1223,7 +1260,7 @@ def run_default(
         all_figs += crash["final"]
         result["crash"] = {k: v for k, v in crash.items() if k not in ("probes", "final")}
     if partition > 0:
-        part = partition_scenario(sim, partition)
+        part = partition_scenario(sim, partition, shares=split)
         all_figs += part["split"] + part["after"]
         result["partition"] = {k: v for k, v in part.items() if k not in ("split", "after")}
     summ = summarize(all_figs)
@@ -1273,6 +1310,16 @@ def _parse_latency(text: str) -> tuple[float, float]:
     if not (0 <= lo <= hi):
         raise click.BadParameter("expected 0 <= LO <= HI")
     return lo / 1000.0, hi / 1000.0
+
+
+def _parse_split(text: str) -> tuple[float, ...]:
+    try:
+        shares = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter("expected shares such as 0.5,0.5", param_hint="--split") from None
+    if len(shares) < 2 or any(not (x > 0) for x in shares):
+        raise click.BadParameter("expected two or more positive shares", param_hint="--split")
+    return shares
 
 
 def _plot(result: dict[str, Any], path: str) -> str | None:
@@ -1373,7 +1420,15 @@ def _table(result: dict[str, Any]) -> None:
     default=0.0,
     show_default=True,
     type=click.FloatRange(0.0),
-    help="Split the nodes into two halves for this many simulated seconds, then heal.",
+    help="Split the nodes for this many simulated seconds (see --split), then heal.",
+)
+@click.option(
+    "--split",
+    "split_text",
+    default="0.5,0.5",
+    show_default=True,
+    help="Shares of the --partition groups: 0.5,0.5 halves; 0.1,0.9 asymmetric; "
+    "0.34,0.33,0.33 three-way.",
 )
 @click.option(
     "--config",
@@ -1392,12 +1447,14 @@ def sim_command(
     latency: str,
     loss: float,
     partition_s: float,
+    split_text: str,
     config_items: tuple[str, ...],
     as_json: bool,
     plot: str | None,
 ) -> None:
     """Simulate a cluster of engines on a virtual network and report the figures."""
     lat = _parse_latency(latency)
+    split = _parse_split(split_text)
     try:
         overrides = config_overrides(config_items)
     except ValueError as e:
@@ -1412,6 +1469,7 @@ def sim_command(
             loss=loss,
             fail=fail,
             partition=partition_s,
+            split=split,
             config=config,
         )
     if plot:

@@ -396,22 +396,96 @@ def test_node_without_any_view_tries_addresses_it_heard_of() -> None:
     assert {peer(1), peer(2), peer(3), peer(40), peer(41)} <= joined
 
 
-def test_failed_peers_are_probed_with_backoff_until_they_answer() -> None:
-    e = engine(shuffle_interval=1.0, active_view_size=3)
-    make_active(e, [peer(1), peer(2), peer(3)])
-    e.on_disconnected(peer(3), "failed", 0.0)
-    probes = []
-    t = 0.0
-    while t < 20.0:
+def _probes(e, until: float, t: float = 0.0, fail: bool = True) -> list[tuple[float, str, object]]:
+    """Tick ``e`` to ``until``; each probe of a failed peer as (time, peer, message).
+
+    With ``fail`` every probed peer stays unreachable (the driver reports the failure).
+    """
+    out = []
+    while t < until:
         t = round(t + 0.05, 2)
         e.tick(t)
-        if peer(3) in sent(e.drain()[0], Join):
-            probes.append(t)
-            e.on_disconnected(peer(3), "failed", t)  # still unreachable
-    gaps = [b - a for a, b in itertools.pairwise(probes)]
-    assert len(probes) >= 3 and all(g2 > g1 for g1, g2 in itertools.pairwise(gaps[:3]))
-    e.on_frame(peer(3), [Neighbor(True)], t)  # back: no more probing
+        for p, msgs in e.drain()[0].items():
+            for m in msgs:
+                probe = (type(m) is Neighbor and m.high) or (type(m) is Shuffle and m.ttl == 0)
+                if probe and p in e.hv.graveyard:
+                    out.append((t, p, m))
+                    if fail:
+                        e.on_disconnected(p, "failed", t)
+    return out
+
+
+def test_a_failed_peer_is_probed_for_as_long_as_it_stays_unreachable() -> None:
+    e = engine(reconnect_interval=1.0, active_view_size=3)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    e.on_disconnected(peer(3), "failed", 0.0)
+    probes = _probes(e, 2000.0)
+    # no give-up and no backoff: about one probe a reconnect_interval (jitter +-25%)
+    # from start to end of a split far longer than every other timeout
+    assert {p for _, p, _ in probes} == {peer(3)}
+    assert all(m == Neighbor(True) for _, _, m in probes)
+    assert 1500 <= len(probes) <= 2700, len(probes)
+    assert probes[-1][0] > 1995.0
+    e.on_frame(peer(3), [NeighborReply(True)], 2001.0)  # back
     assert e.stats()["graveyard"] == 0 and peer(3) in e.active_view
+
+
+def test_probes_cost_one_message_an_interval_however_many_peers_failed() -> None:
+    e = engine(reconnect_interval=2.0, active_view_size=5, passive_view_size=30)
+    make_active(e, [peer(i) for i in range(1, 6)])
+    make_passive(e, [peer(i) for i in range(10, 40)])
+    for i in range(1, 6):
+        e.on_disconnected(peer(i), "failed", 0.0)
+    for i in range(10, 40):  # every passive peer fails too (tried by the repair)
+        e.on_disconnected(peer(i), "failed", 0.0)
+    assert e.stats()["graveyard"] == 30  # bounded by the passive view's size
+    probes = _probes(e, 200.0)
+    assert 75 <= len(probes) <= 135, len(probes)  # ~ 200 s / 2 s, not 30 times that
+    assert len({p for _, p, _ in probes}) > 20  # random choice: the probes spread
+
+
+def test_hearsay_does_not_forget_a_failed_peer() -> None:
+    # during a split, shuffles on our side still carry stale addresses of the other
+    # side: that is no sign of life, so the peer stays probed
+    e = engine(reconnect_interval=1.0)
+    make_active(e, [peer(1), peer(2)])
+    e.on_disconnected(peer(2), "failed", 0.0)
+    e.on_frame(peer(1), [Shuffle(peer(7), 0, [peer(2), peer(8)])], 0.5)
+    e.on_frame(peer(1), [ShuffleReply([peer(2)])], 0.6)
+    assert peer(2) in e.hv.graveyard
+    assert peer(2) in {p for _, p, _ in _probes(e, 10.0, 0.6)}
+
+
+def test_after_a_heal_one_link_is_forced_and_the_other_failed_peers_asked_gently() -> None:
+    e = engine(reconnect_interval=1.0, active_view_size=3)
+    make_active(e, [peer(1), peer(2), peer(3)])
+    for i in (1, 2, 3):
+        e.on_disconnected(peer(i), "failed", 0.0)
+    (t, first, msg), *_ = _probes(e, 5.0, fail=False)
+    assert msg == Neighbor(True)
+    e.on_frame(first, [NeighborReply(True)], t + 0.1)  # the network healed
+    assert first in e.active_view
+    rest = _probes(e, t + 20.0, t + 0.1, fail=False)
+    assert rest and all(type(m) is Shuffle and m.origin == ME and m.ttl == 0 for _, _, m in rest)
+    others = sorted({p for _, p, _ in rest})
+    assert others == sorted({peer(1), peer(2), peer(3)} - {first})
+    for p in others:  # they answer: remembered as passive peers, not failed any more
+        e.on_frame(p, [ShuffleReply([])], t + 20.5)
+    assert e.stats()["graveyard"] == 0
+    assert set(others) <= set(e.passive_view)
+
+
+def test_a_gentle_probe_that_fails_forces_the_next_one() -> None:
+    # a three-way split: one side came back, another did not
+    e = engine(reconnect_interval=1.0, active_view_size=2)
+    make_active(e, [peer(1), peer(2)])
+    for i in (1, 2):
+        e.on_disconnected(peer(i), "failed", 0.0)
+    e.on_frame(peer(1), [Neighbor(True)], 0.5)  # peer 1's side is back, it asked us in
+    assert e.hv.graveyard == {peer(2): False}
+    probes = _probes(e, 10.0, 0.5)
+    assert type(probes[0][2]) is Shuffle  # gentle first; it failed
+    assert all(m == Neighbor(True) for _, _, m in probes[1:]) and len(probes) > 2
 
 
 def test_short_node_refused_for_a_whole_round_asks_with_high_priority() -> None:

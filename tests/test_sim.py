@@ -618,6 +618,32 @@ def test_partition_heals_and_catches_up() -> None:
 
 
 @needs_engine
+@pytest.mark.parametrize(
+    ("shares", "seed"),
+    [
+        ((0.5, 0.5), 3),  # seeds 3-6 stayed split for good before failed peers were
+        ((0.5, 0.5), 4),  # probed for as long as they stay unreachable
+        ((0.1, 0.9), 1),
+        ((0.34, 0.33, 0.33), 2),
+    ],
+)
+def test_a_long_partition_remerges_within_a_minute_of_the_heal(
+    shares: tuple[float, ...], seed: int
+) -> None:
+    # 20 simulated minutes: longer than every timeout, the store's retention and the
+    # ten probes with backoff after which failed peers used to be forgotten
+    sim = Simulator(SIM_CONFIG, seed=seed)
+    build_overlay(sim, 100, join_rate=500.0, settle=20.0)
+    r = partition_scenario(sim, 1200.0, shares=shares, per_side=2, drain=10.0)
+    detail = {k: v for k, v in r.items() if k not in ("split", "after")}
+    assert r["components_during"] == len(shares), detail
+    assert r["merged"] and r["components"] == 1, detail
+    assert r["after_reliability"] == 1.0, detail
+    # the cost: one probe per node every reconnect_interval at most (jitter +-25%)
+    assert 0.0 < r["probes_per_node_s"] <= 1.1 / SIM_CONFIG.reconnect_interval, detail
+
+
+@needs_engine
 def test_cli_json_reproducible_across_hash_seeds() -> None:
     outs = []
     for hashseed in ("1", "2"):

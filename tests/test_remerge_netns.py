@@ -1,0 +1,217 @@
+"""A long partition of real processes heals into one overlay, with every message.
+
+Six ``gossipfast run`` processes, each in a network namespace of its own with its own
+address, the namespaces' veth ends on one bridge in a further namespace (the "switch").
+The halves are cut apart with blackhole routes for longer than every failure timeout
+the nodes' Config sets (heartbeat, connect, neighbour, repair) and than the old
+failed-peer probing gave up after; then the routes go and the test waits for one overlay
+and every message of before, during and after the split at every node, exactly once.
+
+Needs root and ``ip netns`` (skipped with the reason elsewhere); talks only to the
+addresses of the namespaces it creates.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from runproc import FAST, RunProc
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+N = 6
+#: Split length: longer than every timeout below and than the old probing's give-up
+#: (10 probes, delays doubling from shuffle_interval to 8x it: 31.5 s at 0.5 s).
+SPLIT_SECONDS = float(os.environ.get("GOSSIPFAST_REMERGE_SPLIT", "45"))
+SETTINGS = [*FAST, "shuffle_interval=0.5", "reconnect_interval=1.0"]
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def _netns_reason() -> str | None:
+    if shutil.which("ip") is None:
+        return "no ip command"
+    probe = f"gfrp{os.getpid() % 100000}"
+    try:
+        _ip("netns", "add", probe)
+    except (subprocess.CalledProcessError, OSError) as e:
+        return f"ip netns add not permitted: {getattr(e, 'stderr', e)!r}"
+    _ip("netns", "del", probe)
+    return None
+
+
+class Hosts:
+    """``n`` namespaces ("hosts") with addresses 10.79.0.1.. on one bridge."""
+
+    def __init__(self, n: int) -> None:
+        tag = os.getpid() % 10000
+        self.switch = f"gfsw{tag}"
+        self.ns = [f"gfh{tag}n{i}" for i in range(n)]
+        self.ips = [f"10.79.0.{i + 1}" for i in range(n)]
+        _ip("netns", "add", self.switch)
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+        for i, ns in enumerate(self.ns):
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"p{i}",
+                "netns", self.switch)  # fmt: skip
+            _ip("-n", self.switch, "link", "set", f"p{i}", "master", "br0", "up")
+            _ip("-n", ns, "addr", "add", f"{self.ips[i]}/24", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "eth0", "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+
+    def prefix(self, i: int) -> list[str]:
+        return ["ip", "netns", "exec", self.ns[i]]
+
+    def cut(self, a: list[int], b: list[int], on: bool) -> None:
+        """Blackhole routes between the groups ``a`` and ``b`` (``on``), or none."""
+        for x, others in [(i, b) for i in a] + [(j, a) for j in b]:
+            for y in others:
+                op = "add" if on else "del"
+                _ip("-n", self.ns[x], "route", op, "blackhole", f"{self.ips[y]}/32")
+
+    def close(self) -> None:
+        for ns in [*self.ns, self.switch]:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+class Node(RunProc):
+    """A ``gossipfast run`` child that keeps its deliveries and its last stats line."""
+
+    def __init__(self, index: int, address: str, seeds: list[str], prefix: list[str]) -> None:
+        self.index = index
+        self.delivered: collections.Counter[str] = collections.Counter()
+        self.stats: dict[str, Any] = {}
+        super().__init__(
+            address,
+            seeds,
+            options=["--log-level", "WARNING", "--stats-interval", "0.3"],
+            settings=SETTINGS,
+            prefix=prefix,
+        )
+
+    def on_delivery(self, d: dict[str, Any]) -> None:
+        self.delivered[d["payload"]] += 1
+
+    def on_stderr(self, line: str) -> None:
+        if line.startswith("GOSSIPFAST_STATS "):
+            self.stats = json.loads(line.split(" ", 1)[1])
+        else:
+            super().on_stderr(line)
+
+    def got(self) -> collections.Counter[str]:
+        with self.lock:
+            return collections.Counter(self.delivered)
+
+
+def _wait(pred: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return pred()
+
+
+def _components(nodes: list[Node]) -> int:
+    """Components of the active-view graph as the nodes last reported it."""
+    index = {n.address: n.index for n in nodes}
+    adj = {n.index: set() for n in nodes}
+    for n in nodes:
+        for p in n.stats.get("active_view", []):
+            if p in index:
+                adj[n.index].add(index[p])
+                adj[index[p]].add(n.index)
+    seen: set[int] = set()
+    count = 0
+    for start in adj:
+        if start in seen:
+            continue
+        count += 1
+        todo = [start]
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo += adj[x] - seen
+    return count
+
+
+@pytest.mark.timeout(int(SPLIT_SECONDS) + 240)
+def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
+    reason = _netns_reason()
+    if reason:
+        pytest.skip(reason)
+    hosts = Hosts(N)
+    nodes: list[Node] = []
+    try:
+        for i in range(N):
+            seeds = [] if i == 0 else [f"{hosts.ips[0]}:7000"]
+            nodes.append(Node(i, f"{hosts.ips[i]}:7000", seeds, hosts.prefix(i)))
+            if i == 0:  # the seed listens before anyone joins it
+                assert _wait(lambda: bool(nodes[0].stats), 20), nodes[0].errors
+        assert _wait(lambda: all(len(n.stats.get("active_view", [])) >= 2 for n in nodes), 30)
+        left, right = list(range(N // 2)), list(range(N // 2, N))
+        sent: dict[str, int] = {}  # payload -> sender
+
+        def emit(phase: str, k: int) -> None:
+            for j in range(k):
+                i = j % N
+                text = f"{phase} {j} from {i}"
+                sent[text] = i
+                nodes[i].send(text)
+
+        def has_all(n: Node, phase: str | None = None) -> bool:
+            got = n.got()
+            return all(
+                t in got
+                for t, s in sent.items()
+                if s != n.index and (phase is None or t[:3] == phase)
+            )
+
+        emit("pre", 30)
+        assert _wait(lambda: all(has_all(n) for n in nodes), 30)
+        hosts.cut(left, right, True)
+        t_cut = time.monotonic()
+        time.sleep(3.0)  # > heartbeat_timeout (1 s): each side drops the other's links
+        emit("mid", 30)
+        # each side goes on on its own
+        for i in range(N):
+            same = {t for t, s in sent.items() if t[:3] == "mid" and (s < N // 2) == (i < N // 2)}
+            assert _wait(lambda i=i, same=same: same - {t for t in same if sent[t] == i}
+                         <= set(nodes[i].got()), 30), i  # fmt: skip
+        assert _wait(lambda: _components(nodes) == 2, 20), [
+            n.stats.get("active_view") for n in nodes
+        ]
+        time.sleep(max(0.0, SPLIT_SECONDS - (time.monotonic() - t_cut)))
+        assert _components(nodes) == 2  # still apart at the end of the split
+        hosts.cut(left, right, False)
+        t_heal = time.monotonic()
+        merged = _wait(lambda: _components(nodes) == 1, 60)
+        merge_time = time.monotonic() - t_heal
+        assert merged, [n.stats.get("active_view") for n in nodes]
+        emit("end", 30)
+        assert _wait(lambda: all(has_all(n) for n in nodes), 60), {
+            n.index: sorted(t for t, s in sent.items() if s != n.index and t not in n.got())[:10]
+            for n in nodes
+        }
+        for n in nodes:
+            got = n.got()
+            assert max(got.values()) == 1, (n.index, [t for t, c in got.items() if c > 1][:5])
+            assert set(got) == {t for t, s in sent.items() if s != n.index}, n.index
+            assert not n.errors, n.errors[:5]
+        print(f"split {SPLIT_SECONDS:g} s; one overlay {merge_time:.1f} s after the heal")
+    finally:
+        for n in nodes:
+            n.stop()
+        hosts.close()
