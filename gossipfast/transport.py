@@ -195,6 +195,10 @@ class Connection(asyncio.Protocol):
         self.sent_bytes = 0
         #: When the partial frame held by the decoder started (0: none held).
         self.partial_since = 0.0
+        #: Its dial failed or was cancelled: it is no link of ours (see ``_abandon``).
+        self.abandoned = False
+        #: ``_conn_lost`` ran for it (it runs once, whoever calls it first).
+        self.lost = False
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -644,12 +648,19 @@ class Transport:
 
     async def _dial_task(self, link: _Link) -> None:
         peer = link.peer
+        made: list[Connection] = []
+
+        def factory() -> Connection:
+            c = Connection(self, True, peer)
+            made.append(c)
+            return c
+
         error = ""
         try:
             host, port = parse_address(peer)
             await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: Connection(self, True, peer),
+                    factory,
                     host,
                     port,
                     ssl=self._client_ssl,
@@ -662,6 +673,7 @@ class Transport:
             )
         except asyncio.CancelledError:
             link.dialing = False
+            self._abandon(made)
             raise
         except (OSError, ValueError, asyncio.TimeoutError, _ssl.SSLError) as e:
             error = f"{type(e).__name__}: {e}"
@@ -670,10 +682,38 @@ class Transport:
             return
         self._c["dial_failures"] += 1
         log.debug("dial %s failed: %s", peer, error)
+        if self._abandon(made):
+            # Its connection was up: _conn_lost told the engine if it was the link.
+            if link.conn is None and link.pending and not self._closed:
+                self._dial(link)  # sent to since: dial again
+            else:
+                self._drop_link_if_idle(link)
+            return
         if link.conn is None:
             self._drop_link_if_idle(link, force=True)
             if self.engine is not None and not self._closed:
                 self._engine_call(self.engine.on_disconnected, peer, "failed")
+
+    def _abandon(self, made: list[Connection]) -> bool:
+        """Drop the connections of a dial that failed or was cancelled; True if one of
+        them was already up (connection_made ran).
+
+        A connect timeout may cancel ``create_connection`` after ``connection_made``:
+        asyncio then closes the transport and calls ``connection_lost`` later, but uvloop
+        closes the handle directly, never calls ``connection_lost`` and still reports
+        ``is_closing()`` False. Left alone, such a connection stayed the peer's link for
+        good: every write to it raised (``Exception in callback Transport.flush``), the
+        peer was never reported nor redialled. So the dial ends it here, once.
+        """
+        up = False
+        for c in made:
+            c.abandoned = True
+            if c.tr is not None:
+                up = True
+                if not c.lost:
+                    c.close("dial-failed", abort=True)
+                    self._conn_lost(c, None)
+        return up
 
     def _drop_link_if_idle(self, link: _Link, force: bool = False) -> None:
         if force:
@@ -691,6 +731,10 @@ class Transport:
     def _conn_made(self, c: Connection) -> None:
         if self._closed:
             c.close("shutdown", abort=True)
+            return
+        if c.abandoned:
+            # Its dial timed out before the connection came up (see _abandon).
+            c.close("dial-failed", abort=True)
             return
         if not c.outbound:
             cfg = self.config
@@ -1139,6 +1183,9 @@ class Transport:
                 self._resume_reading(c)
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
+        if c.lost:
+            return  # already ended by _abandon
+        c.lost = True
         if c.host is not None:
             n = self._per_host.get(c.host, 0) - 1
             if n > 0:

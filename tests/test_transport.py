@@ -954,3 +954,81 @@ def test_unencodable_batch_is_dropped_and_others_still_sent(arun: Any) -> None:
         await b.close()
 
     arun(main())
+
+
+class ConnectTimeoutAfterConnectionMade:
+    """An event loop whose ``create_connection`` is cut by the connect timeout just after
+    the protocol's ``connection_made`` ran (once): what ``wait_for`` does when the
+    timeout fires in that window (a SYN retransmit answered at ``connect_timeout``).
+    uvloop then closes the handle without ``connection_lost``; asyncio closes the
+    transport and calls ``connection_lost`` later."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.cut = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def create_connection(self, factory: Any, *args: Any, **kw: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def wrapped() -> Any:
+            p = factory()
+            made = p.connection_made
+
+            def connection_made(t: Any) -> None:
+                made(t)
+                if not self.cut:
+                    self.cut += 1
+                    task.cancel()
+
+            p.connection_made = connection_made
+            return p
+
+        try:
+            return await self._loop.create_connection(wrapped, *args, **kw)
+        except asyncio.CancelledError:
+            if self.cut != 1:
+                raise
+            self.cut += 1
+            raise asyncio.TimeoutError from None  # as wait_for reports its timeout
+
+
+@pytest.mark.timeout(30)
+def test_dial_timed_out_after_connection_made_leaves_no_dead_link(arun: Any) -> None:
+    """The 'Exception in callback Transport.flush' of a long chaos run: a dial whose
+    connect timeout fired after connection_made left, on uvloop, a connection with a
+    closed handle as the peer's link (never lost, never closing): every later flush
+    wrote to it. Now the dial ends that connection itself: the engine hears "failed"
+    once, nothing is left open, and the next send dials again."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        a, ea = await make(node_id="a")
+        b, eb = await make(node_id="b")
+        proxy = ConnectTimeoutAfterConnectionMade(a.loop)
+        a.loop = proxy  # type: ignore[assignment]
+        ea.send(eb.address, wire.Join())
+        poke(a)
+        await until(lambda: ea.down)
+        assert proxy.cut == 2  # the connection came up, then the dial timed out
+        assert ea.down == [(eb.address, "failed")]
+        assert a.counters()["dial_failures"] == 1
+        await until(lambda: a.counters()["connections"] == 0)
+        assert eb.address not in a._links
+        # the peer is reachable again: the next send dials it and arrives
+        ea.send(eb.address, wire.Prune())
+        poke(a)
+        a.flush()
+        await until(lambda: wire.Prune() in eb.received())
+        assert a.counters()["dials"] == 2 and a.counters()["send_drops"] == 0
+        assert ea.down == [(eb.address, "failed")]
+        assert not errors, errors
+        await a.close()
+        await b.close()
+
+    arun(main())
