@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from gossipfast import wire
+from gossipfast._cli_node import free_ports  # nobody listens there: dials are refused
 from gossipfast._codec import FrameDecoder, encode_frame
 from gossipfast.config import Config
 from gossipfast.transport import SOCKET_BUFFER, Transport, format_address, parse_address
@@ -1030,5 +1031,75 @@ def test_dial_timed_out_after_connection_made_leaves_no_dead_link(arun: Any) -> 
         assert not errors, errors
         await a.close()
         await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_dials_to_new_addresses_are_rate_limited(arun: Any) -> None:
+    """A forged view naming hundreds of addresses: at most dial_rate new addresses a
+    second are dialled (burst: one second's worth); the rest fail at once as
+    unreachable (the engine moves on) and are counted. A peer that answered one of our
+    dials before is dialled again whatever the bucket holds."""
+
+    async def main() -> None:
+        rate = 10.0
+        a, ea = await make(msgspec.structs.replace(CFG, dial_rate=rate))
+        t_start = a.loop.time()
+        b, eb = await make()
+        ea.send(eb.address, wire.Join())
+        poke(a)
+        await until(lambda: eb.received() == [wire.Join()])
+        ea.close(eb.address)
+        poke(a)
+        await until(lambda: a.counters()["connections"] == 0)
+
+        def allowed() -> float:  # dials the bucket may have let through so far
+            return rate + rate * (a.loop.time() - t_start)
+
+        forged = [format_address("127.0.0.1", p) for p in free_ports(200)]
+        for peer in forged:
+            ea.send(peer, wire.Join())
+        poke(a)
+        await until(lambda: len(ea.down) == 200)
+        c = a.counters()
+        assert c["dials"] <= allowed()
+        assert c["dials"] - 1 + c["dials_limited"] == 200  # every forged address once
+        assert c["dials_limited"] >= 200 - allowed()
+        assert sorted(ea.down) == sorted((p, "failed") for p in forged)
+        # the known peer is dialled although the bucket is empty
+        limited = c["dials_limited"]
+        ea.send(eb.address, wire.Prune())
+        poke(a)
+        await until(lambda: wire.Prune() in eb.received())
+        assert a.counters()["dials_limited"] == limited
+        # a steady stream of new addresses: dialled at dial_rate at most
+        more = [format_address("127.0.0.1", p) for p in free_ports(100)]
+        for k in range(10):
+            for peer in more[k * 10 : k * 10 + 10]:
+                ea.send(peer, wire.Join())
+            poke(a)
+            await until(lambda k=k: len(ea.down) == 200 + (k + 1) * 10)
+            await asyncio.sleep(0.05)  # the stream's pace, not a synchronisation
+        assert a.counters()["dials"] <= allowed() + 1  # + the known peer's redial
+        assert a.counters()["dials_limited"] > limited
+        await a.close()
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_known_good_addresses_are_bounded(arun: Any) -> None:
+    async def main() -> None:
+        from gossipfast.transport import MAX_KNOWN_GOOD
+
+        a, _ea = await make()
+        for i in range(MAX_KNOWN_GOOD + 100):
+            a._mark_good(f"10.0.{i >> 8}.{i & 255}:1")
+        assert len(a._good) == MAX_KNOWN_GOOD
+        assert "10.0.0.0:1" not in a._good  # the least recently reached went first
+        assert f"10.0.{(MAX_KNOWN_GOOD + 99) >> 8}.{(MAX_KNOWN_GOOD + 99) & 255}:1" in a._good
+        await a.close()
 
     arun(main())
