@@ -218,14 +218,16 @@ def test_default_dial_rate_is_not_hit_by_a_10_node_start() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_default_dial_rate_is_not_hit_by_a_1000_node_join() -> None:
-    """The worst case measured: 1,000 nodes joining one seed in the same instant."""
+    """The worst case measured: 1,000 nodes joining one seed in the same instant (300
+    in the pure-Python build, as test_sim.py does)."""
     rate = Config().dial_rate
-    for seed in (1, 2):
-        dials = simulated_join(1000, seed)
+    n = 1000 if gossipfast.COMPILED else 300
+    for seed in (1, 2) if gossipfast.COMPILED else (1,):
+        dials = simulated_join(n, seed)
         most = max(map(_most_in_a_second, dials.values()))
         assert sum(_refused(t, rate) for t in dials.values()) == 0
         assert most <= rate * 0.75, most  # a margin: at most 20 were measured (seeds 1-4)
         print(
-            f"\n1,000 nodes joining at once (seed {seed}): at most {most} dials to new "
+            f"\n{n} nodes joining at once (seed {seed}): at most {most} dials to new "
             f"addresses by one node in 1 s; none refused at dial_rate={rate:g}"
         )
