@@ -160,6 +160,13 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         "messages it asks for) per second read from one connection; above it reading "
         "pauses (burst 1 s).",
     ),
+    "dial_rate": (
+        0.01,
+        _INF,
+        "Dials per second to addresses that never answered one of our dials (in the last "
+        "hour; 4,096 remembered), burst one second's worth; more fail at once as "
+        "unreachable. Against forged views that name arbitrary addresses.",
+    ),
 }
 
 
@@ -210,6 +217,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     frame_timeout: float = 30.0
     peer_read_rate: int = 256 << 20
     peer_control_rate: int = 20_000
+    dial_rate: float = 30.0
     #: Deliver each origin's messages in sequence order (holds back out-of-order ones).
     fifo: bool = False
 

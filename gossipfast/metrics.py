@@ -73,6 +73,8 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("dial_failures", "dial_failures", "Outgoing connection attempts that failed."),
     ("heartbeat_timeouts", "heartbeat_timeouts", "Links closed after heartbeat silence."),
     ("engine_errors", "engine_errors", "Exceptions caught around the engine (a bug)."),
+    ("dials_limited", "dials_limited", "Dials to never-reached addresses over dial_rate."),
+    ("tls_failures", "tls_failures", "TLS handshakes that failed (inbound and outbound)."),
 )
 
 # Everything a node throws away, by reason: reason label -> stats key.

@@ -103,6 +103,11 @@ class Stats(Mapping[str, int]):
     frames_sent: int = 0
     #: Exceptions caught around the engine (a bug: please report).
     engine_errors: int = 0
+    #: Dials to never-reached addresses refused by ``Config.dial_rate`` (forged views).
+    dials_limited: int = 0
+    #: TLS handshakes that failed, inbound (a foreign CA, no certificate, plain TCP, a
+    #: stall) and outbound.
+    tls_failures: int = 0
     #: Every other counter, by name (``sent_<kind>``, ``received_<kind>``,
     #: ``neighbor_down_<reason>`` ...).
     details: Mapping[str, int] = dataclasses.field(default_factory=dict)

@@ -63,6 +63,15 @@ BACKPRESSURE_CHECK = 0.05
 #: while it is paused).
 BACKPRESSURE_PAUSE_MAX = 0.5
 
+#: Addresses dialled without charge to ``Config.dial_rate`` (a node of our cluster
+#: answered a dial to them), at most this many, least recently reached forgotten first;
+#: and for how long after that answer.
+MAX_KNOWN_GOOD = 4096
+KNOWN_GOOD_TTL = 3600.0
+#: Exceptions of a dial that mean the TCP connection was up and TLS failed (a handshake
+#: refused, reset or timed out by the peer).
+_TLS_ERRORS = (_ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
     "connections",  # currently open TCP connections
@@ -89,6 +98,8 @@ COUNTER_NAMES: tuple[str, ...] = (
     "frame_timeouts",  # a frame not whole within frame_timeout (slowloris)
     "backpressure_pauses",  # reading paused because one of our links was congested
     "backpressure_stalls",  # ... and released although still congested (no progress)
+    "dials_limited",  # dials to never-reached addresses refused: over dial_rate
+    "tls_failures",  # TLS handshakes that failed, inbound and outbound
 )
 
 
@@ -195,6 +206,10 @@ class Connection(asyncio.Protocol):
         self.sent_bytes = 0
         #: When the partial frame held by the decoder started (0: none held).
         self.partial_since = 0.0
+        #: Its dial failed or was cancelled: it is no link of ours (see ``_abandon``).
+        self.abandoned = False
+        #: ``_conn_lost`` ran for it (it runs once, whoever calls it first).
+        self.lost = False
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -322,6 +337,11 @@ class Transport:
         self.node_id = ""
         self.incarnation = 0
         self._server: asyncio.AbstractServer | None = None
+        #: Behind TLS: the listening socket, its accept loop and the TLS handshakes
+        #: under way (see _listen_tls).
+        self._lsock: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._tls_handshaking = 0
         self._links: dict[str, _Link] = {}
         self._conns: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -351,6 +371,11 @@ class Transport:
         #: Inbound connections open per remote IP, and each IP's accept bucket.
         self._per_host: dict[str, int] = {}
         self._accept: dict[str, tuple[float, float]] = {}
+        #: Known-good addresses (see MAX_KNOWN_GOOD) -> when they last answered a dial,
+        #: and the dial_rate bucket for the others.
+        self._good: dict[str, float] = {}
+        self._dial_tokens = max(1.0, config.dial_rate)
+        self._dial_at = self.loop.time()
         #: Bucket size of peer_read_rate: one second, and at least one whole frame.
         self.read_burst = max(config.peer_read_rate, config.max_frame_size + 4)
         hb = config.heartbeat_interval
@@ -359,14 +384,12 @@ class Transport:
     # ------------------------------------------------------------------ lifecycle
     async def listen(self, host: str, port: int) -> tuple[str, int]:
         """Bind the server socket (not yet accepting); return the bound host and port."""
+        if self._ssl is not None:
+            return self._listen_tls(host, port)
         self._server = await self.loop.create_server(
             lambda: Connection(self, False, None),
             host,
             port,
-            ssl=self._ssl,
-            # A TLS handshake that stalls holds a socket before the protocol sees it:
-            # bound it like our own handshake (asyncio's default is 60 s).
-            ssl_handshake_timeout=self.config.connect_timeout if self._ssl is not None else None,
             reuse_address=True,
             start_serving=False,
         )
@@ -387,6 +410,10 @@ class Transport:
         self._ticker = self.loop.call_later(self._tick_every, self._on_ticker)
         if self._server is not None:
             await self._server.start_serving()
+        if self._lsock is not None:
+            self._accept_task = self.loop.create_task(self._accept_loop(self._lsock))
+            self._tasks.add(self._accept_task)
+            self._accept_task.add_done_callback(self._tasks.discard)
         self._arm_timer()
 
     async def close(self, grace: float = 1.0) -> None:
@@ -402,6 +429,8 @@ class Transport:
             t.cancel()
         if self._server is not None:
             self._server.close()
+        if self._lsock is not None and self._accept_task is None:
+            self._lsock.close()  # (else the accept loop closes it as it ends)
         for c in list(self._conns):
             c.close("shutdown")
         if self._conns:
@@ -425,6 +454,8 @@ class Transport:
             t.cancel()
         if self._server is not None:
             self._server.close()
+        if self._lsock is not None and self._accept_task is None:
+            self._lsock.close()  # (else the accept loop closes it as it ends)
         for c in list(self._conns):
             c.close("shutdown", abort=True)
         self._wake_writers()
@@ -637,19 +668,63 @@ class Transport:
     # ------------------------------------------------------------------ dialling
     def _dial(self, link: _Link) -> None:
         link.dialing = True
+        if not self._dial_allowed(link.peer):
+            # Over dial_rate for addresses never reached: fail at once, as an unreachable
+            # peer would (the engine moves on), without a socket or a task.
+            self._c["dials_limited"] += 1
+            self._log_once(
+                "dial-rate",
+                "not dialling %s: over dial_rate=%g new addresses/s",
+                link.peer,
+                self.config.dial_rate,
+            )
+            self.loop.call_soon(self._dial_failed, link, False)
+            return
         self._c["dials"] += 1
         task = self.loop.create_task(self._dial_task(link))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _dial_allowed(self, peer: str) -> bool:
+        """True if ``peer`` may be dialled now: a known-good address, or a token of the
+        ``dial_rate`` bucket for addresses never reached (taken here)."""
+        now = self.loop.time()
+        seen = self._good.get(peer)
+        if seen is not None and now - seen < KNOWN_GOOD_TTL:
+            return True
+        rate = self.config.dial_rate
+        burst = max(1.0, rate)
+        tokens = min(burst, self._dial_tokens + (now - self._dial_at) * rate)
+        self._dial_at = now
+        if tokens < 1.0:
+            self._dial_tokens = tokens
+            return False
+        self._dial_tokens = tokens - 1.0
+        return True
+
+    def _mark_good(self, peer: str) -> None:
+        """``peer`` answered our dial with a valid Hello: dial it freely from now on."""
+        good = self._good
+        good.pop(peer, None)
+        good[peer] = self.loop.time()
+        if len(good) > MAX_KNOWN_GOOD:
+            del good[next(iter(good))]  # least recently reached
+
     async def _dial_task(self, link: _Link) -> None:
         peer = link.peer
-        error = ""
+        made: list[Connection] = []
+
+        def factory() -> Connection:
+            c = Connection(self, True, peer)
+            made.append(c)
+            return c
+
+        error: BaseException | None = None
         try:
             host, port = parse_address(peer)
             await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: Connection(self, True, peer),
+                    factory,
                     host,
                     port,
                     ssl=self._client_ssl,
@@ -662,18 +737,55 @@ class Transport:
             )
         except asyncio.CancelledError:
             link.dialing = False
+            self._abandon(made)
             raise
         except (OSError, ValueError, asyncio.TimeoutError, _ssl.SSLError) as e:
-            error = f"{type(e).__name__}: {e}"
+            error = e
         link.dialing = False
-        if not error:
+        if error is None:
             return
         self._c["dial_failures"] += 1
-        log.debug("dial %s failed: %s", peer, error)
+        log.debug("dial %s failed: %s: %s", peer, type(error).__name__, error)
+        if self._client_ssl is not None and isinstance(error, _TLS_ERRORS):
+            self._tls_failed("tls-out", peer, error)
+        if self._abandon(made):
+            # Its connection was up: _conn_lost told the engine if it was the link.
+            if link.conn is None and link.pending and not self._closed:
+                self._dial(link)  # sent to since: dial again
+            else:
+                self._drop_link_if_idle(link)
+            return
+        self._dial_failed(link, True)
+
+    def _dial_failed(self, link: _Link, tried: bool) -> None:
+        """A dial to ``link.peer`` failed (``tried``) or was refused by ``dial_rate``."""
+        if not tried:
+            link.dialing = False
         if link.conn is None:
             self._drop_link_if_idle(link, force=True)
             if self.engine is not None and not self._closed:
-                self._engine_call(self.engine.on_disconnected, peer, "failed")
+                self._engine_call(self.engine.on_disconnected, link.peer, "failed")
+
+    def _abandon(self, made: list[Connection]) -> bool:
+        """Drop the connections of a dial that failed or was cancelled; True if one of
+        them was already up (connection_made ran).
+
+        A connect timeout may cancel ``create_connection`` after ``connection_made``:
+        asyncio then closes the transport and calls ``connection_lost`` later, but uvloop
+        closes the handle directly, never calls ``connection_lost`` and still reports
+        ``is_closing()`` False. Left alone, such a connection stayed the peer's link for
+        good: every write to it raised (``Exception in callback Transport.flush``), the
+        peer was never reported nor redialled. So the dial ends it here, once.
+        """
+        up = False
+        for c in made:
+            c.abandoned = True
+            if c.tr is not None:
+                up = True
+                if not c.lost:
+                    c.close("dial-failed", abort=True)
+                    self._conn_lost(c, None)
+        return up
 
     def _drop_link_if_idle(self, link: _Link, force: bool = False) -> None:
         if force:
@@ -688,34 +800,21 @@ class Transport:
             del self._links[link.peer]
 
     # ------------------------------------------------------------------ connections
+    def _tls_failed(self, cause: str, who: str, exc: BaseException) -> None:
+        self._c["tls_failures"] += 1
+        self._log_once(cause, "TLS handshake with %s failed: %s: %s", who, type(exc).__name__, exc)
+
     def _conn_made(self, c: Connection) -> None:
         if self._closed:
             c.close("shutdown", abort=True)
             return
-        if not c.outbound:
-            cfg = self.config
-            unready = sum(1 for x in self._conns if not x.ready and not x.outbound)
-            if unready >= cfg.max_handshaking or len(self._conns) >= cfg.max_connections:
-                # Bounded memory against connection floods: refuse, count, log once.
-                self._c["connections_refused"] += 1
-                self._log_once(
-                    "conn-limit",
-                    "refusing a connection: %d open, %d in handshake (limits %d, %d)",
-                    len(self._conns),
-                    unready,
-                    cfg.max_connections,
-                    cfg.max_handshaking,
-                )
-                c.close("refused", abort=True)
-                return
+        if c.abandoned:
+            # Its dial timed out before the connection came up (see _abandon).
+            c.close("dial-failed", abort=True)
+            return
+        if not c.outbound and c.host is None:  # behind TLS it was admitted at accept
             host = self._remote_host(c)
-            why = self._host_refusal(host)
-            if why is not None:
-                # One address may not take every slot, nor churn links faster than
-                # accept_rate (join/leave loops, connection floods from one machine).
-                self._c["connections_refused"] += 1
-                self._c["host_refusals"] += 1
-                self._log_once("host-" + why, "refusing a connection from %s: %s", host, why)
+            if self._admission(host) is not None:
                 c.close("refused", abort=True)
                 return
             c.host = host
@@ -725,6 +824,116 @@ class Transport:
         self._c["connections_opened"] += 1
         if not c.outbound:
             self._c["connections_accepted"] += 1
+        self._conn_up(c)
+
+    def _admission(self, host: str) -> str | None:
+        """Why a new inbound connection from ``host`` is refused (counted and logged
+        here), or None: then it is charged to the host's accept bucket."""
+        cfg = self.config
+        unready = self._tls_handshaking + sum(
+            1 for x in self._conns if not x.ready and not x.outbound
+        )
+        opened = len(self._conns) + self._tls_handshaking
+        if unready >= cfg.max_handshaking or opened >= cfg.max_connections:
+            # Bounded memory against connection floods: refuse, count, log once.
+            self._c["connections_refused"] += 1
+            self._log_once(
+                "conn-limit",
+                "refusing a connection: %d open, %d in handshake (limits %d, %d)",
+                opened,
+                unready,
+                cfg.max_connections,
+                cfg.max_handshaking,
+            )
+            return "limit"
+        why = self._host_refusal(host)
+        if why is not None:
+            # One address may not take every slot, nor churn links faster than
+            # accept_rate (join/leave loops, connection floods from one machine).
+            self._c["connections_refused"] += 1
+            self._c["host_refusals"] += 1
+            self._log_once("host-" + why, "refusing a connection from %s: %s", host, why)
+            return why
+        return None
+
+    def _host_gone(self, host: str) -> None:
+        n = self._per_host.get(host, 0) - 1
+        if n > 0:
+            self._per_host[host] = n
+        else:
+            self._per_host.pop(host, None)
+
+    # -- TLS listener: our own accept loop, so that TLS handshakes count against the
+    # limits above and their failures are seen (the TLS servers of asyncio and uvloop
+    # drop them silently).
+    def _listen_tls(self, host: str, port: int) -> tuple[str, int]:
+        family, kind, proto, _name, addr = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(511)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._lsock = sock
+        return host, int(sock.getsockname()[1])
+
+    async def _accept_loop(self, lsock: socket.socket) -> None:
+        try:
+            while not self._closed:
+                try:
+                    sock, addr = await self.loop.sock_accept(lsock)
+                except OSError as e:  # out of descriptors and the like: retry shortly
+                    self._log_once("accept", "accepting a connection failed: %s", e)
+                    await asyncio.sleep(0.1)
+                    continue
+                host = str(addr[0])
+                if self._admission(host) is not None:
+                    sock.close()
+                    continue
+                self._per_host[host] = self._per_host.get(host, 0) + 1
+                self._tls_handshaking += 1
+                task = self.loop.create_task(self._tls_accept(sock, host, addr))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            lsock.close()
+
+    async def _tls_accept(self, sock: socket.socket, host: str, addr: Any) -> None:
+        made: list[Connection] = []
+
+        def factory() -> Connection:
+            c = Connection(self, False, None)
+            c.host = host  # admitted, and counted in _per_host, by _accept_loop
+            made.append(c)
+            return c
+
+        try:
+            await self.loop.connect_accepted_socket(
+                factory,
+                sock,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self.config.connect_timeout,
+            )
+        except asyncio.CancelledError:
+            if not any(c.tr is not None for c in made):
+                self._host_gone(host)
+            raise
+        except Exception as e:  # whatever the peer's bytes made the TLS layer raise
+            # (the loop's transport owns the socket now and closes it)
+            if not any(c.tr is not None for c in made):
+                self._host_gone(host)
+            if not self._closed:
+                self._tls_failed("tls-in", format_address(host, int(addr[1])), e)
+        finally:
+            self._tls_handshaking -= 1
+
+    def _conn_up(self, c: Connection) -> None:
+        """The connection is usable (TLS done, if any): tune it, say Hello."""
         assert c.tr is not None
         sock = c.tr.get_extra_info("socket")
         if sock is not None:
@@ -986,6 +1195,7 @@ class Transport:
             return False
         if c.outbound:
             assert c.peer is not None
+            self._mark_good(c.peer)
             if h.address != c.peer:
                 self._log_once(
                     "address-alias",
@@ -1139,6 +1349,18 @@ class Transport:
                 self._resume_reading(c)
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
+        if c.lost:
+            return  # already ended by _abandon
+        c.lost = True
+        if (
+            exc is not None
+            and not c.ready
+            and isinstance(exc, _ssl.SSLError)
+            and (self._ssl is not None or self._client_ssl is not None)
+        ):
+            # TLS 1.3: the server checks the client's certificate after the client's
+            # handshake is done; its refusal arrives as an alert on the first read.
+            self._tls_failed("tls-out" if c.outbound else "tls-in", c.peer or "a peer", exc)
         if c.host is not None:
             n = self._per_host.get(c.host, 0) - 1
             if n > 0:

@@ -192,3 +192,50 @@ def test_cluster_and_version_are_checked_inside_tls(arun: Any) -> None:
         await a.leave()
 
     arun(main())
+
+
+@pytest.mark.timeout(60)
+def test_tls_handshake_failures_are_counted_both_ways(arun: Any, caplog: Any) -> None:
+    """Inbound: a certificate from another CA, no certificate, plain TCP and a stalled
+    handshake each add one to ``tls_failures`` (nothing reached the engine). Outbound:
+    a dial to a node of another CA, and to a plain-TCP node, count at the dialler.
+    A node logs each direction once at WARNING (repeats at DEBUG)."""
+    ca = trustme.CA()
+    other_ca = trustme.CA()
+
+    async def main() -> None:
+        server, client = contexts(ca)
+        a = gossipfast.Node("127.0.0.1:0", config=CFG, ssl=server, client_ssl=client)
+        await a.start()
+        assert a.stats()["tls_failures"] == 0
+        wrong_server, wrong_client = contexts(other_ca)
+        ca.configure_trust(wrong_client)  # it trusts us; we do not trust it
+        bare = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        ca.configure_trust(bare)
+        for k, ctx in enumerate((wrong_client, bare, None), 1):
+            await inject(a.address, ctx)
+            await until(lambda k=k: a.stats()["tls_failures"] == k, what=f"inbound {k}")
+        host, port = parse_address(a.address)
+        _r, w = await asyncio.open_connection(host, port)  # TCP, never a ClientHello
+        await until(lambda: a.stats()["tls_failures"] == 4, what="stalled handshake")
+        w.close()
+        assert a.stats()["received"] == 0 and a.active_view == ()
+        tls_warnings = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+        assert len(tls_warnings) == 1, [r.getMessage() for r in tls_warnings]  # once
+        # outbound: a node of another CA (its certificate is not trusted by us) ...
+        foreign = gossipfast.Node("127.0.0.1:0", config=CFG, ssl=wrong_server)
+        plain = gossipfast.Node("127.0.0.1:0", config=CFG)  # ... and one without TLS
+        for target in (foreign, plain):
+            await target.start()
+            d = gossipfast.Node("127.0.0.1:0", config=CFG, ssl=server, client_ssl=client)
+            await d.start()
+            with pytest.raises(gossipfast.JoinError):
+                await d.join([target.address])
+            assert d.stats()["tls_failures"] >= 1, target
+            assert d.stats()["dial_failures"] >= 1
+            await d.leave()
+            await target.leave()
+        await a.leave()
+
+    caplog.set_level("WARNING", logger="gossipfast")
+    arun(main())

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from gossipfast import wire
+from gossipfast._cli_node import free_ports  # nobody listens there: dials are refused
 from gossipfast._codec import FrameDecoder, encode_frame
 from gossipfast.config import Config
 from gossipfast.transport import SOCKET_BUFFER, Transport, format_address, parse_address
@@ -952,5 +953,153 @@ def test_unencodable_batch_is_dropped_and_others_still_sent(arun: Any) -> None:
         assert c["engine_errors"] == 1 and c["send_drops"] == 1
         await a.close()
         await b.close()
+
+    arun(main())
+
+
+class ConnectTimeoutAfterConnectionMade:
+    """An event loop whose ``create_connection`` is cut by the connect timeout just after
+    the protocol's ``connection_made`` ran (once): what ``wait_for`` does when the
+    timeout fires in that window (a SYN retransmit answered at ``connect_timeout``).
+    uvloop then closes the handle without ``connection_lost``; asyncio closes the
+    transport and calls ``connection_lost`` later."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.cut = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def create_connection(self, factory: Any, *args: Any, **kw: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def wrapped() -> Any:
+            p = factory()
+            made = p.connection_made
+
+            def connection_made(t: Any) -> None:
+                made(t)
+                if not self.cut:
+                    self.cut += 1
+                    task.cancel()
+
+            p.connection_made = connection_made
+            return p
+
+        try:
+            return await self._loop.create_connection(wrapped, *args, **kw)
+        except asyncio.CancelledError:
+            if self.cut != 1:
+                raise
+            self.cut += 1
+            raise asyncio.TimeoutError from None  # as wait_for reports its timeout
+
+
+@pytest.mark.timeout(30)
+def test_dial_timed_out_after_connection_made_leaves_no_dead_link(arun: Any) -> None:
+    """The 'Exception in callback Transport.flush' of a long chaos run: a dial whose
+    connect timeout fired after connection_made left, on uvloop, a connection with a
+    closed handle as the peer's link (never lost, never closing): every later flush
+    wrote to it. Now the dial ends that connection itself: the engine hears "failed"
+    once, nothing is left open, and the next send dials again."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        a, ea = await make(node_id="a")
+        b, eb = await make(node_id="b")
+        proxy = ConnectTimeoutAfterConnectionMade(a.loop)
+        a.loop = proxy  # type: ignore[assignment]
+        ea.send(eb.address, wire.Join())
+        poke(a)
+        await until(lambda: ea.down)
+        assert proxy.cut == 2  # the connection came up, then the dial timed out
+        assert ea.down == [(eb.address, "failed")]
+        assert a.counters()["dial_failures"] == 1
+        await until(lambda: a.counters()["connections"] == 0)
+        assert eb.address not in a._links
+        # the peer is reachable again: the next send dials it and arrives
+        ea.send(eb.address, wire.Prune())
+        poke(a)
+        a.flush()
+        await until(lambda: wire.Prune() in eb.received())
+        assert a.counters()["dials"] == 2 and a.counters()["send_drops"] == 0
+        assert ea.down == [(eb.address, "failed")]
+        assert not errors, errors
+        await a.close()
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_dials_to_new_addresses_are_rate_limited(arun: Any) -> None:
+    """A forged view naming hundreds of addresses: at most dial_rate new addresses a
+    second are dialled (burst: one second's worth); the rest fail at once as
+    unreachable (the engine moves on) and are counted. A peer that answered one of our
+    dials before is dialled again whatever the bucket holds."""
+
+    async def main() -> None:
+        rate = 10.0
+        a, ea = await make(msgspec.structs.replace(CFG, dial_rate=rate))
+        t_start = a.loop.time()
+        b, eb = await make()
+        ea.send(eb.address, wire.Join())
+        poke(a)
+        await until(lambda: eb.received() == [wire.Join()])
+        ea.close(eb.address)
+        poke(a)
+        await until(lambda: a.counters()["connections"] == 0)
+
+        def allowed() -> float:  # dials the bucket may have let through so far
+            return rate + rate * (a.loop.time() - t_start)
+
+        forged = [format_address("127.0.0.1", p) for p in free_ports(200)]
+        for peer in forged:
+            ea.send(peer, wire.Join())
+        poke(a)
+        await until(lambda: len(ea.down) == 200)
+        c = a.counters()
+        assert c["dials"] <= allowed()
+        assert c["dials"] - 1 + c["dials_limited"] == 200  # every forged address once
+        assert c["dials_limited"] >= 200 - allowed()
+        assert sorted(ea.down) == sorted((p, "failed") for p in forged)
+        # the known peer is dialled although the bucket is empty
+        limited = c["dials_limited"]
+        ea.send(eb.address, wire.Prune())
+        poke(a)
+        await until(lambda: wire.Prune() in eb.received())
+        assert a.counters()["dials_limited"] == limited
+        # a steady stream of new addresses: dialled at dial_rate at most
+        more = [format_address("127.0.0.1", p) for p in free_ports(100)]
+        for k in range(10):
+            for peer in more[k * 10 : k * 10 + 10]:
+                ea.send(peer, wire.Join())
+            poke(a)
+            await until(lambda k=k: len(ea.down) == 200 + (k + 1) * 10)
+            await asyncio.sleep(0.05)  # the stream's pace, not a synchronisation
+        assert a.counters()["dials"] <= allowed() + 1  # + the known peer's redial
+        assert a.counters()["dials_limited"] > limited
+        await a.close()
+        await b.close()
+
+    arun(main())
+
+
+@pytest.mark.timeout(30)
+def test_known_good_addresses_are_bounded(arun: Any) -> None:
+    async def main() -> None:
+        from gossipfast.transport import MAX_KNOWN_GOOD
+
+        a, _ea = await make()
+        for i in range(MAX_KNOWN_GOOD + 100):
+            a._mark_good(f"10.0.{i >> 8}.{i & 255}:1")
+        assert len(a._good) == MAX_KNOWN_GOOD
+        assert "10.0.0.0:1" not in a._good  # the least recently reached went first
+        assert f"10.0.{(MAX_KNOWN_GOOD + 99) >> 8}.{(MAX_KNOWN_GOOD + 99) & 255}:1" in a._good
+        await a.close()
 
     arun(main())
