@@ -70,6 +70,9 @@ cpdef Py_ssize_t _run_ids(object runs) except -1
 
 cpdef bint _valid_id(object origin, object seq) except -1
 
+@cython.locals(g=Py_ssize_t)
+cpdef _add_id(list ranges, object o, object s)
+
 
 cdef class Plumtree:
     cdef public object origin
@@ -281,11 +284,11 @@ cdef class Plumtree:
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, budget=Py_ssize_t, ranges=list)
     cpdef on_digest(self, str peer, object entries, double now)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, g=Py_ssize_t, budget=Py_ssize_t, gone=list)
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t, gone=list)
     cpdef on_want(self, str peer, object ranges)
 
     @cython.locals(
-        n=Py_ssize_t, i=Py_ssize_t, g=Py_ssize_t, got=Py_ssize_t, budget=Py_ssize_t,
+        n=Py_ssize_t, i=Py_ssize_t, got=Py_ssize_t, budget=Py_ssize_t,
         dedup=DedupCache, missing=dict, new=list, counts=dict
     )
     cpdef on_gone(self, str peer, object ranges)

@@ -192,6 +192,18 @@ def _valid_id(origin: Any, seq: Any) -> bool:
     return 0 <= origin <= _U64 and 0 < seq <= _SEQ_MAX
 
 
+def _add_id(ranges: list, o: Any, s: Any) -> None:
+    """Add id (o, s) to ranges ``[origin, first, last, ...]``, extending the last range
+    when ``s`` follows it (ids come in ascending order per origin)."""
+    g = len(ranges)
+    if g and ranges[g - 3] == o and ranges[g - 1] == s - 1:
+        ranges[g - 1] = s
+    else:
+        ranges.append(o)
+        ranges.append(s)
+        ranges.append(s)
+
+
 class Plumtree:
     """Broadcast state of one node.
 
@@ -1194,13 +1206,7 @@ class Plumtree:
                     self.s_gossip += 1
                 elif self.dedup.contains(o, s):
                     # seen here once, no longer stored: gone (unseen ids: no answer)
-                    g = len(gone)
-                    if g and gone[g - 3] == o and gone[g - 1] == s - 1:
-                        gone[g - 1] = s
-                    else:
-                        gone.append(o)
-                        gone.append(s)
-                        gone.append(s)
+                    _add_id(gone, o, s)
                 s += 1
             budget -= last - first + 1
             if budget <= 0:
@@ -1258,13 +1264,7 @@ class Plumtree:
             while s != 0:
                 if (o, s) not in missing and dedup.check_and_insert(o, s):
                     got += 1
-                    g = len(new)
-                    if g and new[g - 3] == o and new[g - 1] == s - 1:
-                        new[g - 1] = s
-                    else:
-                        new.append(o)
-                        new.append(s)
-                        new.append(s)
+                    _add_id(new, o, s)
                 s = 0 if s == last else dedup.first_missing(o, s + 1, last)
             if got:
                 counts[o] = counts.get(o, 0) + got
