@@ -329,3 +329,39 @@ def test_node_events_yield_gap_with_the_sender(arun: Any) -> None:
             await n.leave()
 
     arun(main())
+
+
+@pytest.mark.network
+@pytest.mark.timeout(150)
+def test_gone_storm_reports_bounded_losses_and_the_stream_flows(arun: Any, caplog: Any) -> None:
+    """A hostile member's forged Gones: each makes the node record at most catch_up_max
+    ids (of a fresh origin) as lost; memory stays bounded (run_attack) and every honest
+    broadcast still reaches every honest node."""
+    import time
+
+    import test_hostile as th
+
+    if not th._can_bind(th.EVIL_HOST):
+        pytest.skip(f"no {th.EVIL_HOST} loopback address")
+    sent_n = [0]
+
+    async def attack(h: Any) -> None:
+        ev = await th._become_neighbour(h.nodes[0])
+        t_end = time.monotonic() + 2.0
+        k = 0
+        while time.monotonic() < t_end:  # a fresh origin each time: every id is new
+            k += 1
+            ev.send(Gone([0xBAD0000 + k, 1, 1 << 40]))
+            sent_n[0] += 1
+            await ev.drain(0.2)
+            await ev.read_some(0.01)
+        ev.close()
+
+    cfg = msgspec.structs.replace(th.HCFG, catch_up_max=100_000)
+    _h, s, total, _ = th.run_attack(arun, caplog, attack, cfg)
+    assert s["received_gone"] >= 1 and s["bad_messages"] >= s["received_gone"]
+    assert 0 < s["lost"] <= s["received_gone"] * cfg.catch_up_max
+    print(
+        f"\nGONE storm: {sent_n[0]} sent, {s['received_gone']} read, lost {s['lost']},"
+        f" honest deliveries {total}"
+    )
