@@ -22,7 +22,7 @@ from .errors import (  # noqa: E402
     ProtocolError,
 )
 from .stats import Stats  # noqa: E402
-from .types import Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa: E402
+from .types import Gap, Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa: E402
 
 
 def _compiled() -> bool:
@@ -41,6 +41,7 @@ __all__ = [
     "COMPILED",
     "Config",
     "ConfigError",
+    "Gap",
     "GossipError",
     "JoinError",
     "Lagged",

@@ -24,6 +24,7 @@ cdef object Graft
 cdef object Prune
 cdef object Digest
 cdef object Want
+cdef object Gone
 cdef object OrderedDict
 cdef object deque
 cdef double _ANNOUNCE_HOLD
@@ -68,6 +69,9 @@ cdef class _Lazy:
 cpdef Py_ssize_t _run_ids(object runs) except -1
 
 cpdef bint _valid_id(object origin, object seq) except -1
+
+@cython.locals(g=Py_ssize_t)
+cpdef _add_id(list ranges, object o, object s)
 
 
 cdef class Plumtree:
@@ -116,6 +120,7 @@ cdef class Plumtree:
     cdef public set known_before
     cdef public dict next_seq
     cdef public dict held
+    cdef public list gaps
     cdef public Py_ssize_t s_gossip
     cdef public Py_ssize_t s_ihave
     cdef public Py_ssize_t s_graft
@@ -128,6 +133,9 @@ cdef class Plumtree:
     cdef public Py_ssize_t r_prune
     cdef public Py_ssize_t r_digest
     cdef public Py_ssize_t r_want
+    cdef public Py_ssize_t s_gone
+    cdef public Py_ssize_t r_gone
+    cdef public Py_ssize_t lost
     cdef public Py_ssize_t delivered
     cdef public Py_ssize_t duplicates
     cdef public Py_ssize_t grafts
@@ -276,8 +284,16 @@ cdef class Plumtree:
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, budget=Py_ssize_t, ranges=list)
     cpdef on_digest(self, str peer, object entries, double now)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t)
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t, gone=list)
     cpdef on_want(self, str peer, object ranges)
+
+    @cython.locals(
+        n=Py_ssize_t, i=Py_ssize_t, got=Py_ssize_t, budget=Py_ssize_t,
+        dedup=DedupCache, missing=dict, new=list, counts=dict
+    )
+    cpdef on_gone(self, str peer, object ranges)
+
+    cpdef pass_lost(self, object o)
 
     @cython.locals(t=_Tree)
     cpdef tuple broadcast(self, bytes payload, double now)

@@ -11,7 +11,10 @@ its backups.
 Beyond the paper: when a neighbour comes up both sides exchange a ``Digest`` of the
 highest sequence number seen per origin and pull what they miss with ``Want`` ranges,
 answered from the :class:`~gossipfast._cache.PayloadStore` (partitions heal with their
-messages). Optional per-origin FIFO delivery holds back out-of-order messages (bounded).
+messages). Ids the answerer has seen but no longer stores come back as ``Gone`` ranges:
+the asker records them as lost for good (reported, never asked for again) and passes the
+``Gone`` on to its neighbours, which miss them too unless they have them. Optional
+per-origin FIFO delivery holds back out-of-order messages (bounded).
 
 This is a hot module: Cython compiles it with ``_plumtree.pxd``. No ``import cython``
 here, so the pure-Python build runs the same source.
@@ -24,7 +27,7 @@ from typing import Any
 
 from ._cache import DedupCache, PayloadStore
 from ._peers import EagerLazy
-from .wire import Digest, Gossip, Graft, IHave, Prune, Want
+from .wire import Digest, Gone, Gossip, Graft, IHave, Prune, Want
 
 #: Bounds that reject forged ids and hop counts.
 _U64 = (1 << 64) - 1
@@ -189,6 +192,18 @@ def _valid_id(origin: Any, seq: Any) -> bool:
     return 0 <= origin <= _U64 and 0 < seq <= _SEQ_MAX
 
 
+def _add_id(ranges: list, o: Any, s: Any) -> None:
+    """Add id (o, s) to ranges ``[origin, first, last, ...]``, extending the last range
+    when ``s`` follows it (ids come in ascending order per origin)."""
+    g = len(ranges)
+    if g and ranges[g - 3] == o and ranges[g - 1] == s - 1:
+        ranges[g - 1] = s
+    else:
+        ranges.append(o)
+        ranges.append(s)
+        ranges.append(s)
+
+
 class Plumtree:
     """Broadcast state of one node.
 
@@ -270,6 +285,8 @@ class Plumtree:
         # FIFO delivery: origin -> {seq: (hops, payload)} held back until the gap fills
         self.next_seq: dict[int, int] = {}
         self.held: dict[int, dict[int, tuple[int, bytes]]] = {}
+        # (origin, count) of ids learnt lost for good since the engine last looked
+        self.gaps: list[tuple[int, int]] = []
         # counters
         self.s_gossip = 0
         self.s_ihave = 0
@@ -283,6 +300,9 @@ class Plumtree:
         self.r_prune = 0
         self.r_digest = 0
         self.r_want = 0
+        self.s_gone = 0
+        self.r_gone = 0
+        self.lost = 0
         self.delivered = 0
         self.duplicates = 0
         self.grafts = 0
@@ -506,6 +526,9 @@ class Plumtree:
                 elif t is Want:
                     self.r_want += 1
                     self.on_want(peer, msg.ranges)
+                elif t is Gone:
+                    self.r_gone += 1
+                    self.on_gone(peer, msg.ranges)
                 else:
                     other(peer, msg, now)
             except Exception:  # hostile input (wrong types) must never escape
@@ -1156,7 +1179,8 @@ class Plumtree:
             self.s_want += 1
 
     def on_want(self, peer: str, ranges: Any) -> None:
-        """Answer a catch-up request from the payload store (bounded per request)."""
+        """Answer a catch-up request from the payload store (bounded per request); the
+        ids we have seen but no longer store are answered with one ``Gone``."""
         if not self.is_active(peer):
             return
         n = len(ranges)
@@ -1164,6 +1188,7 @@ class Plumtree:
             self.bad += 1
             n = min(n - n % 3, _MAX_LIST)
         budget = self.catch_up_max
+        gone: list[int] = []
         for i in range(0, n, 3):
             o = ranges[i]
             first = ranges[i + 1]
@@ -1179,10 +1204,82 @@ class Plumtree:
                 if item is not None:
                     self.send(peer, Gossip(o, s, item[0], item[1]))
                     self.s_gossip += 1
+                elif self.dedup.contains(o, s):
+                    # seen here once, no longer stored: gone (unseen ids: no answer)
+                    _add_id(gone, o, s)
                 s += 1
             budget -= last - first + 1
             if budget <= 0:
                 break
+        if gone:
+            self.send(peer, Gone(gone))
+            self.s_gone += 1
+
+    def on_gone(self, peer: str, ranges: Any) -> None:
+        """A neighbour says these ids are lost for good (seen there, stored nowhere it
+        knows). Record those we lack as seen, so that catch-up stops asking for them
+        and a late copy is not delivered; report them (``gaps``) and pass the news on
+        to every other neighbour. Ids still announced to us (a missing-message timer
+        runs: a push may come) are left alone.
+
+        Bounded like a ``Want``: at most ``catch_up_max`` ids looked at per message, and
+        none more than ``catch_up_max`` past the highest seq we know of the origin (a
+        forged range at 2**63 does not move it); the rest counts as bad input.
+        """
+        if not self.is_active(peer) or self.catch_up_max <= 0:
+            return
+        n = len(ranges)
+        if n % 3 or n > _MAX_LIST:
+            self.bad += 1
+            n = min(n - n % 3, _MAX_LIST)
+        budget = self.catch_up_max
+        dedup = self.dedup
+        missing = self.missing
+        new: list[int] = []
+        counts: dict[int, int] = {}
+        for i in range(0, n, 3):
+            if budget <= 0:
+                self.bad += 1
+                break
+            o = ranges[i]
+            first = ranges[i + 1]
+            last = ranges[i + 2]
+            if not _valid_id(o, first) or not _valid_id(o, last) or last < first:
+                self.bad += 1
+                continue
+            if o == self.origin:
+                continue
+            top = dedup.highest(o) + self.catch_up_max
+            if last > top or last - first >= budget:
+                self.bad += 1
+                if last > top:
+                    last = top
+                if last - first >= budget:
+                    last = first + budget - 1
+                if last < first:
+                    continue
+            budget -= last - first + 1
+            got = 0
+            s = dedup.first_missing(o, first, last)
+            while s != 0:
+                if (o, s) not in missing and dedup.check_and_insert(o, s):
+                    got += 1
+                    _add_id(new, o, s)
+                s = 0 if s == last else dedup.first_missing(o, s + 1, last)
+            if got:
+                counts[o] = counts.get(o, 0) + got
+        if not counts:
+            return
+        for o, c in counts.items():
+            self.lost += c
+            self.gaps.append((o, c))
+            if self.fifo:
+                self.pass_lost(o)
+        msg = Gone(new)
+        for p in self.active:
+            if p != peer:
+                self.send(p, msg)
+                self.s_gone += 1
 
     # -- local broadcast ------------------------------------------------------------------
 
@@ -1250,6 +1347,17 @@ class Plumtree:
         self.next_seq[o] = nxt
         if not held:
             del self.held[o]
+
+    def pass_lost(self, o: int) -> None:
+        """FIFO delivery: the next seq of ``o`` is lost for good; stop waiting for it."""
+        nxt = self.next_seq.get(o, 0)
+        if nxt == 0:
+            return
+        held = self.held.get(o)
+        while (held is None or nxt not in held) and self.dedup.contains(o, nxt):
+            nxt += 1  # (contains() is False above the highest seq seen)
+        self.next_seq[o] = nxt
+        self.release(o)
 
     def skip_gap(self, o: int) -> None:
         """Timer ``("f", origin)``: stop waiting for the gap that holds back ``o``."""

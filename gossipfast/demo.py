@@ -32,7 +32,7 @@ from textual.widgets import Footer, Header, Input, RichLog, Static
 from .config import Config
 from .errors import GossipError, JoinError
 from .node import Node
-from .types import Lagged, NeighborDown, NeighborUp
+from .types import Gap, Lagged, NeighborDown, NeighborUp
 
 HELP = """\
 Commands:
@@ -177,13 +177,16 @@ class DemoApp(App[None]):
 
     @work(exclusive=False, group="node")
     async def consume_events(self) -> None:
-        """Show neighbours coming and going."""
+        """Show neighbours coming and going, and messages lost for good."""
         assert self.node is not None
         async for ev in self.node.events():
             if isinstance(ev, NeighborUp):
                 self.say(f"neighbour up: {ev.peer}", "cyan")
             elif isinstance(ev, NeighborDown):
                 self.say(f"neighbour down: {ev.peer} ({ev.reason})", "magenta")
+            elif isinstance(ev, Gap):
+                who = ev.sender or ev.origin
+                self.say(f"{ev.count} messages of {who} lost for good (stored nowhere)", "red")
             self.refresh_status(soon=True)
 
     # ------------------------------------------------------------------ input

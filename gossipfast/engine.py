@@ -16,7 +16,7 @@ from ._plumtree import Plumtree
 from ._timers import TimerWheel
 from .config import Config
 from .errors import PayloadTooLarge
-from .types import NeighborDown, NeighborUp, make_origin
+from .types import Gap, NeighborDown, NeighborUp, make_origin, origin_str
 from .wire import (
     Beacon,
     Disconnect,
@@ -52,7 +52,8 @@ class Engine:
         outbox: peer -> wire messages to send, in order.
         closing: peers whose link the driver closes after flushing the outbox.
         deliveries: ``(origin, seq, hops, payload)`` of every new broadcast received.
-        events: :class:`~gossipfast.types.NeighborUp` / ``NeighborDown`` in order.
+        events: :class:`~gossipfast.types.NeighborUp` / ``NeighborDown`` / ``Gap`` in
+            order.
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class Engine:
         self._bad = 0
         self._ups = 0
         self._downs = 0
+        self._gaps = 0
         self._broadcasts = 0
         self._maint_armed = False
         self._maint_interval = min(_MAINTENANCE_MAX, max(1.0, config.store_max_age / 8.0))
@@ -164,6 +166,17 @@ class Engine:
         pt.on_frame(peer, msgs, now, self._other)
         if self._ihave_now and pt.lazyq:
             pt.flush_ihaves()
+        if pt.gaps:
+            self._emit_gaps()
+
+    def _emit_gaps(self) -> None:
+        # messages Plumtree learnt lost for good (a Gone): one Gap per origin and input
+        pt = self.pt
+        for o, count in pt.gaps:
+            self._gaps += 1
+            sender = self.node_id if o == self.origin else None
+            self.events.append(Gap(origin_str(o), sender, count))
+        pt.gaps = []
 
     def _membership(self, peer: str, msg: object, now: float) -> None:
         # a non-Plumtree message of a frame, in its place in the frame
@@ -315,6 +328,8 @@ class Engine:
         s["received_prune"] = pt.r_prune
         s["received_digest"] = pt.r_digest
         s["received_want"] = pt.r_want
+        s["sent_gone"] = pt.s_gone
+        s["received_gone"] = pt.r_gone
         s["sent"] = sum(v for k, v in s.items() if k.startswith("sent_"))
         s["received"] = sum(v for k, v in s.items() if k.startswith("received_"))
         s["broadcasts"] = self._broadcasts
@@ -326,6 +341,8 @@ class Engine:
         s["ihaves_sent"] = pt.s_ihave
         s["recovered"] = pt.recovered
         s["catch_up_requested"] = pt.catch_up_requested
+        s["lost"] = pt.lost
+        s["gaps"] = self._gaps
         s["optimizations"] = pt.optimizations
         s["early_grafts"] = pt.early_grafts
         s["graft_delay_ms"] = round(pt.graft_delay * 1000.0)

@@ -62,6 +62,8 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("received_gossip", "payloads_received", "Payload messages received (for RMR)."),
     ("grafts_sent", "grafts_sent", "GRAFT requests sent for missing messages."),
     ("catch_up_requested", "catch_up_requested", "Messages requested by digest catch-up."),
+    ("lost", "lost_messages", "Messages lost for good (stored by no neighbour any more)."),
+    ("gaps", "gaps", "Gap events: catch-up learnt that messages were lost for good."),
     ("optimizations", "tree_optimizations", "Lazy links promoted for a shorter path."),
     ("neighbor_up", "neighbor_up", "Peers that joined the active view."),
     ("shuffles", "shuffles", "SHUFFLE exchanges."),

@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
+import msgspec
+
 from ._deliver import call_hook as _call_hook
 from ._deliver import message_id as _message_id
 from ._deliver import messages as _messages
@@ -32,7 +34,17 @@ from .config import Config
 from .errors import JoinError, NodeClosed
 from .stats import Stats
 from .transport import Transport, format_address, parse_address
-from .types import Event, Lagged, Message, MessageId, NeighborDown, NeighborUp, origin_str
+from .types import (
+    Event,
+    Gap,
+    Lagged,
+    Message,
+    MessageId,
+    NeighborDown,
+    NeighborUp,
+    make_origin,
+    origin_str,
+)
 
 log = logging.getLogger("gossipfast")
 
@@ -342,7 +354,9 @@ class Node:
             await self._waiter()
 
     async def events(self) -> AsyncIterator[Event]:
-        """Membership events: :class:`NeighborUp` and :class:`NeighborDown` (bounded)."""
+        """Events (bounded queue): :class:`NeighborUp` and :class:`NeighborDown` as the
+        active view changes, and :class:`Gap` when messages were lost for good (sent,
+        but no neighbour stores them any more: they will not be delivered here)."""
         q = self._events
         while True:
             if q:
@@ -462,8 +476,35 @@ class Node:
                 self._log_limited(
                     "up", logging.INFO, now, "node %s: neighbour %s up", self._node_id, ev.peer
                 )
-        self._events.extend(events)
+            elif type(ev) is Gap:
+                if ev.sender is None:
+                    sender = self._node_of(ev.origin)
+                    if sender is not None:
+                        ev = msgspec.structs.replace(ev, sender=sender)
+                self._log_limited(
+                    "gap",
+                    logging.WARNING,
+                    now,
+                    "node %s: %d messages of origin %s (sender %s) lost for good",
+                    self._node_id,
+                    ev.count,
+                    ev.origin,
+                    ev.sender or "unknown",
+                )
+            self._events.append(ev)
         self._wake()
+
+    def _node_of(self, origin: str) -> str | None:
+        """The node id behind ``origin`` (16 hex digits) when we know it: ours, or that of
+        a peer we have a link to (its Hello told its id and incarnation)."""
+        o = int(origin, 16)
+        if o == self._origin:
+            return self._node_id
+        tr = self._transport
+        for c in list(getattr(tr, "_conns", ())):
+            if c.ready and c.node_id and make_origin(c.node_id, c.incarnation) == o:
+                return str(c.node_id)
+        return None
 
     def _log_limited(self, key: str, level: int, now: float, msg: str, *args: Any) -> None:
         """Log membership changes without letting churn flood the log.

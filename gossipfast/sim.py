@@ -543,6 +543,8 @@ class Simulator:
         act = self.act[i]
         index = self.index
         for ev in events:
+            if type(ev).__name__ == "Gap":
+                continue  # lost messages: the broadcast records count them anyway
             j = index.get(ev.peer)
             if j is None:
                 self.unknown_events += 1

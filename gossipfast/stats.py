@@ -35,6 +35,12 @@ class Stats(Mapping[str, int]):
     stale_drops: int = 0
     #: Messages this node lacked and pulled back (GRAFT answers and catch-up).
     recovered: int = 0
+    #: Messages lost for good: sent, but no neighbour stores them any more (older than
+    #: ``store_max_age``, or evicted by the store's count or byte bound); never delivered
+    #: here. Reported in ``Gap`` events on ``events()``; each message counted once.
+    lost: int = 0
+    #: ``Gap`` events (one per origin each time catch-up learns of lost messages).
+    gaps: int = 0
     #: Gauge: messages announced to this node (IHAVE) that it has not received yet.
     missing: int = 0
     #: Deliveries dropped because the consumer of ``messages()`` fell behind.

@@ -86,11 +86,29 @@ class Lagged(msgspec.Struct, frozen=True):
     dropped: int
 
 
-Event = NeighborUp | NeighborDown
+class Gap(msgspec.Struct, frozen=True):
+    """``count`` messages of one origin were lost for good: they will not be delivered.
+
+    Reported when catch-up learns that the origin sent them but no neighbour stores
+    them any more (they are older than ``Config.store_max_age``, or were evicted by the
+    store's count or byte bound), for example after a partition longer than that.
+    ``origin`` is the sender's origin as 16 hex digits (as in :attr:`Message.origin`);
+    ``sender`` is the sending node's id when this node knows it (the origin is its own
+    or that of a peer it has a link to), else None. Each lost message is counted once;
+    a message that was delivered is never counted.
+    """
+
+    origin: str
+    sender: str | None
+    count: int
+
+
+Event = NeighborUp | NeighborDown | Gap
 
 __all__ = [
     "DownReason",
     "Event",
+    "Gap",
     "Lagged",
     "Message",
     "MessageId",

@@ -19,7 +19,7 @@ from typing import Union
 import msgspec
 
 #: Bumped on any incompatible change of the messages below. Checked in the handshake.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 
 class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True, gc=False):
@@ -167,6 +167,17 @@ class Want(msgspec.Struct, tag=31, array_like=True, frozen=True, gc=False):
     ranges: list[int]
 
 
+class Gone(msgspec.Struct, tag=32, array_like=True, frozen=True, gc=False):
+    """Ids lost for good, as ranges ``[origin, first_seq, last_seq, ...]``.
+
+    The answer to a :class:`Want` for ids the sender has seen but no longer stores
+    (older than its payload store keeps), and the notice a node that learnt of such a
+    loss passes on to its neighbours: none of them can fetch those ids any more.
+    """
+
+    ranges: list[int]
+
+
 WireMessage = Union[  # noqa: UP007 - a runtime alias msgspec needs on 3.10
     Hello,
     Ping,
@@ -185,6 +196,7 @@ WireMessage = Union[  # noqa: UP007 - a runtime alias msgspec needs on 3.10
     Beacon,
     Digest,
     Want,
+    Gone,
 ]
 
 #: A frame body: one or more messages.
@@ -201,6 +213,7 @@ __all__ = [
     "Disconnect",
     "ForwardJoin",
     "FrameBody",
+    "Gone",
     "Gossip",
     "Graft",
     "Hello",

@@ -202,7 +202,7 @@ def _size(r: random.Random) -> int:
 
 def random_message(r: random.Random) -> Any:
     """One wire message of a random type with field values from the extremes above."""
-    kind = r.randrange(17)
+    kind = r.randrange(18)
     if kind == 0:
         return wire.Hello(_int(r), r.choice(["gossipfast", "x"]), "n", _addr(r), _int(r))
     if kind == 1:
@@ -238,6 +238,8 @@ def random_message(r: random.Random) -> Any:
         return wire.Digest(_ids(r, 2 * _size(r)))
     if kind == 15:
         return wire.Beacon(_int(r), _int(r), _int(r), _int(r), r.random() < 0.5)
+    if kind == 16:
+        return wire.Gone(_ids(r, 3 * _size(r)))
     return wire.Want(_ids(r, 3 * _size(r)))
 
 
@@ -407,12 +409,14 @@ _MESSAGES = st.one_of(
     st.builds(wire.Beacon, _EXT_INT, _EXT_INT, _EXT_INT, _EXT_INT, st.booleans()),
     st.builds(wire.Digest, st.lists(_EXT_INT, max_size=20)),
     st.builds(wire.Want, st.lists(_EXT_INT, max_size=30)),
+    st.builds(wire.Gone, st.lists(_EXT_INT, max_size=30)),
 )
 # Raw msgpack arrays shaped like messages, with known and unknown tags and any fields.
 _RAW = st.builds(
     lambda tag, fields: [tag, *fields],
     st.one_of(
-        st.sampled_from([1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 24, 30, 31]), _EXT_INT
+        st.sampled_from([1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 24, 30, 31, 32]),
+        _EXT_INT,
     ),
     st.lists(_ANY, max_size=5),
 )
@@ -484,6 +488,7 @@ def test_extreme_values_each_message_type() -> None:
         wire.IHave([5, 1, (1 << 63) - 1, 0] * 1000),  # runs of 2**63 seqs each
         wire.Graft(huge_ids[:-1]),
         wire.Want([5, 1, (1 << 63) - 1] * 1000),
+        wire.Gone([5, 1, (1 << 63) - 1] * 1000),
         wire.Digest(huge_ids[:-1]),
         wire.Prune(list(range(200_000))),
         wire.Shuffle(PEERS[5], U64, huge_views),
@@ -501,6 +506,7 @@ def test_extreme_values_each_message_type() -> None:
             wire.Graft([v, v]),
             wire.Digest([v, v]),
             wire.Want([v, v, v, 1, 1, v]),
+            wire.Gone([v, v, v, 1, 1, v]),
             wire.Prune([v]),
             wire.Beacon(v, v, v, v, True),
             wire.Beacon(1, v, 1, 1, False),

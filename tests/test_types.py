@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gossipfast import Lagged, Message, MessageId, NeighborDown, NeighborUp, wire
+from gossipfast import Gap, Lagged, Message, MessageId, NeighborDown, NeighborUp, wire
 from gossipfast.types import make_origin, origin_str
 
 
@@ -61,6 +61,7 @@ def _samples() -> list[wire.WireMessage]:
         wire.Beacon(3, 2**64 - 1, 9, 4, True),
         wire.Digest([9, 10]),
         wire.Want([9, 1, 10]),
+        wire.Gone([9, 1, 4]),
     ]
 
 
@@ -79,3 +80,11 @@ def test_tags_are_unique() -> None:
 def test_unknown_tag_is_a_decode_error() -> None:
     with pytest.raises(msgspec.ValidationError):
         wire.decoder.decode(msgspec.msgpack.encode([[99, 1]]))
+
+
+def test_gap_is_a_public_frozen_event() -> None:
+    g = Gap("00000000000000ab", None, 3)
+    assert (g.origin, g.sender, g.count) == ("00000000000000ab", None, 3)
+    assert Gap("00000000000000ab", "n1", 3) != g
+    with pytest.raises(AttributeError):
+        g.count = 4  # type: ignore[misc]
