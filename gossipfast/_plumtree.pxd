@@ -46,6 +46,15 @@ cdef class _Tree:
     cdef public object up
 
 
+cdef class _Budget:
+    cdef public Py_ssize_t missing
+    cdef public Py_ssize_t asked
+    cdef public double grants
+    cdef public double grant_at
+    cdef public double resends
+    cdef public double resend_at
+
+
 cdef class _Missing:
     cdef public object timer
     cdef public double since
@@ -53,6 +62,7 @@ cdef class _Missing:
     cdef public object hops
     cdef public object grafted
     cdef public bint keep
+    cdef public _Budget owner
 
 
 cdef class _Lazy:
@@ -107,6 +117,11 @@ cdef class Plumtree:
     cdef public dict lazyq
     cdef public bint ihave_armed
     cdef public dict missing
+    cdef public dict budgets
+    cdef public Py_ssize_t peer_missing_max
+    cdef public double graft_rate
+    cdef public double answer_rate
+    cdef public double answer_burst
     cdef public object ann_held
     cdef public Py_ssize_t ann_ids
     cdef public bint ann_armed
@@ -144,6 +159,9 @@ cdef class Plumtree:
     cdef public Py_ssize_t optimizations
     cdef public Py_ssize_t bad
     cdef public Py_ssize_t fifo_skipped
+    cdef public Py_ssize_t ihave_dropped
+    cdef public Py_ssize_t grafts_withheld
+    cdef public Py_ssize_t answers_refused
 
     @cython.locals(lst=list)
     cpdef send(self, str peer, object msg)
@@ -151,6 +169,20 @@ cdef class Plumtree:
     cpdef refresh(self)
 
     cpdef bint is_active(self, str peer) except -1
+
+    @cython.locals(b=_Budget)
+    cpdef _Budget budget(self, str peer)
+
+    @cython.locals(b=_Budget, t=double)
+    cpdef bint grant(self, str peer, double now) except -1
+
+    @cython.locals(b=_Budget, t=double, now=double)
+    cpdef _Budget answer_tokens(self, str peer)
+
+    @cython.locals(a=object)
+    cpdef bint take_answer(self, object o, object s, str peer) except -1
+
+    cpdef forget_answer(self, object a)
 
     cpdef bint owns(self, object o) except -1
 
@@ -256,6 +288,8 @@ cdef class Plumtree:
         slow=bint,
         dedup=DedupCache,
         s=object,
+        owner=_Budget,
+        room=Py_ssize_t,
     )
     cpdef take_ihave(self, str peer, object runs, double now)
 
@@ -265,26 +299,28 @@ cdef class Plumtree:
     @cython.locals(t=_Tree)
     cpdef optimize_late(self, str announcer, object o, object s, object h)
 
-    @cython.locals(m=_Missing, tr=_Tree, own=bint, fetch=bint, keep=bint)
+    @cython.locals(m=_Missing, tr=_Tree, own=bint, fetch=bint, keep=bint, b=_Budget)
     cpdef graft_timer(self, object o, object s, double now)
 
     @cython.locals(b=dict)
     cpdef flush_grafts(self)
 
+    @cython.locals(ans=object, req=object)
     cpdef remember_request(self, object o, object s, str peer, double now)
 
+    @cython.locals(ans=object, req=object, b=_Budget, limit=double)
     cpdef expire(self, double now)
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree)
     cpdef on_prune(self, str peer, object origins)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree)
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree, b=_Budget)
     cpdef on_graft(self, str peer, object ids)
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, budget=Py_ssize_t, ranges=list)
     cpdef on_digest(self, str peer, object entries, double now)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t, gone=list)
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t, gone=list, b=_Budget, room=object)
     cpdef on_want(self, str peer, object ranges)
 
     @cython.locals(

@@ -129,6 +129,32 @@ class _Tree:
         self.up: str | None = None
 
 
+class _Budget:
+    """What one neighbour may make us hold and do (hostile peers are contained per peer).
+
+    - ``missing``: missing-message entries its announcements made that are still alive
+      (at most ``peer_missing_max``; beyond, its announcements are dropped and counted);
+    - ``grants``: a token bucket of ids we may request from it (Graft/Want of a missing
+      message), ``peer_graft_rate`` a second, burst one second;
+    - ``asked``: records of our Grafts/Wants to it still waiting for an answer (at most
+      ``peer_missing_max``: a peer that never answers is soon asked nothing more);
+    - ``resends``: a token bucket of payloads we resend to it in answer to its Graft/Want,
+      ``peer_answer_rate`` a second, burst ``max(rate, catch_up_max)`` (one catch-up).
+
+    Tokens are floats refilled when spent (per request, or per Graft/Want answered).
+    """
+
+    __slots__ = ("asked", "grant_at", "grants", "missing", "resend_at", "resends")
+
+    def __init__(self, grants: float, resends: float, now: float) -> None:
+        self.missing = 0
+        self.asked = 0
+        self.grants = grants
+        self.grant_at = now
+        self.resends = resends
+        self.resend_at = now
+
+
 class _Missing:
     """A message announced by lazy peers that has not arrived yet.
 
@@ -138,9 +164,9 @@ class _Missing:
     announcement (one per batch) rather than one of its own.
     """
 
-    __slots__ = ("grafted", "hops", "keep", "peers", "since", "timer")
+    __slots__ = ("grafted", "hops", "keep", "owner", "peers", "since", "timer")
 
-    def __init__(self, timer: Any, peer: str, hops: int, since: float) -> None:
+    def __init__(self, timer: Any, peer: str, hops: int, since: float, owner: _Budget) -> None:
         # the pending timer: its id, or the batch (a list of keys) of the announcement
         # that armed one timer for all its new ids
         self.timer = timer
@@ -149,6 +175,8 @@ class _Missing:
         self.hops = hops  # announcer i's hop count is (hops >> 16 * i) & 0xFFFF
         self.grafted: list[str] | None = None  # peers we sent a Graft (or Want) for it
         self.keep = False  # asked with a Want that leaves the origin's own tree as it is
+        self.owner = owner  # the budget of the announcer that made the entry (its share)
+        self.owner.missing += 1
 
 
 def _run_ids(runs: Any) -> int:
@@ -264,13 +292,22 @@ class Plumtree:
         self.lazyq: dict[str, _Lazy] = {}
         self.ihave_armed = False
         self.missing: dict[tuple[int, int], _Missing] = {}
+        # per-neighbour shares and budgets (_Budget), made on first use, dropped when the
+        # neighbour leaves: a hostile announcer or requester is contained by its own
+        self.budgets: dict[str, _Budget] = {}
+        self.peer_missing_max = int(config.peer_missing_max)
+        self.graft_rate = float(config.peer_graft_rate)
+        self.answer_rate = float(config.peer_answer_rate)
+        self.answer_burst = max(self.answer_rate, float(config.catch_up_max))
         # IHaves waiting to be looked at: (due, arrival, peer, runs, ids), in arrival order
         self.ann_held: deque[tuple[float, float, str, Any, int]] = deque()
         self.ann_ids = 0
         self.ann_armed = False
         self.requested: OrderedDict[tuple[int, int], float] = OrderedDict()
         # (origin, seq, peer) we asked a payload from: its copy is an answer, not a push
-        self.answers: OrderedDict[tuple[int, int, str], int] = OrderedDict()
+        # value: when we asked; (peer's _Budget, when) for a Graft/Want of a missing
+        # message, counted in the peer's ``asked`` until answered or forgotten
+        self.answers: OrderedDict[tuple[int, int, str], Any] = OrderedDict()
         self.graft_batch: dict[str, list[int]] = {}
         # fetches of first messages on the anchored tree: a Want moves no tree link
         self.want_batch: dict[str, list[int]] = {}
@@ -311,6 +348,9 @@ class Plumtree:
         self.optimizations = 0
         self.bad = 0
         self.fifo_skipped = 0
+        self.ihave_dropped = 0
+        self.grafts_withheld = 0
+        self.answers_refused = 0
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -356,6 +396,55 @@ class Plumtree:
     def is_active(self, peer: str) -> bool:
         """True when ``peer`` is a neighbour (eager or lazy)."""
         return peer in self.peers.eager or peer in self.peers.lazy
+
+    def budget(self, peer: str) -> _Budget:
+        """``peer``'s shares and budgets (made full on first use; callers check that the
+        peer is active, so there is one per neighbour at most)."""
+        b = self.budgets.get(peer)
+        if b is None:
+            b = _Budget(self.graft_rate, self.answer_burst, self.now)
+            self.budgets[peer] = b
+        return b
+
+    def grant(self, peer: str, now: float) -> bool:
+        """Spend one of ``peer``'s request tokens (a Graft or Want of a missing message
+        to it); False when its budget is spent (counted: the next announcer is asked)."""
+        b = self.budget(peer)
+        t = b.grants + (now - b.grant_at) * self.graft_rate
+        b.grant_at = now
+        if t > self.graft_rate:
+            t = self.graft_rate
+        if t < 1.0 or b.asked >= self.peer_missing_max:
+            b.grants = t
+            self.grafts_withheld += 1
+            return False
+        b.grants = t - 1.0
+        return True
+
+    def take_answer(self, o: int, s: int, peer: str) -> bool:
+        """A copy of (o, s) from ``peer``: True if it answers a request of ours (whose
+        record is then dropped, and the peer's count of unanswered requests with it)."""
+        a = self.answers.pop((o, s, peer), None)
+        if a is None:
+            return False
+        if type(a) is tuple:
+            a[0].asked -= 1
+        return True
+
+    def forget_answer(self, a: Any) -> None:
+        """A request record left ``answers`` unanswered: its peer may be asked again."""
+        if type(a) is tuple:
+            a[0].asked -= 1
+
+    def answer_tokens(self, peer: str) -> _Budget:
+        """``peer``'s budget with its answer tokens refilled up to now (once per Graft or
+        Want it sent; each payload asked for then spends one)."""
+        b = self.budget(peer)
+        now = self.now
+        t = b.resends + (now - b.resend_at) * self.answer_rate
+        b.resend_at = now
+        b.resends = t if t < self.answer_burst else self.answer_burst
+        return b
 
     # -- per-origin trees ------------------------------------------------------------------
 
@@ -491,6 +580,7 @@ class Plumtree:
             if t.lazy is not None:
                 t.lazy.discard(peer)
         self.lazyq.pop(peer, None)
+        self.budgets.pop(peer, None)
         self.graft_batch.pop(peer, None)
         self.want_batch.pop(peer, None)
         self.prune_batch.pop(peer, None)
@@ -550,7 +640,7 @@ class Plumtree:
             return
         if o == self.origin or not self.dedup.check_and_insert(o, s):
             self.duplicates += 1
-            if self.answers and self.answers.pop((o, s, peer), 0):
+            if self.answers and self.take_answer(o, s, peer):
                 return  # the answer to our Graft/Want, not a push: no reason to prune
             how = 0
             if self.grafted_recent:
@@ -587,7 +677,7 @@ class Plumtree:
         answer = False
         if self.requested and self.requested.pop((o, s), None) is not None:
             self.recovered += 1
-            answer = self.answers.pop((o, s, peer), None) is not None
+            answer = self.take_answer(o, s, peer)
         t = self.trees.get(o)
         if t is None or t.epoch != self.epoch:
             t = self.tree(o)
@@ -605,8 +695,10 @@ class Plumtree:
         m = None
         if self.missing:
             m = self.missing.pop((o, s), None)
-            if m is not None and type(m.timer) is int:
-                self.timers.cancel(m.timer)  # a batch's timer fires for the others
+            if m is not None:
+                m.owner.missing -= 1
+                if type(m.timer) is int:
+                    self.timers.cancel(m.timer)  # a batch's timer fires for the others
         if peer in t.lazy_t:
             if not answer and t.lazy is None and not self.anchored:
                 # the paper: whoever pushes a new payload becomes (again) a tree link (an
@@ -855,6 +947,11 @@ class Plumtree:
         if not self.is_active(peer):
             return
         n = _run_ids(runs)
+        if self.budget(peer).missing >= self.peer_missing_max:
+            # its whole share of missing-message entries is in use: not looked at (as
+            # many ids as one IHave of ours names at most are counted)
+            self.ihave_dropped += n if n < self.ihave_batch else self.ihave_batch
+            return
         if n < _ANNOUNCE_HOLD_MIN:
             self.take_ihave(peer, runs, now)
             return
@@ -907,6 +1004,9 @@ class Plumtree:
         # entry and a Graft here
         left = self.ihave_batch
         dedup = self.dedup
+        # new entries this announcer may still make (its share of the missing ids)
+        owner = self.budget(peer)
+        room = self.peer_missing_max - owner.missing
         for i in range(0, n, 4):
             o = runs[i]
             first = runs[i + 1]
@@ -943,7 +1043,10 @@ class Plumtree:
                 key = (o, s)
                 m = self.missing.get(key)
                 if m is None:
-                    if len(self.missing) < _MAX_MISSING:
+                    if room <= 0:
+                        self.ihave_dropped += 1  # over its share: not tracked
+                    elif len(self.missing) < _MAX_MISSING:
+                        room -= 1
                         if slow:
                             if young is None:
                                 young = []
@@ -953,7 +1056,7 @@ class Plumtree:
                                 batch = []
                             b = batch
                         b.append(key)
-                        self.missing[key] = _Missing(b, peer, h, now)
+                        self.missing[key] = _Missing(b, peer, h, now, owner)
                 elif len(m.peers) < _MAX_ANNOUNCERS and peer not in m.peers:
                     m.hops |= h << (16 * len(m.peers))
                     m.peers.append(peer)
@@ -982,6 +1085,7 @@ class Plumtree:
             return
         if self.dedup.contains(o, s):
             del self.missing[key]
+            m.owner.missing -= 1
             return
         tr = self.trees.get(o)
         own = False
@@ -1005,7 +1109,7 @@ class Plumtree:
         while m.peers:
             p = m.peers.pop(0)
             m.hops >>= 16
-            if self.is_active(p):
+            if self.is_active(p) and self.grant(p, now):
                 # a first message on the anchored tree: fetch it, keep the tree (the push
                 # is late, not lost; the tree has no better link to offer)
                 fetch = keep or (self.anchored and not own)
@@ -1025,9 +1129,16 @@ class Plumtree:
                     m.grafted.append(p)
                 self.grafts += 1
                 self.remember_request(o, s, p, now)
+                k = (o, s, p)
+                a = self.answers.get(k)
+                if a is not None and type(a) is not tuple:  # counted in p's unanswered
+                    b = self.budgets[p]
+                    self.answers[k] = (b, now)
+                    b.asked += 1
                 m.timer = self.timers.schedule(now + self.graft_timeout_2, ("g", o, s))
                 return
         del self.missing[key]
+        m.owner.missing -= 1
 
     def flush_grafts(self) -> None:
         """Send the Grafts (and Wants) collected by the timers of one tick, one message
@@ -1050,9 +1161,11 @@ class Plumtree:
             req.popitem(last=False)
         req[(o, s)] = now
         ans = self.answers
-        if len(ans) >= cap:
-            ans.popitem(last=False)
-        ans[(o, s, peer)] = 1
+        key = (o, s, peer)
+        if key not in ans:
+            if len(ans) >= cap:
+                self.forget_answer(ans.popitem(last=False)[1])
+            ans[key] = now
 
     def expire(self, now: float) -> None:
         """Housekeeping: drop old payloads and forgotten requests."""
@@ -1066,6 +1179,17 @@ class Plumtree:
             del req[key]
         if not req:
             self.answers.clear()
+            for b in self.budgets.values():
+                b.asked = 0
+            return
+        # request records past the same age, oldest first: their peers may be asked again
+        ans = self.answers
+        while ans:
+            k = next(iter(ans))
+            a = ans[k]
+            if (a[1] if type(a) is tuple else a) > limit:
+                break
+            self.forget_answer(ans.pop(k))
 
     def on_prune(self, peer: str, origins: Any) -> None:
         """A neighbour got duplicates from us: stop pushing these origins to it."""
@@ -1109,12 +1233,20 @@ class Plumtree:
         if n % 2 or n > _MAX_LIST:
             self.bad += 1
             n = min(n - n % 2, _MAX_LIST)
+        b = self.answer_tokens(peer)
         for i in range(0, n, 2):
             o = ids[i]
             s = ids[i + 1]
             if not (0 <= o <= _U64 and 0 <= s <= _SEQ_MAX):
                 self.bad += 1
                 continue
+            if s != 0:
+                # a payload asked for: one answer token (beyond its budget the id is
+                # ignored, link and all: it cannot make us resend the store in a loop)
+                if b.resends < 1.0:
+                    self.answers_refused += 1
+                    continue
+                b.resends -= 1.0
             self.to_eager(o, peer)
             if s == 0:
                 continue
@@ -1189,6 +1321,7 @@ class Plumtree:
             n = min(n - n % 3, _MAX_LIST)
         budget = self.catch_up_max
         gone: list[int] = []
+        b = self.answer_tokens(peer)
         for i in range(0, n, 3):
             o = ranges[i]
             first = ranges[i + 1]
@@ -1198,6 +1331,15 @@ class Plumtree:
                 continue
             if last - first >= budget:
                 last = first + budget - 1
+            # each payload asked for spends one of the peer's answer tokens; the rest of
+            # the request is refused (counted)
+            room = int(b.resends)
+            if last - first >= room:
+                self.answers_refused += last - first + 1 - room
+                if room <= 0:
+                    break
+                last = first + room - 1
+            b.resends -= last - first + 1
             s = first
             while s <= last:
                 item = self.store.get(o, s)

@@ -81,6 +81,26 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         1 << 16,
         "Hop gain that makes a lazy announcer replace an eager parent.",
     ),
+    # Plumtree limits per neighbour (a hostile member is contained by its own share)
+    "peer_missing_max": (
+        1,
+        1 << 24,
+        "Missing-message entries one neighbour's IHAVEs may hold at once (the node holds "
+        "2**16 at most in all); beyond, its announcements are dropped and counted "
+        "(stats: ihave_dropped).",
+    ),
+    "peer_graft_rate": (
+        1,
+        _INF,
+        "Missing messages requested (GRAFT/WANT) from one neighbour per second (burst: "
+        "1 s); beyond, the next announcer is asked or the id dropped (grafts_withheld).",
+    ),
+    "peer_answer_rate": (
+        1,
+        _INF,
+        "Payloads resent to one neighbour per second in answer to its GRAFT/WANT (burst: "
+        "1 s, at least catch_up_max); beyond, the ids are ignored (answers_refused).",
+    ),
     # Message ids, dedup and payload store
     "dedup_window": (
         64,
@@ -194,6 +214,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     graft_timeout_1: float = 0.08
     graft_timeout_2: float = 0.04
     optimization_threshold: int = 3
+    peer_missing_max: int = 16384
+    peer_graft_rate: float = 50_000.0
+    peer_answer_rate: float = 100_000.0
     tree_beacon_interval: float = 10.0
     dedup_window: int = 65536
     dedup_max_origins: int = 4096

@@ -347,6 +347,9 @@ class Engine:
         s["early_grafts"] = pt.early_grafts
         s["graft_delay_ms"] = round(pt.graft_delay * 1000.0)
         s["fifo_skipped"] = pt.fifo_skipped
+        s["ihave_dropped"] = pt.ihave_dropped
+        s["grafts_withheld"] = pt.grafts_withheld
+        s["answers_refused"] = pt.answers_refused
         tree = self.tree
         s["bad_messages"] = self._bad + pt.bad + hv.bad + (tree.bad if tree else 0)
         s["tree_elections"] = tree.elections if tree else 0

@@ -94,6 +94,9 @@ _DROPS: tuple[tuple[str, str], ...] = (
     ("fifo_skipped", "fifo_skipped"),
     ("hook_error", "hook_errors"),
     ("stale", "stale_drops"),  # payload older than its origin's dedup window
+    ("ihave_over_share", "ihave_dropped"),  # announcer over peer_missing_max
+    ("graft_withheld", "grafts_withheld"),  # announcer's peer_graft_rate spent
+    ("answer_refused", "answers_refused"),  # requester over peer_answer_rate
 )
 
 # Gauges: stats key -> (metric name, help).

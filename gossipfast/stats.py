@@ -64,6 +64,15 @@ class Stats(Mapping[str, int]):
     fifo_skipped: int = 0
     #: Well-framed messages the engine rejected as invalid.
     bad_messages: int = 0
+    #: Announced ids not tracked because their announcer held its whole share of
+    #: missing-message entries (``Config.peer_missing_max``): an IHAVE flood.
+    ihave_dropped: int = 0
+    #: GRAFT/WANT requests of missing messages not sent to a neighbour whose request
+    #: budget (``Config.peer_graft_rate``) was spent; the next announcer is asked.
+    grafts_withheld: int = 0
+    #: Payloads a neighbour asked for (GRAFT/WANT) beyond its answer budget
+    #: (``Config.peer_answer_rate``), ignored.
+    answers_refused: int = 0
     # -- membership
     #: Gauges: peers in the active / passive view, eager / lazy Plumtree links.
     active: int = 0

@@ -264,8 +264,9 @@ def test_a_big_announcement_is_held_for_half_the_graft_delay() -> None:
 
 
 def test_announcements_held_at_once_are_bounded() -> None:
-    # beyond 65,536 held ids the oldest announcement is looked at early, not kept
-    e = engine(graft_timeout_1=0.08, ihave_batch_max=1 << 16)
+    # beyond 65,536 held ids the oldest announcement is looked at early, not kept (one
+    # announcer here: its own share of missing entries raised to the node's)
+    e = engine(graft_timeout_1=0.08, ihave_batch_max=1 << 16, peer_missing_max=1 << 16)
     make_active(e, [peer(1), peer(2)])
     e.on_frame(peer(2), [Prune([])], 1.0)
     e.on_frame(peer(2), [IHave([55, 1, 40_000, 1])], 1.0)

@@ -318,7 +318,9 @@ def test_ihave_flood_for_unknown_ids(arun: Any, caplog: Any) -> None:
     print(
         f"\nIHAVE flood: {sent[0]} ids sent, {s['missing']} missing tracked, {total} honest "
         f"deliveries, throttles={s['read_throttles']}, down={s['neighbor_down']}, "
-        f"back-pressure pauses={s.get('backpressure_pauses')}, rss +{rss >> 20} MiB "
+        f"back-pressure pauses={s.get('backpressure_pauses')}, "
+        f"ihave_dropped={s['ihave_dropped']}, grafts_withheld={s['grafts_withheld']}, "
+        f"rss +{rss >> 20} MiB "
         f"(+{second_half >> 20} MiB in the flood's second half)"
     )
 
@@ -386,7 +388,10 @@ def test_want_storm(arun: Any, caplog: Any) -> None:
     # each WANT read costs catch_up_max (> peer_control_rate): after the first read
     # (which may hold a few), reading pauses for many seconds
     assert s["received_want"] * 10 <= wants[0], (s["received_want"], wants[0])
-    print(f"\nWANT storm: {wants[0]} sent, {s['received_want']} read, honest deliveries {total}")
+    print(
+        f"\nWANT storm: {wants[0]} sent, {s['received_want']} read, "
+        f"answers_refused={s['answers_refused']}, honest deliveries {total}"
+    )
 
 
 @pytest.mark.timeout(150)
