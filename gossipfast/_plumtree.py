@@ -94,7 +94,8 @@ def _new_dedup(config: Any) -> DedupCache:
     """The dedup of a node: an origin is forgotten only after ``store_max_age`` plus the
     request horizon without a copy of its messages; under pressure each neighbour
     brings in new origins at most at a rate that fills an eighth of the table per idle
-    horizon, after a burst of an eighth (so one neighbour holds at most 3/4 of it)."""
+    horizon, after a burst of an eighth (one neighbour gets at most 3/4 of it within one
+    horizon)."""
     n = int(config.dedup_max_origins)
     idle = float(config.store_max_age) + _DEDUP_SLACK
     burst = max(1, n // _ADMIT_SHARE)

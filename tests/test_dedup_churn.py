@@ -203,3 +203,18 @@ def test_dropped_new_origins_are_logged_once_and_never_raise(
     # once the live origins are idle for store_max_age + 30 s, new ones get in again
     e.on_frame(peer(2), [wire.Gossip(12345, 1, 1, b"x")], 1.0 + 10.0 + 30.0)
     assert [d[:2] for d in e.drain()[2]] == [(12345, 1)]
+
+
+def test_fifo_next_seq_table_stays_bounded_under_churn() -> None:
+    """FIFO delivery's per-origin table forgets the origins dedup forgot (idle ones)."""
+    cap = 64
+    e = engine(dedup_max_origins=cap, store_max_age=1.0, fifo=True)
+    make_active(e, [peer(1)])
+    t = 0.0
+    for o in range(1, 20 * cap):
+        t += 2.0  # a new incarnation every 2 s: 16 seen within the 31 s idle horizon
+        e.on_frame(peer(1), [wire.Gossip(o, 1, 1, b""), wire.Gossip(o, 2, 1, b"")], t)
+        assert len(e.drain()[2]) == 2
+        assert len(e.pt.next_seq) <= 2 * cap + 1
+    st = e.stats()
+    assert st["origins"] <= cap and st["origins_refused"] == st["origins_throttled"] == 0
