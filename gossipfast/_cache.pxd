@@ -4,12 +4,15 @@ import cython
 
 cdef unsigned long long _MAX_SEQ
 cdef unsigned long long _HOT_MASK
+cdef Py_ssize_t _MAX_SOURCES
 
 
 cdef class _Origin:
     cdef object origin
     cdef unsigned long long key
     cdef unsigned long long high
+    cdef double seen
+    cdef long long holes
     cdef bytearray bits
     cdef _Origin prev
     cdef _Origin next
@@ -17,8 +20,14 @@ cdef class _Origin:
 
 @cython.locals(st=_Origin)
 cdef _Origin _new_origin(
-    object origin, unsigned long long key, unsigned long long high, bytearray bits
+    object origin, unsigned long long key, unsigned long long high, bytearray bits, double now
 )
+
+
+@cython.locals(pos=cython.ulonglong, z=cython.ulonglong, v=cython.uint)
+cdef unsigned long long _zeros(
+    unsigned char *p, unsigned long long mask, unsigned long long lo, unsigned long long count
+) noexcept
 
 
 @cython.locals(pos=cython.ulonglong, b=cython.uchar)
@@ -40,7 +49,18 @@ cdef class DedupCache:
     cdef Py_ssize_t _ring_bytes
     cdef bytes _ones
     cdef _Origin _root
+    cdef double _idle
+    cdef Py_ssize_t _burst
+    cdef double _rate
+    cdef Py_ssize_t _half
+    cdef dict _buckets
+    cdef public double now
+    cdef public object source
     cdef public Py_ssize_t stale
+    cdef public Py_ssize_t refused
+    cdef public Py_ssize_t throttled
+    cdef public Py_ssize_t rings
+    cdef public bint dropped
 
     @cython.locals(root=_Origin, first=_Origin, prev=_Origin, nxt=_Origin)
     cdef void _touch(self, _Origin st) noexcept
@@ -48,8 +68,25 @@ cdef class DedupCache:
     @cython.locals(st=_Origin)
     cdef _Origin _find(self, object origin, unsigned long long o)
 
-    @cython.locals(root=_Origin, old=_Origin, prev=_Origin, first=_Origin, st=_Origin)
-    cdef _create(self, object origin, unsigned long long o, unsigned long long high, bint fill)
+    @cython.locals(root=_Origin, old=_Origin, prev=_Origin)
+    cdef bint _evict_idle(self) except -1
+
+    @cython.locals(n=Py_ssize_t, b=list, now=double, tokens=double)
+    cdef bint _admit(self, bint budget) except -1
+
+    cdef _prune_buckets(self)
+
+    cdef void _grow(self, _Origin st) except *
+
+    cdef void _shrink(self, _Origin st) noexcept
+
+    @cython.locals(n=Py_ssize_t, root=_Origin, st=_Origin)
+    cpdef Py_ssize_t compact(self) except -1
+
+    @cython.locals(root=_Origin, first=_Origin, st=_Origin)
+    cdef bint _create(
+        self, object origin, unsigned long long o, unsigned long long high, bint fill, bint budget
+    ) except -1
 
     @cython.locals(
         o=cython.ulonglong,
@@ -57,6 +94,8 @@ cdef class DedupCache:
         h=cython.ulonglong,
         d=cython.ulonglong,
         pos=cython.ulonglong,
+        mask=cython.ulonglong,
+        lo=cython.ulonglong,
         b=cython.uchar,
         p="unsigned char *",
         st=_Origin,
@@ -101,6 +140,7 @@ cdef class DedupCache:
         h=cython.ulonglong,
         lo=cython.ulonglong,
         top=cython.ulonglong,
+        mask=cython.ulonglong,
         st=_Origin,
     )
     cpdef advance(self, object origin, object high)

@@ -4,10 +4,16 @@
 Hot module: this plain Python file is also compiled by Cython with the typed
 declarations of ``_cache.pxd`` (python-zeroconf style); nothing here imports Cython.
 
-:class:`DedupCache` keeps, per origin, the highest ``seq`` seen and a ring bitmap of
-the ``window`` seqs below it: fixed memory per origin, O(1) per check. Seqs more than
-``window`` below the highest count as seen (too old to tell apart from a duplicate).
-At most ``max_origins`` origins are tracked; the least recently seen is evicted.
+:class:`DedupCache` keeps, per origin, the highest ``seq`` seen and, while a seq below
+it is missing, a ring bitmap of the ``window`` seqs below it: bounded memory per
+origin, O(1) per check. Seqs more than ``window`` below the highest count as seen (too
+old to tell apart from a duplicate). At most ``max_origins`` origins are tracked. The
+least recently seen one is forgotten for a new one only once it has been unseen for
+``idle`` seconds (no copy of its messages can arrive any more); while none is, a new
+origin is refused, so churn of other origins never makes a live origin's messages new
+again. Under pressure (the table at least half full) each source (neighbour) may bring
+in new origins only at a bounded rate (a token bucket), so one neighbour cannot fill
+the table alone.
 
 :class:`PayloadStore` keeps recent payloads by id, bounded by count, total bytes and
 age, evicting the oldest insert first.
@@ -27,6 +33,8 @@ __all__ = ["DedupCache", "PayloadStore"]
 _MAX_SEQ = 0xFFFF_FFFF_FFFF_FFFF
 #: Slots - 1 of DedupCache's direct-mapped origin cache (a power of two, minus one).
 _HOT_MASK = 63
+#: Sources with a budget of new origins kept at once (refilled ones are forgotten).
+_MAX_SOURCES = 1024
 
 
 class _Origin:
@@ -36,29 +44,58 @@ class _Origin:
     seqs ``high - window .. high - 1``. ``high`` itself is seen by definition and has
     no bit (its slot belongs to ``high - ring``), so the ring needs only ``window``
     bits, a power of two, instead of ``window + 1``.
+
+    ``seen`` is when it was last the most recently seen origin (set when another one
+    takes its place, so the hot path of one stream writes no time): an upper bound of
+    when it was last seen, so it is never taken for idle too early.
     """
 
-    __slots__ = ("bits", "high", "key", "next", "origin", "prev")
+    __slots__ = ("bits", "high", "holes", "key", "next", "origin", "prev", "seen")
 
     def __init__(self) -> None:
         self.origin: object = None
         self.key = 0
         self.high = 0
-        self.bits = bytearray()
+        self.seen = 0.0
+        self.holes = 0
+        self.bits: bytearray | None = None
         self.prev: _Origin = self
         self.next: _Origin = self
 
 
-def _new_origin(origin: object, key: int, high: int, bits: bytearray) -> _Origin:
+def _new_origin(origin: object, key: int, high: int, bits: bytearray | None, now: float) -> _Origin:
     """A fresh, unlinked origin state (``bits`` is owned by it from now on)."""
     st = _Origin.__new__(_Origin)
     st.origin = origin
     st.key = key
     st.high = high
+    st.seen = now
+    st.holes = 0
     st.bits = bits
     st.prev = st
     st.next = st
     return st
+
+
+def _zeros(p: bytearray, mask: int, lo: int, count: int) -> int:
+    """How many of the ``count`` seqs from ``lo`` on have their ring bit clear."""
+    z = 0
+    while count > 0:
+        pos = lo & mask
+        if (pos & 7) == 0 and count >= 8:
+            v = p[pos >> 3]
+            while v:  # a whole byte at once: 8 minus its set bits
+                v &= v - 1
+                z -= 1
+            z += 8
+            lo += 8
+            count -= 8
+            continue
+        if not (p[pos >> 3] >> (pos & 7)) & 1:
+            z += 1
+        lo += 1
+        count -= 1
+    return z
 
 
 def _fill(p: bytearray, mask: int, lo: int, count: int, value: bool) -> None:
@@ -81,35 +118,70 @@ def _fill(p: bytearray, mask: int, lo: int, count: int, value: bool) -> None:
 
 
 class DedupCache:
-    """Per-origin highest seq + sliding bitmap window; LRU-bounded number of origins.
+    """Per-origin highest seq + sliding bitmap window; a bounded number of origins.
 
     ``check_and_insert`` answers "is this id new?" and records it. An origin is
     "seen" (moved to the most recent end of the LRU list) by ``check_and_insert`` and
     ``advance`` with a valid id, duplicates included; ``contains``, ``missing``,
     ``highest`` and ``digest`` only read.
 
-    Memory per origin: the ring, ``window`` rounded up to a power of two, in bits
-    (512 bytes for the default 4096), plus about 180 bytes of bookkeeping.
+    Forgetting: the least recently seen origin makes room for a new one only when it
+    has been unseen for ``idle`` seconds (0: at once, a plain LRU). Otherwise the new
+    origin is refused: ``check_and_insert`` says False (not new), ``dropped`` is set and
+    ``refused`` counted. Under pressure (at least half of ``max_origins`` tracked) a
+    ``source`` other than None may start new origins only from its token bucket
+    (``admit_burst`` tokens, ``admit_rate`` per second); beyond it, ``throttled``.
+    The owner sets ``now`` (seconds) and ``source`` (the neighbour whose input is
+    handled; None for our own) before each input.
+
+    Memory per origin: about 170 bytes of bookkeeping, plus, while a seq below its
+    highest is missing, the ring: ``window`` rounded up to a power of two, in bits (8 KiB
+    for a window of 65,536). An origin that misses nothing has no ring; ``compact``
+    (housekeeping) drops the rings that no longer hold a missing seq.
     """
 
     __slots__ = (
+        "_buckets",
+        "_burst",
+        "_half",
         "_hot",
+        "_idle",
         "_map",
         "_mask",
         "_max_origins",
         "_ones",
+        "_rate",
         "_ring_bytes",
         "_root",
         "_window",
+        "dropped",
+        "now",
+        "refused",
+        "rings",
+        "source",
         "stale",
+        "throttled",
     )
 
-    def __init__(self, window: int, max_origins: int) -> None:
-        """Track ``window`` seqs below each origin's highest, for ``max_origins`` origins."""
+    def __init__(
+        self,
+        window: int,
+        max_origins: int,
+        idle: float = 0.0,
+        admit_burst: int = 0,
+        admit_rate: float = 0.0,
+    ) -> None:
+        """Track ``window`` seqs below each origin's highest, for ``max_origins`` origins.
+
+        An origin unseen for ``idle`` seconds may be forgotten for a new one; with
+        ``admit_burst`` > 0 each source's new origins are rate-limited under pressure.
+        """
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         if max_origins < 1:
             raise ValueError(f"max_origins must be >= 1, got {max_origins}")
+        if not idle >= 0.0 or admit_burst < 0 or not admit_rate >= 0.0:
+            raise ValueError("idle, admit_burst and admit_rate must be >= 0")
         ring = 8
         while ring < window:
             ring <<= 1
@@ -118,9 +190,29 @@ class DedupCache:
         self._ring_bytes = ring >> 3
         self._ones = b"\xff" * self._ring_bytes
         self._max_origins = max_origins
+        self._idle = idle
+        self._burst = admit_burst
+        self._rate = admit_rate
+        # budgets apply from half full on (without them, eviction waits for a full table)
+        self._half = max_origins // 2 if admit_burst > 0 else max_origins
+        # source -> [tokens, time of the last refill]
+        self._buckets: dict[object, list[float]] = {}
+        #: Time of the input being handled, in seconds (set by the owner).
+        self.now = 0.0
+        #: The neighbour whose input is handled; None for our own (never rate-limited).
+        self.source: object = None
         #: Seqs refused because they were older than their origin's window: taken for
         #: duplicates, though they may never have been delivered (counted, not silent).
         self.stale = 0
+        #: New origins refused: the table was full of origins seen within ``idle``.
+        self.refused = 0
+        #: New origins refused: their source's budget of new origins was spent.
+        self.throttled = 0
+        #: Origins that have a ring (the others had nothing missing below their high).
+        self.rings = 0
+        #: True after ``check_and_insert`` refused a new origin (not a duplicate); the
+        #: caller clears it.
+        self.dropped = False
         self._map: dict[object, _Origin] = {}
         # Sentinel of the circular LRU list: root.next is the most recently seen.
         self._root = _Origin()
@@ -131,11 +223,13 @@ class DedupCache:
     # -- LRU list ---------------------------------------------------------------
 
     def _touch(self, st: _Origin) -> None:
-        """Move ``st`` to the most recently seen end."""
+        """Move ``st`` to the most recently seen end (the one it displaces is stamped)."""
         root = self._root
         first = root.next
         if first is st:
             return
+        first.seen = self.now
+        st.seen = self.now
         prev = st.prev
         nxt = st.next
         prev.next = nxt
@@ -155,33 +249,107 @@ class DedupCache:
             return st
         return self._map.get(origin)
 
-    def _create(self, origin: object, o: int, high: int, fill: bool) -> None:
-        """Start tracking ``origin`` at ``high``; evicts the least recent if full."""
+    def _evict_idle(self) -> bool:
+        """Forget the least recently seen origin if it was unseen for ``idle`` seconds."""
         root = self._root
-        if len(self._map) >= self._max_origins:
-            old = root.prev
-            prev = old.prev
-            prev.next = root
-            root.prev = prev
-            old.prev = old
-            old.next = old
-            del self._map[old.origin]
-            if self._hot[old.key & _HOT_MASK] is old:
-                self._hot[old.key & _HOT_MASK] = root
-        bits = bytearray(self._ones) if fill else bytearray(self._ring_bytes)
-        st = _new_origin(origin, o, high, bits)
+        old = root.prev
+        if old is root:
+            return False
+        if old is root.next:
+            if self._idle > 0.0:  # the only one: its stamp is that of its arrival
+                return False
+        elif self._idle > 0.0 and self.now - old.seen < self._idle:
+            return False
+        prev = old.prev
+        prev.next = root
+        root.prev = prev
+        old.prev = old
+        old.next = old
+        del self._map[old.origin]
+        if old.bits is not None:
+            self.rings -= 1
+        if self._hot[old.key & _HOT_MASK] is old:
+            self._hot[old.key & _HOT_MASK] = root
+        return True
+
+    def _admit(self, budget: bool) -> bool:
+        """Room for one more origin (forgetting idle ones); False: refused and counted."""
+        n = len(self._map)
+        if n < self._half:
+            return True
+        # forget up to two idle origins per new one: the table shrinks to the live ones
+        if self._evict_idle():
+            n -= 1
+            if n >= self._half and self._evict_idle():
+                n -= 1
+        if n >= self._max_origins:
+            self.refused += 1
+            self.dropped = True
+            return False
+        src = self.source
+        if not budget or src is None or self._burst <= 0 or n < self._half:
+            return True
+        b = self._buckets.get(src)
+        now = self.now
+        if b is None:
+            if len(self._buckets) >= _MAX_SOURCES:
+                self._prune_buckets()
+            if len(self._buckets) >= _MAX_SOURCES:
+                self.throttled += 1  # too many sources under pressure: no new budget
+                self.dropped = True
+                return False
+            b = [float(self._burst), now]
+            self._buckets[src] = b
+        tokens = b[0] + (now - b[1]) * self._rate
+        if tokens > self._burst:
+            tokens = self._burst
+        b[1] = now
+        if tokens < 1.0:
+            b[0] = tokens
+            self.throttled += 1
+            self.dropped = True
+            return False
+        b[0] = tokens - 1.0
+        return True
+
+    def _prune_buckets(self) -> None:
+        """Forget the buckets that have refilled (the same as new ones)."""
+        now = self.now
+        full = [
+            k for k, b in self._buckets.items() if b[0] + (now - b[1]) * self._rate >= self._burst
+        ]
+        for k in full:
+            del self._buckets[k]
+
+    def _create(self, origin: object, o: int, high: int, fill: bool, budget: bool) -> bool:
+        """Start tracking ``origin`` at ``high``; False if it was refused (see ``_admit``)."""
+        if not self._admit(budget):
+            return False
+        root = self._root
+        if fill or high == 1:
+            # nothing below the high can be missing: no ring until a gap shows
+            st = _new_origin(origin, o, high, None, self.now)
+        else:
+            st = _new_origin(origin, o, high, bytearray(self._ring_bytes), self.now)
+            st.holes = high - 1 if high <= self._mask + 1 else self._mask + 1
+            self.rings += 1
         first = root.next
+        first.seen = self.now
         st.prev = root
         st.next = first
         first.prev = st
         root.next = st
         self._map[origin] = st
         self._hot[o & _HOT_MASK] = st
+        return True
 
     # -- public API -------------------------------------------------------------
 
     def check_and_insert(self, origin: int, seq: int) -> bool:
-        """True if ``(origin, seq)`` is new (it is now recorded); False if seen or invalid."""
+        """True if ``(origin, seq)`` is new (it is now recorded); False if seen or invalid.
+
+        False also when ``origin`` is new and was refused (``dropped`` is then set).
+        """
         try:
             o = origin  # compiled: conversions to uint64 raise for < 0 or >= 2**64
             s = seq
@@ -196,29 +364,44 @@ class DedupCache:
             if st is root or st.key != o:
                 found = self._map.get(origin)
                 if found is None:
-                    self._create(origin, o, s, False)
-                    return True
+                    return self._create(origin, o, s, False, True)
                 self._hot[o & _HOT_MASK] = found
                 st = found
             self._touch(st)
         h = st.high
         if s > h:
             d = s - h
+            if st.bits is None:
+                if d == 1:  # in order with nothing missing: no ring at all
+                    st.high = s
+                    return True
+                self._grow(st)  # a gap: every seq up to the old high was seen
+            p: bytearray = st.bits  # type: ignore[assignment]  # set just above
+            mask = self._mask
             if d == 1:
-                # In order: the old high gets its bit; its slot held a seq now too old.
-                p = st.bits
-                pos = h & self._mask
-                p[pos >> 3] = p[pos >> 3] | (1 << (pos & 7))
-            elif d > self._mask:
-                # Jumped past the whole ring: nothing below the new high was seen,
-                # except the old high when it is still inside the window.
-                _fill(st.bits, self._mask, s - (self._mask + 1), self._mask + 1, False)
-                if d <= self._window:
-                    _fill(st.bits, self._mask, h, 1, True)
+                # In order: the old high gets its bit; its slot held a seq leaving the ring.
+                pos = h & mask
+                b = 1 << (pos & 7)
+                if not p[pos >> 3] & b:
+                    p[pos >> 3] = p[pos >> 3] | b
+                    if h > mask + 1:  # the seq that left (h - ring) was valid and missing
+                        st.holes -= 1
+            elif d > mask:
+                # Jumped past the whole ring: nothing below the new high was seen, except
+                # the old high when it is still inside the ring.
+                _fill(p, mask, s - (mask + 1), mask + 1, False)
+                st.holes = mask + 1 if s > mask + 1 else s - 1
+                if d == mask + 1:
+                    _fill(p, mask, h, 1, True)
+                    st.holes -= 1
             else:
-                _fill(st.bits, self._mask, h, 1, True)
-                if d > 1:
-                    _fill(st.bits, self._mask, h + 1, d - 1, False)
+                # the seqs h - ring .. s - ring - 1 leave the ring (their slots: h .. s - 1)
+                lo = h - (mask + 1) if h > mask + 1 else 1
+                if s > mask + 1 and s - (mask + 1) > lo:
+                    st.holes -= _zeros(p, mask, lo, s - (mask + 1) - lo)
+                _fill(p, mask, h, 1, True)
+                _fill(p, mask, h + 1, d - 1, False)
+                st.holes += d - 1
             st.high = s
             return True
         if s == h:
@@ -226,13 +409,40 @@ class DedupCache:
         if h - s > self._window:
             self.stale += 1
             return False
+        if st.bits is None:
+            return False
         p = st.bits
         pos = s & self._mask
         b = 1 << (pos & 7)
         if p[pos >> 3] & b:
             return False
         p[pos >> 3] = p[pos >> 3] | b
+        st.holes -= 1  # at 0 the ring stays until compact(): no churn for a reordering stream
         return True
+
+    def _grow(self, st: _Origin) -> None:
+        """Give a ring-less origin its ring: every seq below its high seen."""
+        st.bits = bytearray(self._ones)
+        st.holes = 0
+        self.rings += 1
+
+    def compact(self) -> int:
+        """Drop the rings of the origins that miss nothing (housekeeping); returns how many."""
+        n = 0
+        root = self._root
+        st = root.next
+        while st is not root:
+            if st.bits is not None and st.holes == 0:
+                self._shrink(st)
+                n += 1
+            st = st.next
+        return n
+
+    def _shrink(self, st: _Origin) -> None:
+        """Drop the ring of an origin with nothing missing below its high."""
+        st.bits = None
+        st.holes = 0
+        self.rings -= 1
 
     def check_and_insert_many(self, ids: list[int]) -> int:
         """``check_and_insert`` over a flat ``[origin, seq, origin, seq, ...]`` list.
@@ -262,7 +472,7 @@ class DedupCache:
         h = st.high
         if s >= h:
             return s == h
-        if h - s > self._window:
+        if h - s > self._window or st.bits is None:
             return True
         p = st.bits
         pos = s & self._mask
@@ -286,6 +496,10 @@ class DedupCache:
         if st is None:
             return s
         h = st.high
+        if st.bits is None:  # everything up to the high was seen
+            if e <= h:
+                return 0
+            return s if s > h else h + 1
         if h > self._window and s < h - self._window:
             s = h - self._window  # older seqs count as seen
             if s > e:
@@ -334,19 +548,30 @@ class DedupCache:
             return
         st = self._find(origin, o)
         if st is None:
-            self._create(origin, o, hi, True)
+            # a digest's baseline: bounded by the table, not by the source's budget
+            self._create(origin, o, hi, True, False)
+            self.dropped = False
             return
         self._touch(st)
         h = st.high
         if hi > h:
-            # Every tracked seq (all below the new high) is now seen.
-            st.bits[:] = self._ones
+            # Every seq up to the new high is now seen: no ring needed.
+            if st.bits is not None:
+                self._shrink(st)
             st.high = hi
             return
-        lo = h - self._window if h > self._window else 1
+        if st.bits is None:
+            return
+        # every seq of the ring up to hi (those below the window too: they count as
+        # seen anyway, and a ring with no holes left is dropped)
+        mask = self._mask
+        lo = h - (mask + 1) if h > mask + 1 else 1
         top = hi if hi < h else h - 1
         if top >= lo:
-            _fill(st.bits, self._mask, lo, top - lo + 1, True)
+            st.holes -= _zeros(st.bits, mask, lo, top - lo + 1)
+            _fill(st.bits, mask, lo, top - lo + 1, True)
+            if st.holes == 0:
+                self._shrink(st)
 
     def missing(self, origin: int, high: int, limit: int) -> list[int]:
         """Seqs in ``1 .. high`` of ``origin`` not seen yet, ascending, at most ``limit``.
@@ -373,11 +598,11 @@ class DedupCache:
             return out
         got = 0
         h = st.high
-        p = st.bits
         mask = self._mask
         lo = h - self._window if h > self._window else 1
         top = hi if hi < h else h - 1
-        if top >= lo:
+        if top >= lo and st.bits is not None:
+            p = st.bits
             count = top - lo + 1
             x = lo
             while count > 0:
@@ -414,6 +639,11 @@ class DedupCache:
             out.append(st.high)
             st = st.next
         return out
+
+    @property
+    def idle(self) -> float:
+        """Seconds an origin must be unseen before it may be forgotten."""
+        return self._idle
 
     def __len__(self) -> int:
         """Number of origins tracked."""

@@ -134,6 +134,9 @@ cdef class Plumtree:
     cdef public bint baseline_open
     cdef public set known_before
     cdef public dict next_seq
+    cdef public Py_ssize_t next_seq_cap
+    cdef public Py_ssize_t dedup_warned
+    cdef public Py_ssize_t next_seq_max
     cdef public dict held
     cdef public list gaps
     cdef public Py_ssize_t s_gossip
@@ -335,6 +338,10 @@ cdef class Plumtree:
     cpdef tuple broadcast(self, bytes payload, double now)
 
     cpdef deliver_fifo(self, object o, object s, object h, bytes payload)
+
+    cpdef forget_next_seqs(self)
+
+    cpdef warn_dropped(self, str peer)
 
     cpdef release(self, object o)
 

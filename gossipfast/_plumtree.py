@@ -22,12 +22,15 @@ here, so the pure-Python build runs the same source.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict, deque
 from typing import Any
 
 from ._cache import DedupCache, PayloadStore
 from ._peers import EagerLazy
 from .wire import Digest, Gone, Gossip, Graft, IHave, Prune, Want
+
+_log = logging.getLogger("gossipfast")
 
 #: Bounds that reject forged ids and hop counts.
 _U64 = (1 << 64) - 1
@@ -57,6 +60,12 @@ _DIGEST_MAX_ORIGINS = 4096
 _MAX_LIST = 1 << 17
 #: Seconds a Graft/Want request is remembered to count its answer as a recovery.
 _REQUEST_TTL = 30.0
+#: A copy can come this long after its payload left the stores (a Graft or Want answered
+#: late, a queued push): an origin is forgotten after store_max_age plus this unseen.
+_DEDUP_SLACK = _REQUEST_TTL
+#: Under pressure a neighbour's budget of new origins is 1/this of the table as a burst,
+#: and as much again per idle horizon.
+_ADMIT_SHARE = 8
 #: Per-origin trees kept (oldest created evicted first; a new tree starts as the shared one).
 _MAX_TREES = 4096
 #: Public copy of the tree bound (the compiled module keeps ``_MAX_TREES`` C-level).
@@ -82,6 +91,19 @@ _GRAFTED_RECENT_MAX = 4096
 _FIFO_HOLD_MAX = 4096
 #: Seconds FIFO delivery waits for a gap to fill (grafts and catch-up take < 1 s).
 _FIFO_HOLD = 1.0
+
+
+def _new_dedup(config: Any) -> DedupCache:
+    """The dedup of a node: an origin is forgotten only after ``store_max_age`` plus the
+    request horizon without a copy of its messages; under pressure each neighbour
+    brings in new origins at most at a rate that fills an eighth of the table per idle
+    horizon, after a burst of an eighth (one neighbour gets at most 3/4 of it within one
+    horizon)."""
+    n = int(config.dedup_max_origins)
+    idle = float(config.store_max_age) + _DEDUP_SLACK
+    burst = max(1, n // _ADMIT_SHARE)
+    rate = burst / idle if idle < float("inf") else 0.0
+    return DedupCache(int(config.dedup_window), n, idle, burst, rate)
 
 
 class _Tree:
@@ -249,7 +271,7 @@ class Plumtree:
         self.timers = timers
         self.outbox: dict[str, list] = {}
         self.deliveries: list[tuple[int, int, int, bytes]] = []
-        self.dedup = DedupCache(config.dedup_window, config.dedup_max_origins)
+        self.dedup = _new_dedup(config)
         self.store = PayloadStore(
             config.store_max_messages, config.store_max_bytes, config.store_max_age
         )
@@ -321,6 +343,8 @@ class Plumtree:
         self.known_before: set[int] = set()
         # FIFO delivery: origin -> {seq: (hops, payload)} held back until the gap fills
         self.next_seq: dict[int, int] = {}
+        self.next_seq_cap = 2 * int(config.dedup_max_origins)
+        self.next_seq_max = self.next_seq_cap
         self.held: dict[int, dict[int, tuple[int, bytes]]] = {}
         # (origin, count) of ids learnt lost for good since the engine last looked
         self.gaps: list[tuple[int, int]] = []
@@ -351,6 +375,7 @@ class Plumtree:
         self.ihave_dropped = 0
         self.grafts_withheld = 0
         self.answers_refused = 0
+        self.dedup_warned = 0  # bits: refusals (1) and budget drops (2) logged
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -595,6 +620,8 @@ class Plumtree:
         Bad input is counted in ``bad`` and otherwise ignored.
         """
         self.now = now
+        self.dedup.now = now
+        self.dedup.source = peer  # new origins come out of this neighbour's budget
         for msg in msgs:
             t = type(msg)
             try:
@@ -639,6 +666,13 @@ class Plumtree:
             self.bad += 1
             return
         if o == self.origin or not self.dedup.check_and_insert(o, s):
+            if self.dedup.dropped:
+                # a new origin refused (table full of live origins, or its sender's
+                # budget spent): not a duplicate, no prune; counted by the dedup
+                self.dedup.dropped = False
+                if self.dedup_warned != 3:
+                    self.warn_dropped(peer)
+                return
             self.duplicates += 1
             if self.answers and self.take_answer(o, s, peer):
                 return  # the answer to our Graft/Want, not a push: no reason to prune
@@ -790,6 +824,27 @@ class Plumtree:
             self.optimize(peer, o, m, h - 1)
             if self.anchored and m.grafted is None:
                 self.optimize_lag(peer, o, m, h - 1, now)
+
+    def warn_dropped(self, peer: str) -> None:
+        """Log (once for each reason) that messages of new origins are being dropped."""
+        d = self.dedup
+        if d.refused and not self.dedup_warned & 1:
+            self.dedup_warned |= 1
+            _log.warning(
+                "dedup: %d origins seen within the last %.0f s fill the table "
+                "(dedup_max_origins): messages of new origins are dropped "
+                "(stats origins_refused); raise dedup_max_origins if the cluster has that "
+                "many live origins",
+                len(d),
+                d.idle,
+            )
+        if d.throttled and not self.dedup_warned & 2:
+            self.dedup_warned |= 2
+            _log.warning(
+                "dedup: neighbour %s brings in new origins faster than its budget: the "
+                "excess is dropped (stats origins_throttled)",
+                peer,
+            )
 
     def early_graft(self, key: tuple) -> int:
         """A push of a message we grafted arrived anyway: wait longer before grafting.
@@ -1170,6 +1225,7 @@ class Plumtree:
     def expire(self, now: float) -> None:
         """Housekeeping: drop old payloads and forgotten requests."""
         self.store.expire(now)
+        self.dedup.compact()  # rings of origins that miss nothing any more
         req = self.requested
         limit = now - _REQUEST_TTL
         while req:
@@ -1430,7 +1486,10 @@ class Plumtree:
         self.seq += 1
         o = self.origin
         s = self.seq
+        self.dedup.now = now
+        self.dedup.source = None  # our own origin: no budget
         self.dedup.check_and_insert(o, s)
+        self.dedup.dropped = False
         self.store.put(o, s, 0, payload, now)
         msg = Gossip(o, s, 0, payload)
         t = self.tree(o)
@@ -1455,6 +1514,8 @@ class Plumtree:
         if nxt == 0 or s == nxt:
             self.deliveries.append((o, s, h, payload))
             self.delivered += 1
+            if nxt == 0 and len(self.next_seq) >= self.next_seq_max:
+                self.forget_next_seqs()
             self.next_seq[o] = s + 1
             self.release(o)
             return
@@ -1474,6 +1535,14 @@ class Plumtree:
             self.fifo_skipped += 1
             self.next_seq[o] = min(held)
             self.release(o)
+
+    def forget_next_seqs(self) -> None:
+        """Bound FIFO's per-origin table: drop the origins dedup forgot (idle ones)."""
+        dedup = self.dedup
+        held = self.held
+        self.next_seq = {o: n for o, n in self.next_seq.items() if o in dedup or o in held}
+        # amortised: the next pass only after as many new origins again
+        self.next_seq_max = max(self.next_seq_cap, 2 * len(self.next_seq))
 
     def release(self, o: int) -> None:
         """Deliver held messages of ``o`` that are now in order."""

@@ -109,7 +109,14 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         " A copy that arrives more than this many seqs behind its origin's newest is taken"
         " for a duplicate: keep it above (broadcasts/s of one origin) x (worst repair delay).",
     ),
-    "dedup_max_origins": (16, 1 << 24, "Origins tracked by dedup (least recently seen evicted)."),
+    "dedup_max_origins": (
+        16,
+        1 << 24,
+        "Origins tracked by dedup. One is forgotten only after store_max_age + 30 s unseen;"
+        " while none is, a new origin's messages are dropped (origins_refused). From half"
+        " full on, each neighbour brings in new origins at most 1/8 of this at once and"
+        " 1/8 per store_max_age + 30 s (origins_throttled).",
+    ),
     "store_max_messages": (0, 1 << 30, "Payloads kept for GRAFT and catch-up: count bound."),
     "store_max_bytes": (0, 1 << 40, "Payloads kept for GRAFT and catch-up: bytes bound."),
     "store_max_age": (0, _INF, "Payloads kept for GRAFT and catch-up: seconds bound."),
@@ -219,7 +226,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     peer_answer_rate: float = 100_000.0
     tree_beacon_interval: float = 10.0
     dedup_window: int = 65536
-    dedup_max_origins: int = 4096
+    dedup_max_origins: int = 16384
     store_max_messages: int = 200_000
     store_max_bytes: int = 128 << 20
     store_max_age: float = 120.0

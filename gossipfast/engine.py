@@ -369,6 +369,8 @@ class Engine:
         s["store_messages"] = len(pt.store)
         s["store_bytes"] = pt.store.nbytes
         s["origins"] = len(pt.dedup)
+        s["origins_refused"] = pt.dedup.refused
+        s["origins_throttled"] = pt.dedup.throttled
         return s
 
 

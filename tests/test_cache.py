@@ -384,6 +384,27 @@ DEDUP_OPS = st.lists(
 )
 
 
+def _same_answer(real: object, model: DedupModel, op: tuple) -> None:
+    """Apply ``op`` to both; the real cache answers as the model does."""
+    name, args = op[0], op[1:]
+    if name == "check":
+        assert real.check_and_insert(*args) == model.check_and_insert(*args), op  # type: ignore[attr-defined]
+    elif name == "contains":
+        assert real.contains(*args) == model.contains(*args), op  # type: ignore[attr-defined]
+    elif name == "advance":
+        real.advance(*args)  # type: ignore[attr-defined]
+        model.advance(*args)
+    elif name == "missing":
+        assert real.missing(*args) == model.missing(*args), op  # type: ignore[attr-defined]
+    elif name == "highest":
+        assert real.highest(*args) == model.highest(*args), op  # type: ignore[attr-defined]
+    elif name == "first_missing":
+        assert real.first_missing(*args) == model.first_missing(*args), op  # type: ignore[attr-defined]
+    else:
+        assert real.digest() == model.digest(), op  # type: ignore[attr-defined]
+    assert len(real) == len(model.state)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("build", ["compiled", "pure"])
 @settings(max_examples=300, deadline=None)
 @given(
@@ -397,26 +418,242 @@ def test_dedup_matches_model(build: str, window: int, max_origins: int, ops: lis
     real = BUILDS[build].DedupCache(window, max_origins)
     model = DedupModel(window, max_origins)
     for op in ops:
-        name, args = op[0], op[1:]
-        if name == "check":
-            assert real.check_and_insert(*args) == model.check_and_insert(*args), op
-        elif name == "contains":
-            assert real.contains(*args) == model.contains(*args), op
-        elif name == "advance":
-            real.advance(*args)
-            model.advance(*args)
-        elif name == "missing":
-            assert real.missing(*args) == model.missing(*args), op
-        elif name == "highest":
-            assert real.highest(*args) == model.highest(*args), op
-        elif name == "first_missing":
-            assert real.first_missing(*args) == model.first_missing(*args), op
-        else:
-            assert real.digest() == model.digest()
-        assert len(real) == len(model.state)
+        _same_answer(real, model, op)
     for origin in (0, 1, 2, 3, 4, U64, 2**63):
         assert (origin in real) == (origin in model.state)
         assert real.highest(origin) == model.highest(origin)
+
+
+class IdleModel(DedupModel):
+    """DedupModel whose least recent origin is forgotten only after ``idle`` seconds.
+
+    An origin's time is when it stopped being the most recent (the real cache stamps
+    it then); the most recent one is never idle. A new origin finding the table full of
+    origins seen within ``idle`` is refused.
+    """
+
+    def __init__(self, window: int, max_origins: int, idle: float) -> None:
+        super().__init__(window, max_origins)
+        self.idle = idle
+        self.now = 0.0
+        self.stamp: dict[int, float] = {}
+
+    def _first(self) -> int | None:
+        return next(reversed(self.state)) if self.state else None
+
+    def _make_recent(self, origin: int) -> None:
+        head = self._first()
+        if head is not None and head != origin:
+            self.stamp[head] = self.now
+            self.stamp[origin] = self.now
+
+    def _room(self) -> bool:
+        if len(self.state) < self.max_origins:
+            return True
+        tail = next(iter(self.state))
+        if self.idle > 0 and (len(self.state) == 1 or self.now - self.stamp[tail] < self.idle):
+            return False
+        self.state.popitem(last=False)
+        return True
+
+    def _new(self, origin: int, high: int, floor: int) -> None:
+        head = self._first()
+        if head is not None:
+            self.stamp[head] = self.now
+        self.stamp[origin] = self.now
+        self.state[origin] = [high, floor, {high}]
+
+    def check_and_insert(self, origin: int, s: int) -> bool:
+        if not self.valid(s, origin):
+            return False
+        if origin not in self.state:
+            if not self._room():
+                return False
+            self._new(origin, s, 0)
+            return True
+        self._make_recent(origin)
+        return super().check_and_insert(origin, s)
+
+    def advance(self, origin: int, hi: int) -> None:
+        if not self.valid(hi, origin):
+            return
+        if origin not in self.state:
+            if self._room():
+                self._new(origin, hi, hi)
+            return
+        self._make_recent(origin)
+        super().advance(origin, hi)
+
+
+def _check_rings(d: object) -> None:
+    """Pure build: each origin's ``holes`` is the number of valid unseen seqs its ring
+    covers, and ``rings`` counts the origins with a ring."""
+    mask = d._mask  # type: ignore[attr-defined]
+    rings = 0
+    for og in d._map.values():  # type: ignore[attr-defined]
+        if og.bits is None:
+            assert og.holes == 0
+            continue
+        rings += 1
+        lo = max(1, og.high - (mask + 1))
+        zeros = sum(1 for x in range(lo, og.high) if not (og.bits[(x & mask) >> 3] >> (x & 7)) & 1)
+        assert og.holes == zeros, (og.origin, og.high, og.holes, zeros)
+    assert d.rings == rings  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("build", ["compiled", "pure"])
+@settings(max_examples=300, deadline=None)
+@given(
+    window=st.sampled_from([1, 3, 8, 9, 63, 64, 65, 100]),
+    max_origins=st.integers(1, 5),
+    idle=st.sampled_from([0.0, 1.0, 5.0]),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("tick"), st.sampled_from([0.0, 0.5, 1.0, 3.0])),
+            st.tuples(st.just("check"), ORIGINS, SEQS),
+            st.tuples(st.just("contains"), ORIGINS, SEQS),
+            st.tuples(st.just("advance"), ORIGINS, SEQS),
+            st.tuples(st.just("missing"), ORIGINS, SEQS, st.integers(-1, 40)),
+            st.tuples(st.just("first_missing"), ORIGINS, SEQS, SEQS),
+            st.tuples(st.just("digest")),
+            st.tuples(st.just("compact")),
+        ),
+        max_size=120,
+    ),
+)
+def test_dedup_with_idle_matches_model(
+    build: str, window: int, max_origins: int, idle: float, ops: list
+) -> None:
+    """Forgetting waits for ``idle`` seconds unseen; rings come and go with the holes."""
+    if build not in BUILDS:
+        pytest.skip("compiled _cache not loaded")
+    real = BUILDS[build].DedupCache(window, max_origins, idle)
+    model = IdleModel(window, max_origins, idle)
+    refused = 0
+    for op in ops:
+        name, args = op[0], op[1:]
+        if name == "tick":
+            model.now += args[0]
+            real.now = model.now
+        elif name == "compact":
+            rings = real.rings
+            assert real.rings == rings - real.compact()  # no change to what is seen
+        else:
+            _same_answer(real, model, op)
+            if real.dropped:  # a refused new origin: check said False
+                assert name == "check" and not real.contains(args[0], args[1])
+                real.dropped = False
+                refused += 1
+        if build == "pure":
+            _check_rings(real)
+    assert real.refused >= refused
+    if idle == 0.0:
+        assert real.refused == 0
+
+
+def test_idle_origin_is_forgotten_live_one_is_not(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 3, idle=10.0)
+    for t, o in ((0.0, 1), (1.0, 2), (2.0, 3)):
+        d.now = t
+        assert d.check_and_insert(o, 1)
+    d.now = 5.0
+    assert not d.check_and_insert(4, 1) and d.dropped and d.refused == 1
+    d.dropped = False
+    assert 4 not in d and all(o in d for o in (1, 2, 3))
+    # origin 1 stopped being the most recent at 1.0: idle for 10 s at 11.0
+    d.now = 10.9
+    assert not d.check_and_insert(4, 1) and d.refused == 2
+    d.dropped = False  # the caller clears it
+    d.now = 11.0
+    assert d.check_and_insert(4, 1)
+    assert 1 not in d and d.refused == 2
+    # a duplicate keeps an origin alive: 2 is seen again, 3 is the least recent now.
+    # 3 was the most recent until 11.0 (a stream's hits are not stamped one by one, so
+    # its time is when another origin took its place): idle from then on
+    d.now = 11.5
+    assert not d.check_and_insert(2, 1) and not d.dropped
+    d.now = 20.9
+    assert not d.check_and_insert(5, 1) and d.refused == 3
+    d.dropped = False
+    d.now = 21.0
+    assert d.check_and_insert(5, 1)
+    assert 3 not in d and 2 in d and 4 in d
+
+
+def test_each_source_has_a_budget_of_new_origins_under_pressure(mod: ModuleType) -> None:
+    d = mod.DedupCache(64, 64, idle=100.0, admit_burst=4, admit_rate=0.5)
+    d.source = "a"
+    new = sum(d.check_and_insert(o, 1) for o in range(100))
+    # free up to half the table, then a burst of 4
+    assert new == 32 + 4 and d.throttled == 100 - new and d.refused == 0
+    d.source = "b"  # another neighbour has its own budget
+    assert sum(d.check_and_insert(o, 1) for o in range(100, 110)) == 4
+    d.source = None  # our own origin: never throttled
+    assert d.check_and_insert(999, 1)
+    d.source = "a"
+    d.now = 4.0  # two tokens back
+    assert sum(d.check_and_insert(o, 1) for o in range(200, 210)) == 2
+    # known origins are never throttled
+    assert d.check_and_insert(0, 2) and d.check_and_insert(5, 9)
+    assert d.throttled == (100 - 36) + 6 + 8
+
+
+def test_in_order_streams_need_no_ring(mod: ModuleType) -> None:
+    d = mod.DedupCache(4096, 100)
+    for o in range(10):
+        for s in range(1, 200):
+            assert d.check_and_insert(o, s)
+    assert d.rings == 0
+    assert d.check_and_insert(3, 205)  # a gap: a ring until it is filled
+    assert d.rings == 1 and d.missing(3, 205, 10) == [200, 201, 202, 203, 204]
+    for s in (201, 203, 200, 204):
+        assert d.check_and_insert(3, s) and d.compact() == 0 and d.rings == 1
+    assert d.check_and_insert(3, 202)
+    # filled: the ring goes at the next housekeeping (a reordering stream keeps it)
+    assert d.rings == 1 and d.compact() == 1
+    assert d.rings == 0 and d.missing(3, 205, 10) == [] and not d.check_and_insert(3, 202)
+    # a lost seq leaves the ring once it falls out of it
+    assert d.check_and_insert(4, 201)
+    for s in range(202, 200 + 4097):  # the ring covers the 4096 seqs below the high
+        d.check_and_insert(4, s)
+    assert d.rings == 1 and not d.contains(4, 200)
+    d.check_and_insert(4, 200 + 4097)
+    assert d.compact() == 1 and d.rings == 0 and d.contains(4, 200)
+    # an origin first seen mid-stream has a ring until the digest or catch-up fills it
+    assert d.check_and_insert(50, 10) and d.rings == 1
+    d.advance(50, 9)
+    assert d.rings == 0 and d.missing(50, 10, 10) == []
+
+
+def test_flood_memory_is_bounded(mod: ModuleType) -> None:
+    """Ten times the table's worth of fresh origins (mid-stream: each needs a ring) from
+    one source: the table and its rings stay bounded and live origins stay tracked."""
+    import tracemalloc
+
+    window, cap = 4096, 2048
+    d = mod.DedupCache(window, cap, idle=150.0, admit_burst=cap // 8, admit_rate=cap / 8 / 150)
+    d.source = "honest"
+    for o in range(100):
+        d.check_and_insert(o, 1)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        d.source = "flooder"
+        t = 0.0
+        for o in range(1000, 1000 + 10 * cap):
+            t += 0.005  # the flood lasts 102 s: honest origins are not idle for long enough
+            d.now = t
+            d.check_and_insert(o << 20, 7)
+        gc.collect()
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(d) <= cap and d.rings <= cap
+    assert all(o in d and d.contains(o, 1) for o in range(100))
+    assert d.throttled + d.refused >= 10 * cap - cap
+    per_origin = window // 8 + 400
+    assert used - base <= cap * per_origin, (used - base, cap * per_origin)
 
 
 # -- PayloadStore ---------------------------------------------------------------------
