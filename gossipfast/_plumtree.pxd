@@ -323,6 +323,9 @@ cdef class Plumtree:
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, budget=Py_ssize_t, ranges=list)
     cpdef on_digest(self, str peer, object entries, double now)
 
+    @cython.locals(n=Py_ssize_t)
+    cdef Py_ssize_t ranges_len(self, object ranges) except -1
+
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t, gone=list, b=_Budget, room=object)
     cpdef on_want(self, str peer, object ranges)
 

@@ -1366,15 +1366,21 @@ class Plumtree:
             self.send(peer, Want(ranges))
             self.s_want += 1
 
+    def ranges_len(self, ranges: Any) -> int:
+        """How much of a ``[origin, first, last, ...]`` list from the wire to read: whole
+        triples, at most ``_MAX_LIST`` items (anything else counts as bad input)."""
+        n = len(ranges)
+        if n % 3 or n > _MAX_LIST:
+            self.bad += 1
+            n = min(n - n % 3, _MAX_LIST)
+        return n
+
     def on_want(self, peer: str, ranges: Any) -> None:
         """Answer a catch-up request from the payload store (bounded per request); the
         ids we have seen but no longer store are answered with one ``Gone``."""
         if not self.is_active(peer):
             return
-        n = len(ranges)
-        if n % 3 or n > _MAX_LIST:
-            self.bad += 1
-            n = min(n - n % 3, _MAX_LIST)
+        n = self.ranges_len(ranges)
         budget = self.catch_up_max
         gone: list[int] = []
         b = self.answer_tokens(peer)
@@ -1426,10 +1432,7 @@ class Plumtree:
         """
         if not self.is_active(peer) or self.catch_up_max <= 0:
             return
-        n = len(ranges)
-        if n % 3 or n > _MAX_LIST:
-            self.bad += 1
-            n = min(n - n % 3, _MAX_LIST)
+        n = self.ranges_len(ranges)
         budget = self.catch_up_max
         dedup = self.dedup
         missing = self.missing

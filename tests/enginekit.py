@@ -295,3 +295,18 @@ def sent(outbox: dict[str, list], kind: type) -> dict[str, list]:
         if got:
             out[p] = got
     return out
+
+
+def split_cluster(cfg: Config, seed: int) -> tuple[Net, list[str], list[str]]:
+    """16 engines joined one by one, settled, then split in halves for 20 s (each side
+    repaired on its own); returns the net and the two halves' addresses."""
+    net = Net(16, cfg, seed=seed, detect=0.5)
+    for i in range(1, 16):
+        net.join(addr(i), [addr(net.rng.randrange(i))])
+        net.run(0.2)
+    net.run(5.0)
+    left, right = [addr(i) for i in range(8)], [addr(i) for i in range(8, 16)]
+    net.partition(left, right)
+    net.run(20.0)  # each side repairs on its own
+    assert not any(b in right for a in left for b in net.engines[a].active_view)
+    return net, left, right

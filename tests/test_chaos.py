@@ -19,12 +19,12 @@ from __future__ import annotations
 import collections
 import os
 import random
-import shutil
 import subprocess
 import time
 from typing import Any
 
 import pytest
+from netns import netns_unavailable
 from runproc import RunProc
 
 from gossipfast._cli_node import free_ports
@@ -72,15 +72,7 @@ def _run(*args: str) -> None:
 def _netns_reason() -> str | None:
     if os.environ.get("GOSSIPFAST_CHAOS_NO_NETNS"):
         return "GOSSIPFAST_CHAOS_NO_NETNS is set"
-    if shutil.which("ip") is None or shutil.which("tc") is None:
-        return "no ip/tc command"
-    probe = f"gfcp{os.getpid() % 100000}"
-    try:
-        _run("ip", "netns", "add", probe)
-    except (subprocess.CalledProcessError, OSError) as e:
-        return f"ip netns add not permitted: {getattr(e, 'stderr', e)!r}"
-    _run("ip", "netns", "del", probe)
-    return None
+    return netns_unavailable("tc")
 
 
 class Net:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from netns import ip, netns_unavailable, tc
 from runproc import RunProc
 
 from gossipfast._cli_node import free_ports
@@ -265,43 +265,23 @@ def test_run_rejects_bad_options() -> None:
 # ---------------------------------------------------------------- partition (netns)
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-def _tc(*args: str) -> None:
-    subprocess.run(["tc", *args], check=True, capture_output=True, timeout=10)
-
-
-def _netns_unavailable() -> str | None:
-    if shutil.which("ip") is None or shutil.which("tc") is None:
-        return "the ip or tc command is missing"
-    probe = f"gfprobe{os.getpid()}"
-    try:
-        _ip("netns", "add", probe)
-    except (subprocess.CalledProcessError, OSError) as e:
-        return f"`ip netns add` is not permitted here: {getattr(e, 'stderr', e)!r}"
-    _ip("netns", "del", probe)
-    return None
-
-
 @pytest.fixture
 def two_netns() -> Any:
     """Two fresh network namespaces joined by one veth pair (10.77.0.1 <-> 10.77.0.2)."""
-    reason = _netns_unavailable()
+    reason = netns_unavailable("tc")
     if reason:
         pytest.skip(reason)
     tag = os.getpid() % 100000
     a, b = f"gfa{tag}", f"gfb{tag}"
     va, vb = f"gfva{tag}", f"gfvb{tag}"
-    _ip("netns", "add", a)
-    _ip("netns", "add", b)
+    ip("netns", "add", a)
+    ip("netns", "add", b)
     try:
-        _ip("link", "add", va, "netns", a, "type", "veth", "peer", "name", vb, "netns", b)
-        for ns, dev, ip in ((a, va, "10.77.0.1/24"), (b, vb, "10.77.0.2/24")):
-            _ip("-n", ns, "addr", "add", ip, "dev", dev)
-            _ip("-n", ns, "link", "set", dev, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
+        ip("link", "add", va, "netns", a, "type", "veth", "peer", "name", vb, "netns", b)
+        for ns, dev, cidr in ((a, va, "10.77.0.1/24"), (b, vb, "10.77.0.2/24")):
+            ip("-n", ns, "addr", "add", cidr, "dev", dev)
+            ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
         yield {"a": a, "b": b, "va": va, "vb": vb}
     finally:
         for ns in (a, b):
@@ -345,7 +325,7 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
         # the partition: every packet on the veth pair is dropped, both ways (the link
         # stays up, so each side keeps talking to itself over its local addresses)
         for ns, dev in ((ns_a, two_netns["va"]), (ns_b, two_netns["vb"])):
-            _tc("-n", ns, "qdisc", "add", "dev", dev, "root", "blackhole")
+            tc("-n", ns, "qdisc", "add", "dev", dev, "root", "blackhole")
         time.sleep(2.5)  # > heartbeat_timeout: each side sees the other as failed
         emit("split", 60)
         # each side keeps working on its own
@@ -357,7 +337,7 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
             }
             assert wait_for(lambda p=p, same=same: same <= set(data_counts(p)), 20), p.index
         for ns, dev in ((ns_a, two_netns["va"]), (ns_b, two_netns["vb"])):
-            _tc("-n", ns, "qdisc", "del", "dev", dev, "root")  # heal
+            tc("-n", ns, "qdisc", "del", "dev", dev, "root")  # heal
         emit("healed", 30)
 
         def everything(p: Proc) -> set[str]:

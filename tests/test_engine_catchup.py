@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enginekit import Net, addr, engine, make_active, peer, sent
+from enginekit import Net, addr, engine, make_active, peer, sent, split_cluster
 
 from gossipfast.config import Config
 from gossipfast.wire import Digest, Gossip, Neighbor, NeighborReply, ShuffleReply, Want
@@ -149,15 +149,7 @@ def test_digest_in_the_same_frame_as_the_accepting_reply_is_used() -> None:
 
 def test_healed_partition_remerges_and_exchanges_its_messages() -> None:
     cfg = Config(shuffle_interval=2.0, repair_interval=0.5, neighbor_timeout=0.5)
-    net = Net(16, cfg, seed=9, detect=0.5)
-    for i in range(1, 16):
-        net.join(addr(i), [addr(net.rng.randrange(i))])
-        net.run(0.2)
-    net.run(5.0)
-    left, right = [addr(i) for i in range(8)], [addr(i) for i in range(8, 16)]
-    net.partition(left, right)
-    net.run(20.0)  # each side repairs on its own
-    assert not any(b in right for a in left for b in net.engines[a].active_view)
+    net, left, right = split_cluster(cfg, 9)
     ids = [net.broadcast(left[0], b"L"), net.broadcast(right[0], b"R")]
     net.run(5.0)
     net.heal()

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from enginekit import Net, addr, engine, make_active, peer, sent
+from enginekit import engine, make_active, peer, sent, split_cluster
 from nodekit import FAST, until
 
 import gossipfast
@@ -186,19 +186,6 @@ def test_malformed_gone_never_raises() -> None:
 
 
 # -- partitions: longer than the retention, and within it ----------------------------------
-
-
-def split_cluster(cfg: Config, seed: int) -> tuple[Net, list[str], list[str]]:
-    net = Net(16, cfg, seed=seed, detect=0.5)
-    for i in range(1, 16):
-        net.join(addr(i), [addr(net.rng.randrange(i))])
-        net.run(0.2)
-    net.run(5.0)
-    left, right = [addr(i) for i in range(8)], [addr(i) for i in range(8, 16)]
-    net.partition(left, right)
-    net.run(20.0)  # each side repairs on its own
-    assert not any(b in right for a in left for b in net.engines[a].active_view)
-    return net, left, right
 
 
 CFG = Config(shuffle_interval=2.0, repair_interval=0.5, neighbor_timeout=0.5, store_max_age=5.0)

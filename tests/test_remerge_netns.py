@@ -16,13 +16,13 @@ from __future__ import annotations
 import collections
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from netns import ip, netns_unavailable
 from runproc import FAST, RunProc
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -34,22 +34,6 @@ SPLIT_SECONDS = float(os.environ.get("GOSSIPFAST_REMERGE_SPLIT", "45"))
 SETTINGS = [*FAST, "shuffle_interval=0.5", "reconnect_interval=1.0"]
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-def _netns_reason() -> str | None:
-    if shutil.which("ip") is None:
-        return "no ip command"
-    probe = f"gfrp{os.getpid() % 100000}"
-    try:
-        _ip("netns", "add", probe)
-    except (subprocess.CalledProcessError, OSError) as e:
-        return f"ip netns add not permitted: {getattr(e, 'stderr', e)!r}"
-    _ip("netns", "del", probe)
-    return None
-
-
 class Hosts:
     """``n`` namespaces ("hosts") with addresses 10.79.0.1.. on one bridge."""
 
@@ -58,17 +42,17 @@ class Hosts:
         self.switch = f"gfsw{tag}"
         self.ns = [f"gfh{tag}n{i}" for i in range(n)]
         self.ips = [f"10.79.0.{i + 1}" for i in range(n)]
-        _ip("netns", "add", self.switch)
-        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
-        _ip("-n", self.switch, "link", "set", "br0", "up")
+        ip("netns", "add", self.switch)
+        ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        ip("-n", self.switch, "link", "set", "br0", "up")
         for i, ns in enumerate(self.ns):
-            _ip("netns", "add", ns)
-            _ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"p{i}",
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"p{i}",
                 "netns", self.switch)  # fmt: skip
-            _ip("-n", self.switch, "link", "set", f"p{i}", "master", "br0", "up")
-            _ip("-n", ns, "addr", "add", f"{self.ips[i]}/24", "dev", "eth0")
-            _ip("-n", ns, "link", "set", "eth0", "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", self.switch, "link", "set", f"p{i}", "master", "br0", "up")
+            ip("-n", ns, "addr", "add", f"{self.ips[i]}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "up")
+            ip("-n", ns, "link", "set", "lo", "up")
 
     def prefix(self, i: int) -> list[str]:
         return ["ip", "netns", "exec", self.ns[i]]
@@ -78,7 +62,7 @@ class Hosts:
         for x, others in [(i, b) for i in a] + [(j, a) for j in b]:
             for y in others:
                 op = "add" if on else "del"
-                _ip("-n", self.ns[x], "route", op, "blackhole", f"{self.ips[y]}/32")
+                ip("-n", self.ns[x], "route", op, "blackhole", f"{self.ips[y]}/32")
 
     def close(self) -> None:
         for ns in [*self.ns, self.switch]:
@@ -149,7 +133,7 @@ def _components(nodes: list[Node]) -> int:
 
 @pytest.mark.timeout(int(SPLIT_SECONDS) + 240)
 def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
-    reason = _netns_reason()
+    reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
     hosts = Hosts(N)
