@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 #: Short timers so that joins, failures and repairs happen within a test's patience.
@@ -26,6 +27,16 @@ FAST = [
     "repair_interval=0.3",
     "shuffle_interval=1.0",
 ]
+
+
+def wait_for(pred: Callable[[], object], timeout: float) -> bool:
+    """Poll ``pred`` until it is true or ``timeout`` seconds passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return bool(pred())
 
 
 class RunProc:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from netns import netns_unavailable
-from runproc import RunProc
+from runproc import RunProc, wait_for
 
 from gossipfast._cli_node import free_ports
 
@@ -126,15 +126,6 @@ class Net:
     def close(self) -> None:
         for ns in self.ns:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-
-
-def wait_for(pred: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return bool(pred())
 
 
 @pytest.mark.timeout(int(SECONDS * 3 + 240))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from netns import ip, netns_unavailable, tc
-from runproc import RunProc
+from runproc import RunProc, wait_for
 
 from gossipfast._cli_node import free_ports
 
@@ -83,15 +83,6 @@ def start_cluster(n: int, loop: str, extra: list[str] | None = None) -> list[Pro
     for p in procs:
         p.stop()
     raise AssertionError("cluster did not connect")
-
-
-def wait_for(pred: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def data_counts(proc: Proc) -> Counter[str]:

@@ -18,12 +18,11 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from netns import ip, netns_unavailable
-from runproc import FAST, RunProc
+from runproc import FAST, RunProc, wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -98,15 +97,6 @@ class Node(RunProc):
             return collections.Counter(self.delivered)
 
 
-def _wait(pred: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return pred()
-
-
 def _components(nodes: list[Node]) -> int:
     """Components of the active-view graph as the nodes last reported it."""
     index = {n.address: n.index for n in nodes}
@@ -143,8 +133,8 @@ def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
             seeds = [] if i == 0 else [f"{hosts.ips[0]}:7000"]
             nodes.append(Node(i, f"{hosts.ips[i]}:7000", seeds, hosts.prefix(i)))
             if i == 0:  # the seed listens before anyone joins it
-                assert _wait(lambda: bool(nodes[0].stats), 20), nodes[0].errors
-        assert _wait(lambda: all(len(n.stats.get("active_view", [])) >= 2 for n in nodes), 30)
+                assert wait_for(lambda: bool(nodes[0].stats), 20), nodes[0].errors
+        assert wait_for(lambda: all(len(n.stats.get("active_view", [])) >= 2 for n in nodes), 30)
         left, right = list(range(N // 2)), list(range(N // 2, N))
         sent: dict[str, int] = {}  # payload -> sender
 
@@ -164,7 +154,7 @@ def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
             )
 
         emit("pre", 30)
-        assert _wait(lambda: all(has_all(n) for n in nodes), 30)
+        assert wait_for(lambda: all(has_all(n) for n in nodes), 30)
         hosts.cut(left, right, True)
         t_cut = time.monotonic()
         time.sleep(3.0)  # > heartbeat_timeout (1 s): each side drops the other's links
@@ -172,20 +162,20 @@ def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
         # each side goes on on its own
         for i in range(N):
             same = {t for t, s in sent.items() if t[:3] == "mid" and (s < N // 2) == (i < N // 2)}
-            assert _wait(lambda i=i, same=same: same - {t for t in same if sent[t] == i}
+            assert wait_for(lambda i=i, same=same: same - {t for t in same if sent[t] == i}
                          <= set(nodes[i].got()), 30), i  # fmt: skip
-        assert _wait(lambda: _components(nodes) == 2, 20), [
+        assert wait_for(lambda: _components(nodes) == 2, 20), [
             n.stats.get("active_view") for n in nodes
         ]
         time.sleep(max(0.0, SPLIT_SECONDS - (time.monotonic() - t_cut)))
         assert _components(nodes) == 2  # still apart at the end of the split
         hosts.cut(left, right, False)
         t_heal = time.monotonic()
-        merged = _wait(lambda: _components(nodes) == 1, 60)
+        merged = wait_for(lambda: _components(nodes) == 1, 60)
         merge_time = time.monotonic() - t_heal
         assert merged, [n.stats.get("active_view") for n in nodes]
         emit("end", 30)
-        assert _wait(lambda: all(has_all(n) for n in nodes), 60), {
+        assert wait_for(lambda: all(has_all(n) for n in nodes), 60), {
             n.index: sorted(t for t, s in sent.items() if s != n.index and t not in n.got())[:10]
             for n in nodes
         }
