@@ -22,10 +22,14 @@ Rules kept here:
   handshake, TLS included), ``frame_timeout`` (a frame dribbled byte by byte),
   ``peer_read_rate`` and ``peer_control_rate`` (reading pauses while a connection is
   over its token bucket), ``send_queue_bytes`` and the write stall bound (slow readers).
-- Overload becomes back-pressure, never unbounded queues: kernel buffers are bounded
-  (``SOCKET_BUFFER``), a relay stops reading while one of its links is congested (at
-  most ``BACKPRESSURE_PAUSE_MAX`` per episode, released early when the congested links
-  stop draining), so the congestion reaches the publisher, whose ``broadcast()`` awaits.
+- Overload becomes back-pressure, never unbounded queues. Kernel buffers are bounded
+  (``SOCKET_BUFFER``). Congestion is measured per link as the age of its oldest queued
+  byte, and as bytes queued for bursts that have no age yet (``LINK_QUEUE_MAX``): a
+  publisher's ``broadcast()`` awaits past ``QUEUE_DELAY_MAX``; a relay stops reading
+  the peers that feed it past ``RELAY_DELAY_MAX`` (at most ``BACKPRESSURE_PAUSE_MAX``
+  per episode). A link that makes no progress at all (``STALL_AFTER``) is stalled, not
+  slow: it holds neither, its queue is bounded by ``send_queue_bytes`` and it is
+  dropped as slow after ``heartbeat_timeout``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import contextlib
 import logging
 import socket
 import ssl as _ssl
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -54,10 +59,30 @@ _MAX_HOSTS = 65536
 SOCKET_BUFFER = 64 << 10
 #: Write-buffer high-water mark of a connection (at most send_queue_bytes / 4).
 WRITE_HIGH_WATER = 64 << 10
-#: Reading paused for back-pressure is checked this often: while no paused link has
-#: written anything since the last check (links that wait on each other in a cycle),
-#: every paused reader is released so the cycle cannot deadlock.
-BACKPRESSURE_CHECK = 0.05
+#: A publisher's ``broadcast()`` waits while the oldest byte queued for one of its
+#: links (above the kernel's buffer) has waited longer than this. Time, not bytes: the
+#: same backlog is 6 ms of 1 KiB messages at 10,000/s and 60 ms of 100 B ones at
+#: 1,000/s, and what must stay short is the delay each hop adds before the graft
+#: timers (``graft_timeout_1``) take the message for lost.
+QUEUE_DELAY_MAX = 0.02
+#: A relay stops reading the peers that feed a link once that link's oldest queued
+#: byte is older than this. Longer than ``QUEUE_DELAY_MAX``: pausing a relay's reads
+#: also holds every other tree through it, and among relays that feed each other,
+#: pauses wait on each other in cycles.
+RELAY_DELAY_MAX = 0.1
+#: Bytes queued for one link (the transport's buffer and our own queue) that count as
+#: congestion at once, whatever their age: a burst read in one go has no age yet.
+LINK_QUEUE_MAX = 1 << 20
+#: A link that passed nothing on to the kernel for this long is stalled, not slow:
+#: back-pressure would only spread its stall to every other tree, so it is left out of
+#: the congestion test; its queue is bounded by ``Config.send_queue_bytes`` and it is
+#: dropped as slow after ``heartbeat_timeout`` without progress. Not much shorter:
+#: the kernel's buffers (``SOCKET_BUFFER`` each way) hold about 100 ms of a peer that
+#: reads 3 MB/s, and the link shows no progress until they drain.
+STALL_AFTER = 0.5
+#: While readers are paused or a publisher waits for back-pressure, congestion is
+#: looked at again this often.
+BACKPRESSURE_CHECK = 0.01
 #: Longest back-pressure pause of one episode: then every paused reader gets a read,
 #: so a chain of slowly draining links cannot starve a connection (its heartbeats wait
 #: while it is paused).
@@ -97,7 +122,7 @@ COUNTER_NAMES: tuple[str, ...] = (
     "read_throttles",  # reading paused: peer_read_rate or peer_control_rate exceeded
     "frame_timeouts",  # a frame not whole within frame_timeout (slowloris)
     "backpressure_pauses",  # reading paused because one of our links was congested
-    "backpressure_stalls",  # ... and released although still congested (no progress)
+    "backpressure_stalls",  # ... and released after BACKPRESSURE_PAUSE_MAX, still congested
     "dials_limited",  # dials to never-reached addresses refused: over dial_rate
     "tls_failures",  # TLS handshakes that failed, inbound and outbound
 )
@@ -204,6 +229,13 @@ class Connection(asyncio.Protocol):
         self.bp_paused = False
         #: Bytes handed to this connection's transport so far.
         self.sent_bytes = 0
+        #: (when, position in this connection's byte stream) of bytes queued: in the
+        #: transport's buffer, or in the link's queue until written. They tell the
+        #: age of the oldest byte still queued (``queue_delay``).
+        self.marks: deque[tuple[float, int]] = deque()
+        #: Bytes passed on to the kernel, as last seen, and when that count last grew.
+        self.drained = 0
+        self.drained_at = now
         #: When the partial frame held by the decoder started (0: none held).
         self.partial_since = 0.0
         #: Its dial failed or was cancelled: it is no link of ours (see ``_abandon``).
@@ -232,10 +264,12 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         """The kernel buffer is full: queue further output ourselves."""
+        now = self.owner.loop.time()
         if not self.paused:
             self.owner.paused_links += 1
+            self.drained_at = now  # a new episode: moving until it stops
         self.paused = True
-        self.paused_since = self.owner.loop.time()
+        self.paused_since = now
 
     def resume_writing(self) -> None:
         """The kernel buffer drained: send what was queued."""
@@ -263,6 +297,31 @@ class Connection(asyncio.Protocol):
         self.last_send = now
         self.sent_bytes += len(data)
         self.owner._c["bytes_sent"] += len(data)
+        marks = self.marks
+        if self.tr.get_write_buffer_size():
+            if not marks or marks[-1][1] < self.sent_bytes:
+                marks.append((now, self.sent_bytes))
+        else:
+            while marks and marks[0][1] <= self.sent_bytes:
+                marks.popleft()
+
+    def queue_delay(self, now: float) -> float:
+        """How long the oldest byte in the transport's buffer has waited (0: none).
+
+        Also notes progress: ``drained_at`` moves when bytes left for the kernel since
+        the last look.
+        """
+        tr = self.tr
+        if tr is None:
+            return 0.0
+        head = self.sent_bytes - tr.get_write_buffer_size()
+        if head != self.drained:
+            self.drained = head
+            self.drained_at = now
+        marks = self.marks
+        while marks and marks[0][1] <= head:
+            marks.popleft()
+        return now - marks[0][0] if marks else 0.0
 
     def close(self, reason: str, abort: bool = False) -> None:
         """Close on purpose; ``reason`` decides what the engine is told."""
@@ -361,11 +420,16 @@ class Transport:
         self._closed = False
         #: Connections whose writes are paused now (cheap pre-check of congested).
         self.paused_links = 0
-        #: Connections whose reading is paused for back-pressure, and the release timer.
+        #: Connections whose reading is paused for back-pressure, and the timer that
+        #: looks at the congestion again while readers are paused or writers wait.
         self._bp_paused: list[Connection] = []
         self._bp_timer: asyncio.TimerHandle | None = None
-        self._bp_sent = 0
         self._bp_since = 0.0
+        #: The last congestion verdict and when it was reached: kept for a millisecond,
+        #: or until the next flush.
+        self._cg_at = -1.0
+        self._cg = False
+        self._cg_limit = 0.0
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         #: Inbound connections open per remote IP, and each IP's accept bucket.
@@ -563,6 +627,7 @@ class Transport:
                 continue
             self._c["frames_sent"] += 1
             self._send(self._link(peer), data, now)
+        self._cg_at = -1.0  # queues grew: the congestion verdict is stale
         if self._closing:
             for peer in self._closing:
                 link = self._links.get(peer)
@@ -594,6 +659,9 @@ class Transport:
             return
         link.pending.append(data)
         link.pending_bytes += len(data)
+        if c is not None:
+            # where these bytes will sit in c's stream, and since when they wait
+            c.marks.append((now, c.sent_bytes + link.pending_bytes))
         queued = link.pending_bytes
         if c is not None and c.tr is not None:
             queued += c.tr.get_write_buffer_size()
@@ -1057,6 +1125,7 @@ class Transport:
                 and not c.bp_paused
                 and c.ready
                 and _feeds_congestion(msgs)
+                and self._congested(now, RELAY_DELAY_MAX)
             ):
                 self._bp_pause(c)
         if fault is not None:
@@ -1287,12 +1356,12 @@ class Transport:
         """Stop reading ``c`` for a while: one of our links is congested and ``c`` feeds
         it (it sent payloads, or Grafts/Wants that make us send them).
 
-        Reading on while a downstream link is paused would only queue the input in our
-        memory (up to ``send_queue_bytes``, then the peer is dropped as slow) and add
-        latency; pausing lets TCP push back on the sender, hop by hop, until the
-        publisher's :meth:`wait_writable` holds ``broadcast()``. Released when no link
-        is paused any more, or when the paused links made no progress for
-        ``BACKPRESSURE_CHECK`` (links that wait on each other in a cycle).
+        Reading on while a downstream link is congested would only queue the input in
+        our memory and add delay at every hop; pausing lets TCP push back on the
+        sender, hop by hop, until the publisher's :meth:`wait_writable` holds
+        ``broadcast()``. Released when no link is congested any more (see
+        :meth:`_congested`: stalled links do not count), or after
+        ``BACKPRESSURE_PAUSE_MAX``.
         """
         tr = c.tr
         if tr is None or c.closing:
@@ -1301,39 +1370,60 @@ class Transport:
             tr.pause_reading()
         except (AttributeError, NotImplementedError, RuntimeError):
             return
+        if not self._bp_paused:
+            self._bp_since = self.loop.time()
         c.bp_paused = True
         self._bp_paused.append(c)
         self._c["backpressure_pauses"] += 1
-        if self._bp_timer is None:
-            self._bp_since = self.loop.time()
-            self._bp_sent = self._paused_drained()
-            self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
+        self._arm_bp()
 
-    def _paused_drained(self) -> int:
-        """Bytes the paused connections have passed on to the kernel so far."""
-        n = 0
-        for c in self._conns:
-            if c.paused and c.tr is not None:
-                n += c.sent_bytes - c.tr.get_write_buffer_size()
-        return n
+    def _congested(self, now: float, limit: float = QUEUE_DELAY_MAX) -> bool:
+        """True while a link that still moves holds more than ``LINK_QUEUE_MAX`` bytes
+        or bytes queued for longer than ``limit`` (worked out again after a flush, else
+        at most once per millisecond and limit). A link that passed nothing on for
+        ``STALL_AFTER`` does not count."""
+        if now - self._cg_at < 0.001 and limit == self._cg_limit:
+            return self._cg
+        self._cg_at = now
+        self._cg_limit = limit
+        cg = False
+        if self.paused_links:
+            links = self._links
+            for c in self._conns:
+                if not c.paused or c.closing or c.tr is None:
+                    continue
+                delay = c.queue_delay(now)
+                if now - c.drained_at >= STALL_AFTER:
+                    continue
+                if delay > limit:
+                    cg = True
+                    break
+                link = links.get(c.peer) if c.peer is not None else None
+                held = c.tr.get_write_buffer_size()
+                if link is not None and link.conn is c:
+                    held += link.pending_bytes
+                if held > LINK_QUEUE_MAX:
+                    cg = True
+                    break
+        self._cg = cg
+        return cg
+
+    def _arm_bp(self) -> None:
+        if self._bp_timer is None and not self._closed:
+            self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
 
     def _bp_check(self) -> None:
         self._bp_timer = None
-        if not self._bp_paused:
-            return
-        # Bytes that left for the kernel = written - still waiting; any progress on a
-        # paused link means the congestion drains: keep the readers paused.
-        drained = self._paused_drained()
-        if (
-            self.paused_links
-            and drained != self._bp_sent
-            and self.loop.time() - self._bp_since < BACKPRESSURE_PAUSE_MAX
-        ):
-            self._bp_sent = drained
-            self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
-            return
-        self._c["backpressure_stalls"] += 1
-        self._bp_release()
+        now = self.loop.time()
+        congested = self._congested(now, RELAY_DELAY_MAX)
+        if self._bp_paused and (not congested or now - self._bp_since >= BACKPRESSURE_PAUSE_MAX):
+            if congested:
+                self._c["backpressure_stalls"] += 1
+            self._bp_release()
+        if self._resume_waiters and not self._congested(now):
+            self._wake_writers()
+        if (congested and self._bp_paused) or self._resume_waiters:
+            self._arm_bp()
 
     def _bp_release(self) -> None:
         if self._bp_timer is not None:
@@ -1478,18 +1568,17 @@ class Transport:
     # ------------------------------------------------------------------ back-pressure
     @property
     def congested(self) -> bool:
-        """True while a primary link has its writes paused with bytes queued."""
-        for link in self._links.values():
-            c = link.conn
-            if c is not None and c.paused and link.pending and not c.closing:
-                return True
-        return False
+        """True while a link is congested: bytes queued for it longer than
+        ``QUEUE_DELAY_MAX`` or more than ``LINK_QUEUE_MAX`` of them, and it still drains
+        (a stalled link is not waited for: see ``STALL_AFTER``)."""
+        return self._congested(self.loop.time())
 
     async def wait_writable(self) -> None:
-        """Return once no primary link is congested (or the transport closed)."""
-        while self.congested and not self._closed:
+        """Return once no link is congested (or the transport closed)."""
+        while not self._closed and self._congested(self.loop.time()):
             fut: asyncio.Future[None] = self.loop.create_future()
             self._resume_waiters.append(fut)
+            self._arm_bp()
             await fut
 
     def _wake_writers(self) -> None:
