@@ -618,7 +618,7 @@ def _check_other(python: str, impl: str) -> str | None:
 )
 @click.option(
     "--impls",
-    default="gossipfast,flood,aiogossip,libp2p",
+    default="gossipfast,flood,star,redis,nats,aiogossip,libp2p",
     show_default=True,
     help="Implementations to run side by side: gossipfast, flood, star (the host's "
     "ceiling), redis, nats (brokers, each against its own server), aiogossip, libp2p.",
@@ -750,16 +750,17 @@ def bench_command(
     for name in list(wanted):
         if name in _BROKERS:
             binary = server_binary(name)
-            why = (
-                f"no {_SERVER_BINARY[name]} on PATH (apt-get install {_SERVER_BINARY[name]})"
-                if binary is None
-                else _check_other(sys.executable, name)
-            )
-            if why:
+            why = _check_other(sys.executable, name)
+            if binary is None:
+                messages.append(
+                    f"skipped {name}: no {_SERVER_BINARY[name]} on PATH "
+                    f"(apt-get install {_SERVER_BINARY[name]})"
+                )
+                wanted.remove(name)
+            elif why:
                 messages.append(f"skipped {name}: {why} (pip install 'gossipfast[bench]')")
                 wanted.remove(name)
             else:
-                assert binary is not None
                 binaries[name] = binary
         elif name in _OTHERS:
             pythons[name] = others_python or sys.executable

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -128,3 +130,26 @@ def test_redis_slow_subscriber_disconnect_is_counted(
     finally:
         admin.close()
         srv.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_missing_server_binary_is_one_skip_line() -> None:
+    """With no redis-server to be found, the bench says so in one line and goes on."""
+    path = str(Path(sys.executable).parent)  # the venv's bin
+    if shutil.which("redis-server", path=path + ":/usr/local/sbin:/usr/sbin:/sbin"):
+        pytest.skip("redis-server sits where the bench looks besides PATH")
+    cmd = [sys.executable, "-m", "gossipfast", "bench", "--nodes", "2", "--runs", "1"]
+    cmd += ["--impls", "redis", "--modes", "one", "--payloads", "100", "--rates", "100"]
+    r = subprocess.run(
+        [*cmd, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env={**os.environ, "PATH": path},
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["rows"] == []
+    assert out["messages"] == [
+        "skipped redis: no redis-server on PATH (apt-get install redis-server)"
+    ]
