@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -153,3 +154,50 @@ def test_a_missing_server_binary_is_one_skip_line() -> None:
     assert out["messages"] == [
         "skipped redis: no redis-server on PATH (apt-get install redis-server)"
     ]
+
+
+def _children(pid: int, comm: str) -> list[int]:
+    """Processes named ``comm`` whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == pid and name == comm:
+            out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_server_is_stopped_when_the_bench_is_interrupted(sig: signal.Signals) -> None:
+    _need("redis")
+    cmd = [sys.executable, "-m", "gossipfast", "bench", "--nodes", "2", "--runs", "1"]
+    cmd += ["--impls", "redis", "--modes", "one", "--payloads", "100", "--rates", "50"]
+    cmd += ["--duration", "60"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    servers: list[int] = []
+    try:
+        assert p.stderr is not None
+        for line in p.stderr:  # ends at the bench's exit at the latest
+            if "one/100B/50/s" in line or "starting 2 redis nodes" in line:
+                break
+        servers = _children(p.pid, "redis-server")
+        assert len(servers) == 1, "the bench did not start its redis-server"
+        p.send_signal(sig)
+        p.wait(timeout=60)
+        assert p.returncode != 0
+        # Stopped and reaped by the bench: an orphan would live on under init.
+        assert not Path(f"/proc/{servers[0]}").exists()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for pid in servers:
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
