@@ -11,6 +11,14 @@ Implementations:
 - ``gossipfast``: :class:`gossipfast.Node`, deliveries through ``handle_broadcast``.
 - ``flood``: the reference naive eager flood (:mod:`gossipfast._bench_flood`) over the
   overlay gossipfast built (the same edges): the floor of sockets and framing.
+- ``star``: the host's ceiling (:class:`gossipfast._bench_flood.Star`): every process
+  connected to every other, publishers write each frame straight to all of them over
+  the flood's framing, nobody relays.
+- ``redis`` (Redis pub/sub, redis-py with hiredis, publishes pipelined) and ``nats``
+  (NATS core pub/sub, nats-py): each against its own server, started here on a free
+  loopback port and stopped by its process id; skipped with a message when the server
+  binary or the Python client is missing. A subscriber the server disconnected (or
+  messages the client dropped as a slow consumer) make the run incomplete, counted.
 - ``aiogossip`` and ``libp2p`` (py-libp2p gossipsub): run with ``--others-python`` (an
   interpreter that has them, see ``bench/requirements.txt``); skipped with a message
   when that interpreter cannot import them.
@@ -20,7 +28,9 @@ over the window from the first broadcast call to the last delivery anywhere; lat
 broadcast call to delivery (CLOCK_MONOTONIC, shared by the processes of one host);
 complete is the share of broadcasts that reached every other node; RMR is payload
 messages sent / deliveries - 1; CPU is seconds per node during the run (median node);
-RSS is the highest per-node peak during the run.
+RSS is the highest per-node peak during the run. Bytes/s is delivered/s times the
+payload size; CPU per 100,000 deliveries is the CPU seconds of all nodes (and of the
+broker's server) over the deliveries (one message delivered at one node) times 1e5.
 """
 
 from __future__ import annotations
@@ -32,10 +42,14 @@ import os
 import platform
 import random
 import select
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -51,24 +65,114 @@ _RUNNER = (
 )
 _LOG_SCALE = 100.0  # must match the worker's histogram buckets
 _OTHERS = ("aiogossip", "libp2p")
-_IMPORT_NAME = {"aiogossip": "aiogossip", "libp2p": "libp2p"}
+_BROKERS = ("redis", "nats")
+_KNOWN = ("gossipfast", "flood", "star", *_BROKERS, *_OTHERS)
+_IMPORT_NAME = {
+    "aiogossip": "aiogossip",
+    "libp2p": "libp2p",
+    "redis": "redis, hiredis",
+    "nats": "nats",
+}
+#: The server each broker runs against (the Debian package has the same name).
+_SERVER_BINARY = {"redis": "redis-server", "nats": "nats-server"}
 
 
 class BenchError(RuntimeError):
     """A worker died or did not answer."""
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def server_binary(impl: str) -> str | None:
+    """The path of ``impl``'s server binary, or None (Debian puts nats-server in sbin)."""
+    name = _SERVER_BINARY[impl]
+    return shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
+
+
+class BrokerServer:
+    """A broker's server, started on a free loopback port, stopped by its process id."""
+
+    def __init__(self, impl: str, binary: str, logdir: str, timeout: float = 15.0) -> None:
+        self.impl = impl
+        self.port = _free_port()
+        self.log_path = os.path.join(logdir, f"{impl}-server.log")
+        if impl == "redis":
+            args = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+            args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        else:
+            args = [binary, "-a", "127.0.0.1", "-p", str(self.port)]
+        with open(self.log_path, "a") as log:
+            # Its own session: a Ctrl-C reaches the bench, which stops it (not a signal
+            # racing the bench's own shutdown).
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{binary} exited at start (log: {self.log_path})")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise BenchError(
+                        f"{binary} did not listen within {timeout:g} s (log: {self.log_path})"
+                    ) from None
+                time.sleep(0.05)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cpu(self) -> float:
+        """User + system CPU seconds of the server so far (0 when it cannot be read)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        # After the command name: state is field 3, utime 14 and stime 15 (proc(5)).
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class Cluster:
     """N worker processes of one implementation."""
 
-    def __init__(self, impl: str, n: int, python: str, logdir: str) -> None:
+    def __init__(
+        self,
+        impl: str,
+        n: int,
+        python: str,
+        logdir: str,
+        server: BrokerServer | None = None,
+    ) -> None:
         self.impl = impl
         self.n = n
+        #: The broker's server (its CPU counts in the run's CPU per delivery).
+        self.server = server
         self.procs: list[subprocess.Popen[str]] = []
         self.log_path = os.path.join(logdir, f"{impl}.log")
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in close()
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if server is not None:
+            env["GOSSIPFAST_BENCH_BROKER"] = server.address
         for i in range(n):
             p = subprocess.Popen(
                 [python, "-c", _RUNNER, _WORKER, impl, str(i)],
@@ -187,6 +291,10 @@ def build_overlay(cl: Cluster, edges: list[tuple[int, int]] | None) -> list[tupl
         time.sleep(1.0)  # let HyParView fill the active views
         views = [r["view"] for r in cl.gather({"cmd": "view"})]
         return _edges_from_views(cl.addrs, views)
+    if cl.impl in _BROKERS:
+        return []  # every node talks to the server only
+    if cl.impl == "star":
+        edges = [(a, b) for a in range(n) for b in range(a + 1, n)]
     assert edges is not None
     if cl.impl == "aiogossip":
         cl.gather({"cmd": "join", "all": cl.addrs})
@@ -241,6 +349,25 @@ class RunResult:
     #: ``complete`` again after waiting up to ``late`` more seconds (incomplete runs of
     #: gossipfast and the flood only): missing copies that came late, not lost.
     complete_late: float = math.nan
+    #: Payload bytes delivered to every node per second: throughput x payload size.
+    bytes_per_s: float = math.nan
+    #: Deliveries: one message delivered at one node (others' messages only).
+    deliveries: int = 0
+    #: CPU seconds of all nodes and of the broker's server during the run.
+    cpu_total_s: float = math.nan
+    #: ``cpu_total_s`` per 100,000 deliveries.
+    cpu_per_100k: float = math.nan
+    #: CPU seconds of the broker's server during the run (0: no server).
+    server_cpu_s: float = 0.0
+    #: Subscriber connections a broker closed, and messages a broker client dropped as
+    #: a slow consumer: a run with any is incomplete.
+    disconnects: int = 0
+    slow_consumer_drops: int = 0
+
+    @property
+    def incomplete(self) -> bool:
+        """Not every broadcast reached every node, or a subscriber was cut off."""
+        return not self.complete >= 1.0 or bool(self.disconnects or self.slow_consumer_drops)
 
 
 def _percentile(hist: dict[int, int], q: float) -> float:
@@ -284,11 +411,14 @@ def run_once(
         "start_ns": start_ns,
         "max_messages": max_messages,
     }
+    server = getattr(cl, "server", None)
+    server_cpu0 = server.cpu() if server is not None else 0.0
     cl.gather(cmd)
     time.sleep(0.3 + duration)
     _wait_deliveries(cl, pubs, quiet, max(30.0, 10 * duration))
     reps = cl.gather({"cmd": "report"}, timeout=120)
-    res = _summarise(reps, pubs, n)
+    server_cpu = server.cpu() - server_cpu0 if server is not None else 0.0
+    res = _summarise(reps, pubs, n, sc.size, server_cpu)
     res.complete_late = res.complete
     if late > 0 and res.published and res.complete < 1.0:
         _wait_deliveries(cl, pubs, late, late)
@@ -336,7 +466,15 @@ def _delivered_all(reps: list[dict[str, Any]], pubs: list[int], n: int) -> int:
     return delivered_all
 
 
-def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult:
+def _summarise(
+    reps: list[dict[str, Any]],
+    pubs: list[int],
+    n: int,
+    size: int = 0,
+    server_cpu: float = 0.0,
+) -> RunResult:
+    """One run's figures from the nodes' reports (``size``: payload bytes;
+    ``server_cpu``: the broker's server CPU seconds during the run)."""
     published = {i: int((reps[i]["pub"] or {}).get("published", 0)) for i in pubs}
     t0 = min(int(reps[i]["pub"]["t0"]) for i in pubs if reps[i]["pub"])
     t_pub_end = max(int(reps[i]["pub"]["t_end"]) for i in pubs if reps[i]["pub"])
@@ -356,11 +494,19 @@ def _summarise(reps: list[dict[str, Any]], pubs: list[int], n: int) -> RunResult
     for r in reps:
         for k, v in (r.get("stats") or {}).items():
             counters[k] = counters.get(k, 0) + int(v)
+    cpu_total = sum(cpus) + server_cpu
     return RunResult(
         published=total_pub,
         delivered_all=delivered_all,
         window=window,
         throughput=delivered_all / window,
+        bytes_per_s=delivered_all * size / window,
+        deliveries=deliveries,
+        cpu_total_s=cpu_total,
+        cpu_per_100k=cpu_total / deliveries * 100_000 if deliveries else math.nan,
+        server_cpu_s=server_cpu,
+        disconnects=counters.get("disconnects", 0),
+        slow_consumer_drops=counters.get("slow_consumer_drops", 0),
         offered=total_pub / max((t_pub_end - t0) / 1e9, 1e-9),
         p50_ms=_percentile(hist, 0.50),
         p99_ms=_percentile(hist, 0.99),
@@ -396,6 +542,11 @@ _FIELDS = (
     "published",
     "delivered_all",
     "window",
+    "bytes_per_s",
+    "deliveries",
+    "cpu_total_s",
+    "cpu_per_100k",
+    "server_cpu_s",
 )
 
 
@@ -467,9 +618,10 @@ def _check_other(python: str, impl: str) -> str | None:
 )
 @click.option(
     "--impls",
-    default="gossipfast,flood,aiogossip,libp2p",
+    default="gossipfast,flood,star,redis,nats,aiogossip,libp2p",
     show_default=True,
-    help="Implementations to run side by side.",
+    help="Implementations to run side by side: gossipfast, flood, star (the host's "
+    "ceiling), redis, nats (brokers, each against its own server), aiogossip, libp2p.",
 )
 @click.option(
     "--others-python",
@@ -586,11 +738,31 @@ def bench_command(
         for s in _split(payloads)
         for r in _split(rates)
     ]
-    wanted = _split(impls)
+    wanted = list(dict.fromkeys(_split(impls)))
+    unknown = [w for w in wanted if w not in _KNOWN]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown {', '.join(unknown)} (known: {', '.join(_KNOWN)})", param_hint="--impls"
+        )
     messages: list[str] = []
     pythons = {name: sys.executable for name in wanted}
-    for name in wanted:
-        if name in _OTHERS:
+    binaries: dict[str, str] = {}
+    for name in list(wanted):
+        if name in _BROKERS:
+            binary = server_binary(name)
+            why = _check_other(sys.executable, name)
+            if binary is None:
+                messages.append(
+                    f"skipped {name}: no {_SERVER_BINARY[name]} on PATH "
+                    f"(apt-get install {_SERVER_BINARY[name]})"
+                )
+                wanted.remove(name)
+            elif why:
+                messages.append(f"skipped {name}: {why} (pip install 'gossipfast[bench]')")
+                wanted.remove(name)
+            else:
+                binaries[name] = binary
+        elif name in _OTHERS:
             pythons[name] = others_python or sys.executable
             why = _check_other(pythons[name], name)
             if why:
@@ -623,12 +795,22 @@ def bench_command(
     results: dict[tuple[str, str], list[RunResult]] = {}
     logdir = tempfile.mkdtemp(prefix="gossipfast-bench-")
     clusters: dict[str, Cluster] = {}
+    servers: list[BrokerServer] = []
     edges: list[tuple[int, int]] | None = None
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C: the finally below stops workers and servers.
+        old_term = signal.signal(signal.SIGTERM, _terminate)
     try:
         for name in wanted:
-            log(f"starting {nodes} {name} nodes ...")
+            server = None
             try:
-                cl = Cluster(name, nodes, pythons[name], logdir)
+                if name in binaries:
+                    log(f"starting {binaries[name]} ...")
+                    server = BrokerServer(name, binaries[name], logdir)
+                    servers.append(server)
+                log(f"starting {nodes} {name} nodes ...")
+                cl = Cluster(name, nodes, pythons[name], logdir, server)
             except BenchError as e:
                 messages.append(f"skipped {name}: {e}")
                 log(messages[-1])
@@ -673,18 +855,25 @@ def bench_command(
                     log(
                         f"{sc.label:>18} {name:>10} run {run_no + 1}: {res.throughput:,.0f}/s "
                         f"p99 {res.p99_ms:.2f} ms complete {res.complete:.4f}{after} "
-                        f"(load {os.getloadavg()[0]:.2f})"
+                        f"CPU/100k {res.cpu_per_100k:.2f} s (load {os.getloadavg()[0]:.2f})"
                     )
                     trouble = {
                         k: v
                         for k, v in res.counters.items()
-                        if any(w in k for w in ("drop", "lagged", "recovered", "timeout", "down"))
+                        if any(
+                            w in k
+                            for w in ("drop", "lagged", "recovered", "timeout", "down", "disconn")
+                        )
                     }
                     if trouble:
                         log(f"{'':>30} {trouble}")
     finally:
         for cl in clusters.values():
             cl.close()
+        for srv in servers:
+            srv.stop()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     machine = _machine()
     machine["overlay_edges"] = len(edges or [])
     rows: list[dict[str, Any]] = []
@@ -694,26 +883,11 @@ def bench_command(
             if not rs:
                 continue
             row: dict[str, Any] = {"scenario": sc.label, "impl": name, "runs": len(rs)}
-            row.update({f: _median(rs, f) for f in _FIELDS})
+            row.update(_row_figures(rs))
             row["per_run_throughput"] = [round(x.throughput, 1) for x in rs]
             row["counters_last_run"] = rs[-1].counters
             rows.append(row)
-    ratios: list[dict[str, Any]] = []
-    for sc in scenarios:
-        gf = next(
-            (r for r in rows if r["scenario"] == sc.label and r["impl"] == "gossipfast"), None
-        )
-        if gf is None:
-            continue
-        for r in rows:
-            if r["scenario"] == sc.label and r["impl"] != "gossipfast" and r["throughput"] > 0:
-                ratios.append(
-                    {
-                        "scenario": sc.label,
-                        "versus": r["impl"],
-                        "throughput_ratio": gf["throughput"] / r["throughput"],
-                    }
-                )
+    ratios = ratio_rows(rows)
     best = _best_ratios(rows)
     out = {
         "machine": machine,
@@ -736,6 +910,48 @@ def bench_command(
         click.echo(text)
         return
     print_table(out)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _row_figures(runs: list[RunResult]) -> dict[str, Any]:
+    """A table row's figures: medians of the runs, and how many were incomplete."""
+    row: dict[str, Any] = {f: _median(runs, f) for f in _FIELDS}
+    row["incomplete_runs"] = sum(r.incomplete for r in runs)
+    row["disconnects"] = sum(r.disconnects for r in runs)
+    row["slow_consumer_drops"] = sum(r.slow_consumer_drops for r in runs)
+    return row
+
+
+def ratio_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """gossipfast over every other implementation, cell by cell (same run).
+
+    ``throughput_ratio``: delivered/s (and so delivered bytes/s: same payloads);
+    against ``star``, the host's ceiling, it is gossipfast's share of it.
+    ``cpu_ratio``: CPU seconds per 100,000 deliveries, gossipfast's over the other's
+    (below 1: gossipfast does less work per delivery).
+    """
+    out: list[dict[str, Any]] = []
+    for gf in rows:
+        if gf["impl"] != "gossipfast":
+            continue
+        for r in rows:
+            if r["scenario"] != gf["scenario"] or r["impl"] == "gossipfast":
+                continue
+            if not r["throughput"] > 0:
+                continue
+            cpu = r.get("cpu_per_100k", math.nan)
+            out.append(
+                {
+                    "scenario": gf["scenario"],
+                    "versus": r["impl"],
+                    "throughput_ratio": gf["throughput"] / r["throughput"],
+                    "cpu_ratio": (gf.get("cpu_per_100k", math.nan) / cpu if cpu > 0 else math.nan),
+                }
+            )
+    return out
 
 
 def _best_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -790,6 +1006,9 @@ def _nan_rows(out: dict[str, Any]) -> None:
         for k in _FIELDS:
             if row.get(k) is None:
                 row[k] = math.nan
+    for r in out.get("ratios", []):
+        if r.get("cpu_ratio", 0) is None:
+            r["cpu_ratio"] = math.nan
     for b in out.get("best", []):
         if b.get("complete") is None:
             b["complete"] = math.nan
@@ -819,11 +1038,22 @@ def print_table(out: dict[str, Any]) -> None:
         ("p99 ms", "right"),
         ("complete", "right"),
         ("RMR", "right"),
+        ("MB/s", "right"),
         ("CPU s/node", "right"),
+        ("CPU s/100k", "right"),
         ("peak RSS MiB", "right"),
     ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
+    notes: list[str] = []
     for r in out["rows"]:
+        complete = f"{100 * r['complete']:.2f}%" if not math.isnan(r["complete"]) else "-"
+        if r.get("disconnects") or r.get("slow_consumer_drops"):
+            complete += "*"
+            notes.append(
+                f"* {r['scenario']} {r['impl']}: {r['incomplete_runs']} of {r['runs']} runs "
+                f"incomplete; subscribers disconnected by the server {r['disconnects']} "
+                f"times, {r['slow_consumer_drops']} messages dropped as a slow consumer"
+            )
         t.add_row(
             r["scenario"],
             r["impl"],
@@ -831,21 +1061,36 @@ def print_table(out: dict[str, Any]) -> None:
             _fmt(r["throughput"]),
             _fmt(r["p50_ms"], 2),
             _fmt(r["p99_ms"], 2),
-            f"{100 * r['complete']:.2f}%" if not math.isnan(r["complete"]) else "-",
+            complete,
             _fmt(r["rmr"], 2),
+            _fmt(r.get("bytes_per_s", math.nan) / 1e6, 2),
             _fmt(r["cpu_s"], 2),
+            _fmt(r.get("cpu_per_100k", math.nan), 2),
             _fmt(r["rss_mib"], 1),
         )
     # Wide enough for every column when piped (rich falls back to 80 columns).
-    con = Console(width=max(Console().width, 130))
+    con = Console(width=max(Console().width, 150))
     con.print(t)
+    for note in notes:
+        con.print(f"[red]{note}[/red]")
     if out["ratios"]:
-        rt = Table(title="gossipfast / other (delivered/s, same run)")
+        rt = Table(
+            title="gossipfast / other (same run): delivered/s (and bytes/s), "
+            "CPU s per 100,000 deliveries",
+            caption="versus star (every publisher writing to every node): "
+            "gossipfast's share of this host's ceiling",
+        )
         rt.add_column("scenario")
         rt.add_column("versus")
-        rt.add_column("ratio", justify="right")
+        rt.add_column("delivered/s", justify="right")
+        rt.add_column("CPU per delivery", justify="right")
         for r in out["ratios"]:
-            rt.add_row(r["scenario"], r["versus"], f"{r['throughput_ratio']:,.2f}x")
+            ratio = r["throughput_ratio"]
+            shown = f"{ratio:,.2f}x"
+            if r["versus"] == "star":
+                shown += f" ({100 * ratio:.0f}% of star)"
+            cpu = r.get("cpu_ratio", math.nan)
+            rt.add_row(r["scenario"], r["versus"], shown, "-" if math.isnan(cpu) else f"{cpu:.2f}x")
         con.print(rt)
     if out["best"]:
         bt = Table(title="best one-publisher delivered/s of each (>= 99 % complete when any)")

@@ -7,6 +7,9 @@ sockets (TCP on the event loop gossipfast uses, uvloop when installed), the same
 to every neighbour but the one it came from, and duplicates are dropped with a set.
 No membership, no repair, no back-pressure beyond pausing the publisher.
 
+:class:`Star` is the host's ceiling beside it: every member connected to every other, a
+publisher writes each frame straight to all of them, nobody relays.
+
 Issue 5 asks for it "inside bench/"; it lives in the package instead because
 ``gossipfast bench`` must run it side by side on a fresh ``pip install``, where the
 repository's ``bench/`` folder does not exist. It imports nothing from gossipfast so it
@@ -152,3 +155,15 @@ class Flood:
         self.seen.add(key)
         self.deliver(msg.payload)
         self._queue(frame, link)
+
+
+class Star(Flood):
+    """The host's ceiling for ``gossipfast bench``: connected to every other member, a
+    publisher writes each frame to all of them; a receiver delivers and relays nothing.
+
+    The same sockets, framing and write coalescing as :class:`Flood`, no relay: what
+    one publisher's writes and the receivers' reads cost on this host.
+    """
+
+    def received(self, msg: _Msg, frame: bytes, link: _Link) -> None:
+        self.deliver(msg.payload)

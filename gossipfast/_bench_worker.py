@@ -158,6 +158,9 @@ class Impl:
         """Payload-carrying messages sent so far (for RMR); -1: not known."""
         return -1
 
+    #: Called after each batch of publishes when set (brokers: send the pipeline).
+    flush: Callable[[], Awaitable[None]] | None = None
+
 
 # ---------------------------------------------------------------------------- gossipfast
 class GossipfastImpl(Impl):
@@ -204,6 +207,7 @@ class GossipfastImpl(Impl):
 # ---------------------------------------------------------------------------- flood
 class FloodImpl(Impl):
     name = "flood"
+    _class = "Flood"
 
     async def start(self) -> str:
         import asyncio
@@ -216,7 +220,7 @@ class FloodImpl(Impl):
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         self.sleep = asyncio.sleep
-        self.flood = mod.Flood(self.index + 1, self.on_payload)
+        self.flood = getattr(mod, self._class)(self.index + 1, self.on_payload)
         return str(await self.flood.listen())
 
     async def join(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +236,151 @@ class FloodImpl(Impl):
 
     def payload_sent(self) -> int:
         return int(self.flood.sent)
+
+
+class StarImpl(FloodImpl):
+    """The host's ceiling: every process connected to every other, publishers write
+    each frame straight to all of them, receivers deliver and forward nothing."""
+
+    name = "star"
+    _class = "Star"
+
+
+# ---------------------------------------------------------------------------- brokers
+_CHANNEL = "gossipfast-bench"
+
+
+def _broker_address() -> tuple[str, int]:
+    """The broker the coordinator started (``GOSSIPFAST_BENCH_BROKER`` = host:port)."""
+    host, _, port = os.environ["GOSSIPFAST_BENCH_BROKER"].rpartition(":")
+    return host, int(port)
+
+
+class _BrokerImpl(Impl):
+    """A broker client: one subscriber connection per process, publishes batched."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        #: Subscriber connections the server closed (slow consumer) or lost.
+        self.disconnects = 0
+        #: Messages the client library dropped for a slow subscriber (NATS).
+        self.slow_drops = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"disconnects": self.disconnects, "slow_consumer_drops": self.slow_drops}
+
+    async def join(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+class RedisImpl(_BrokerImpl):
+    """Redis pub/sub through redis-py (hiredis parser): publishes pipelined."""
+
+    name = "redis"
+
+    async def start(self) -> str:
+        import asyncio
+
+        import hiredis  # noqa: F401 - measured with the C parser, never without
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        self.sleep = asyncio.sleep
+        host, port = _broker_address()
+        self.pub = aioredis.Redis(host=host, port=port)
+        self.pipe = self.pub.pipeline(transaction=False)
+        self.pending = 0
+        # No silent reconnect: a connection the server closed is counted, then reopened.
+        self.sub = aioredis.Redis(host=host, port=port, retry=Retry(NoBackoff(), 0))
+        ready = asyncio.Event()
+        self.reader = asyncio.ensure_future(self._read(ready))
+        await asyncio.wait_for(ready.wait(), 30)
+        self.flush = self._flush
+        return f"redis/{self.index}"
+
+    async def _read(self, ready: Any) -> None:
+        import asyncio
+
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        record = self.on_payload
+        while True:
+            ps = self.sub.pubsub()
+            try:
+                await ps.subscribe(_CHANNEL)
+                async for msg in ps.listen():
+                    if msg["type"] == "message":
+                        record(msg["data"])
+                    elif msg["type"] == "subscribe":
+                        ready.set()
+            except (RedisConnectionError, OSError) as e:
+                self.disconnects += 1
+                print(f"redis subscriber disconnected: {e!r}", file=sys.stderr)
+            finally:
+                try:
+                    await ps.aclose()
+                except (RedisConnectionError, OSError):
+                    pass
+            await asyncio.sleep(0.05)
+
+    async def publish(self, payload: bytes) -> None:
+        self.pipe.publish(_CHANNEL, payload)
+        self.pending += 1
+        if self.pending >= 64:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self.pending:
+            self.pending = 0
+            await self.pipe.execute()
+
+
+class NatsImpl(_BrokerImpl):
+    """NATS core pub/sub through nats-py."""
+
+    name = "nats"
+
+    async def start(self) -> str:
+        import asyncio
+
+        import nats
+        from nats.errors import SlowConsumerError
+
+        self.sleep = asyncio.sleep
+        host, port = _broker_address()
+        first = True
+
+        async def on_error(e: Exception) -> None:
+            if isinstance(e, SlowConsumerError):
+                self.slow_drops += 1
+            else:
+                print(f"nats error: {e!r}", file=sys.stderr)
+
+        async def on_disconnect() -> None:
+            nonlocal first
+            if not first:
+                self.disconnects += 1
+                print("nats disconnected", file=sys.stderr)
+
+        # Two connections, as for Redis: the subscriber's reads never queue behind
+        # the publisher's writes.
+        self.pub = await nats.connect(f"nats://{host}:{port}", error_cb=on_error)
+        self.sub = await nats.connect(
+            f"nats://{host}:{port}", error_cb=on_error, disconnected_cb=on_disconnect
+        )
+        first = False
+        record = self.on_payload
+
+        async def on_msg(msg: Any) -> None:
+            record(msg.data)
+
+        await self.sub.subscribe(_CHANNEL, cb=on_msg)
+        await self.sub.flush()  # the server has the subscription before any run
+        return f"nats/{self.index}"
+
+    async def publish(self, payload: bytes) -> None:
+        await self.pub.publish(_CHANNEL, payload)
 
 
 # ---------------------------------------------------------------------------- aiogossip
@@ -281,6 +430,9 @@ ASYNCIO_IMPLS: dict[str, type[Impl]] = {
     "gossipfast": GossipfastImpl,
     "flood": FloodImpl,
     "aiogossip": AiogossipImpl,
+    "star": StarImpl,
+    "redis": RedisImpl,
+    "nats": NatsImpl,
 }
 
 
@@ -301,7 +453,10 @@ async def publish_loop(impl: Impl, cmd: dict[str, Any], me: int) -> dict[str, An
     t0 = _now_ns()
     end = t0 + int(duration * 1e9)
     seq = 0
-    batch = 64
+    # At most about 1 MiB per batch, so large payloads do not pile up between yields.
+    cap = max(1, (1 << 20) // size)
+    batch = min(64, cap)
+    flush = impl.flush
     while seq < limit:
         now = _now_ns()
         if now >= end:
@@ -314,11 +469,17 @@ async def publish_loop(impl: Impl, cmd: dict[str, Any], me: int) -> dict[str, An
                 continue
         else:
             n = min(batch, limit - seq)
+        if rate > 0:
+            n = min(n, cap)
         for _ in range(n):
             await publish(pack(_now_ns(), me, seq) + pad)
             seq += 1
+        if flush is not None:
+            await flush()
         # Yield so the node reads its sockets (prunes, acks) between batches.
         await sleep(0)
+    if flush is not None:
+        await flush()
     return {"published": seq, "t0": t0, "t_end": _now_ns()}
 
 

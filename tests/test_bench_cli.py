@@ -57,3 +57,30 @@ def test_bench_json_tiny_cluster(gc_freeze: bool) -> None:
     assert [r["versus"] for r in out["ratios"]] == ["flood"]
     assert out["machine"]["nproc"] >= 1
     assert out["machine"]["gc_freeze"] is gc_freeze
+
+
+def test_bench_star_and_16_kib_cell() -> None:
+    """The ceiling beside gossipfast and the flood, with 16 KiB payloads."""
+    size = 16384
+    cmd = [sys.executable, "-m", "gossipfast", "bench", "--nodes", "3", "--runs", "1"]
+    cmd += ["--duration", "0.3", "--modes", "one", "--payloads", str(size), "--rates", "500"]
+    cmd += ["--impls", "gossipfast,flood,star", "--quiet", "0.5", "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    rows = {row["impl"]: row for row in out["rows"]}
+    assert set(rows) == {"gossipfast", "flood", "star"}
+    for row in rows.values():
+        assert row["scenario"] == "one/16384B/500/s"
+        assert row["published"] > 0
+        assert row["complete"] == 1.0
+        assert row["bytes_per_s"] == pytest.approx(row["throughput"] * size)
+        assert row["deliveries"] == 2 * row["published"]
+        assert row["cpu_per_100k"] > 0
+    # The star relays nothing: each node gets each message once, straight from node 0.
+    assert rows["star"]["rmr"] == 0
+    versus = {x["versus"]: x for x in out["ratios"]}
+    assert set(versus) == {"flood", "star"}
+    assert versus["star"]["throughput_ratio"] == pytest.approx(
+        rows["gossipfast"]["throughput"] / rows["star"]["throughput"]
+    )

@@ -106,3 +106,83 @@ def test_no_extra_wait_when_not_asked_or_complete() -> None:
     res = _run(cl, late=5.0)
     assert res.complete == res.complete_late == 1.0
     assert cl.reports == 1
+
+
+def _node_report(node: int, got: int, cpu: float, stats: dict[str, int]) -> dict[str, Any]:
+    rep = _report(node, got)
+    rep["cpu"] = cpu
+    rep["stats"] = stats
+    return rep
+
+
+def test_bytes_per_second_and_cpu_per_100k_deliveries() -> None:
+    """Node 0 publishes 4 messages of 1,000 B in 1 ms; nodes 1 and 2 get all of them
+    (8 deliveries) by 2 ms; the nodes use 0.1 + 0.2 + 0.3 s of CPU, the server 0.4."""
+    reps = [
+        _node_report(0, PUBLISHED, 0.1, {}),
+        _node_report(1, PUBLISHED, 0.2, {}),
+        _node_report(2, PUBLISHED, 0.3, {"disconnects": 1}),
+    ]
+    res = _bench._summarise(reps, [0], N, size=1000, server_cpu=0.4)
+    assert res.window == pytest.approx(0.002)
+    assert res.throughput == pytest.approx(4 / 0.002)
+    assert res.bytes_per_s == pytest.approx(4 * 1000 / 0.002)
+    assert res.deliveries == 8
+    assert res.cpu_total_s == pytest.approx(1.0)
+    assert res.cpu_per_100k == pytest.approx(1.0 / 8 * 100_000)
+    assert res.cpu_s == pytest.approx(0.2)  # the median node, as before
+    # Every copy arrived, but a subscriber was cut off: the run counts as incomplete.
+    assert res.complete == 1.0 and res.disconnects == 1 and res.incomplete
+
+
+def test_rows_and_ratios_carry_the_new_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    def run(throughput: float, cpu100k: float, complete: float = 1.0) -> _bench.RunResult:
+        r = _bench.RunResult(
+            published=10,
+            delivered_all=10,
+            window=1.0,
+            throughput=throughput,
+            offered=throughput,
+            p50_ms=1.0,
+            p99_ms=2.0,
+            complete=complete,
+            rmr=0.0,
+            cpu_s=0.1,
+            cpu_max_s=0.1,
+            rss_mib=10.0,
+        )
+        r.bytes_per_s = throughput * 100
+        r.cpu_per_100k = cpu100k
+        return r
+
+    gf = _bench._row_figures([run(100, 2.0), run(300, 4.0), run(200, 3.0)])
+    assert gf["throughput"] == 200 and gf["bytes_per_s"] == 20_000
+    assert gf["cpu_per_100k"] == 3.0 and gf["incomplete_runs"] == 0
+    star = _bench._row_figures([run(400, 1.5), run(400, 1.5, complete=0.5)])
+    assert star["incomplete_runs"] == 1
+    rows = [
+        {"scenario": "one/100B/max", "impl": "gossipfast", "runs": 3, **gf},
+        {"scenario": "one/100B/max", "impl": "star", "runs": 2, **star},
+    ]
+    (ratio,) = _bench.ratio_rows(rows)
+    assert ratio["versus"] == "star"
+    assert ratio["throughput_ratio"] == pytest.approx(0.5)  # half of the ceiling
+    assert ratio["cpu_ratio"] == pytest.approx(2.0)
+
+    cut_off = run(50, 9.0)
+    cut_off.disconnects = 2  # every copy arrived, but the server closed subscribers
+    broker = _bench._row_figures([cut_off])
+    rows.append({"scenario": "one/100B/max", "impl": "redis", "runs": 1, **broker})
+    out = {
+        "machine": {"nproc": 2, "python": "3", "date": "d", "loadavg": [1.0], "gc_freeze": 0},
+        "rows": rows,
+        "ratios": _bench.ratio_rows(rows),
+        "best": [],
+        "messages": [],
+    }
+    _bench.print_table(out)
+    text = capsys.readouterr().out
+    assert "MB/s" in text and "CPU s/100k" in text
+    assert "0.50x (50% of star)" in text
+    assert "4.00x" in text  # 200/s over redis's 50/s
+    assert "redis: 1 of 1 runs incomplete; subscribers disconnected by the server 2" in text
