@@ -70,8 +70,11 @@ QUEUE_DELAY_MAX = 0.02
 #: also holds every other tree through it, and among relays that feed each other,
 #: pauses wait on each other in cycles.
 RELAY_DELAY_MAX = 0.1
-#: Bytes queued for one link (the transport's buffer and our own queue) that count as
-#: congestion at once, whatever their age: a burst read in one go has no age yet.
+#: Bytes queued for one link (the transport's buffer and our own queue) that hold a
+#: publisher at once, whatever their age: a burst queued in one go has no age yet. A
+#: relay's own bound is a quarter of ``Config.send_queue_bytes`` (8 MiB at the
+#: default): a few large payloads in flight are not congestion, and each needless
+#: relay pause holds every tree through it.
 LINK_QUEUE_MAX = 1 << 20
 #: A link that passed nothing on to the kernel for this long is stalled, not slow:
 #: back-pressure would only spread its stall to every other tree, so it is left out of
@@ -430,6 +433,7 @@ class Transport:
         self._cg_at = -1.0
         self._cg = False
         self._cg_limit = 0.0
+        self._relay_queue_max = config.send_queue_bytes // 4
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         #: Inbound connections open per remote IP, and each IP's accept bucket.
@@ -1125,7 +1129,7 @@ class Transport:
                 and not c.bp_paused
                 and c.ready
                 and _feeds_congestion(msgs)
-                and self._congested(now, RELAY_DELAY_MAX)
+                and self._congested(now, RELAY_DELAY_MAX, self._relay_queue_max)
             ):
                 self._bp_pause(c)
         if fault is not None:
@@ -1377,10 +1381,12 @@ class Transport:
         self._c["backpressure_pauses"] += 1
         self._arm_bp()
 
-    def _congested(self, now: float, limit: float = QUEUE_DELAY_MAX) -> bool:
-        """True while a link that still moves holds more than ``LINK_QUEUE_MAX`` bytes
-        or bytes queued for longer than ``limit`` (worked out again after a flush, else
-        at most once per millisecond and limit). A link that passed nothing on for
+    def _congested(
+        self, now: float, limit: float = QUEUE_DELAY_MAX, max_bytes: int = LINK_QUEUE_MAX
+    ) -> bool:
+        """True while a link that still moves holds more than ``max_bytes`` or bytes
+        queued for longer than ``limit`` (worked out again after a flush, else at most
+        once per millisecond and limit). A link that passed nothing on for
         ``STALL_AFTER`` does not count."""
         if now - self._cg_at < 0.001 and limit == self._cg_limit:
             return self._cg
@@ -1402,7 +1408,7 @@ class Transport:
                 held = c.tr.get_write_buffer_size()
                 if link is not None and link.conn is c:
                     held += link.pending_bytes
-                if held > LINK_QUEUE_MAX:
+                if held > max_bytes:
                     cg = True
                     break
         self._cg = cg
@@ -1415,7 +1421,7 @@ class Transport:
     def _bp_check(self) -> None:
         self._bp_timer = None
         now = self.loop.time()
-        congested = self._congested(now, RELAY_DELAY_MAX)
+        congested = self._congested(now, RELAY_DELAY_MAX, self._relay_queue_max)
         if self._bp_paused and (not congested or now - self._bp_since >= BACKPRESSURE_PAUSE_MAX):
             if congested:
                 self._c["backpressure_stalls"] += 1

@@ -634,10 +634,11 @@ def queued(tr: Transport, peer: str) -> int:
 
 
 async def relay_with(*sinks: Sink, heartbeat_timeout: float = 5.0) -> tuple[Transport, Relay, Raw]:
-    """A relay forwarding to ``sinks``, and an upstream raw peer ``127.0.0.1:8``
+    """A relay forwarding to ``sinks`` (send_queue_bytes 16 MiB: it pauses its reads
+    beyond 4 MiB queued for one link), and an upstream raw peer ``127.0.0.1:8``
     connected to it."""
     cfg = msgspec.structs.replace(
-        CFG, send_queue_bytes=64 << 20, heartbeat_timeout=heartbeat_timeout
+        CFG, send_queue_bytes=16 << 20, heartbeat_timeout=heartbeat_timeout
     )
     tr = Transport(cfg, deliver=lambda d: None, emit=lambda e: None)
     host, port = await tr.listen("127.0.0.1", 0)
@@ -663,16 +664,18 @@ def test_back_pressure_reaches_upstream_hop_by_hop(arun: Any) -> None:
     async def main() -> None:
         slow = await Sink("down", rate=4 << 20).start()
         tr, relay, up = await relay_with(slow)
-        total, size = 1000, 8000  # 8 MB offered upstream at once: 2 s of the sink
+        bound = tr.config.send_queue_bytes // 4
+        total, size = 2000, 8000  # 16 MB offered upstream at once: 4 s of the sink
         up.writer.write(gossip_frames(total, size))
         peak = 0
         while slow.got < total * size:
             peak = max(peak, queued(tr, slow.address))
             await asyncio.sleep(0.005)
-        # Without the pause the relay reads the 8 MB of loopback within milliseconds
-        # and holds nearly all of it. With it: LINK_QUEUE_MAX, plus what arrives
-        # before the pause (reads of up to 256 KiB) and one read per release.
-        assert peak < 3 * LINK_QUEUE_MAX, peak
+        # Without the pause the relay reads the 16 MB of loopback within milliseconds
+        # and holds nearly all of it. With it: a quarter of send_queue_bytes (the
+        # burst has no age yet), plus what arrives before the pause (reads of up to
+        # 256 KiB) and one read per release.
+        assert peak < bound + 2 * LINK_QUEUE_MAX, peak
         assert tr.counters()["backpressure_pauses"] > 0
         assert len(relay.received("127.0.0.1:8")) == total
         assert tr.counters()["slow_drops"] == 0
@@ -690,12 +693,12 @@ def test_back_pressure_pauses_only_the_inputs_that_feed_it(arun: Any) -> None:
     link, and links that wait on each other through announcements formed cycles."""
 
     async def main() -> None:
-        slow = await Sink("down", rate=1 << 20).start()
+        slow = await Sink("down", rate=2 << 20).start()
         tr, relay, up = await relay_with(slow)
         lazy = await Raw.connect(relay.address)
         lazy.hello("127.0.0.1:7")
         await until(lambda: "127.0.0.1:7" in tr._links and "127.0.0.1:8" in tr._links)
-        up.writer.write(gossip_frames(400, 8000))  # 3 s of the sink
+        up.writer.write(gossip_frames(800, 8000))  # 3 s of the sink, over 4 MiB
 
         def conn(peer: str) -> Any:
             return tr._links[peer].conn
@@ -705,7 +708,7 @@ def test_back_pressure_pauses_only_the_inputs_that_feed_it(arun: Any) -> None:
             lazy.write(encode_frame([wire.IHave([1, 2000 + i, 2000 + i, 1])]))
             await until(lambda i=i: len(relay.received("127.0.0.1:7")) == i + 1)
             assert not conn("127.0.0.1:7").bp_paused
-        await until(lambda: slow.got >= 400 * 8000, timeout=20)
+        await until(lambda: slow.got >= 800 * 8000, timeout=20)
         assert tr.counters()["slow_drops"] == 0
         up.writer.close()
         lazy.writer.close()
@@ -727,7 +730,7 @@ def test_stalled_link_does_not_stall_the_others(arun: Any) -> None:
         healthy = await Sink("healthy").start()
         tr, relay, up = await relay_with(stalled, healthy, heartbeat_timeout=1.5)
         cfg = tr.config
-        total, size = 1000, 8000  # 8 MB, an eighth of send_queue_bytes
+        total, size = 1000, 8000  # 8 MB, half of send_queue_bytes
         up.writer.write(gossip_frames(total, size))
         await until(lambda: healthy.got >= total * size, timeout=20)
         # the healthy peer had it all before the stalled one was given up: the stalled
