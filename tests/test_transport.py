@@ -728,9 +728,9 @@ def test_stalled_link_does_not_stall_the_others(arun: Any) -> None:
     async def main() -> None:
         stalled = await Sink("stalled", open_=False).start()
         healthy = await Sink("healthy").start()
-        tr, relay, up = await relay_with(stalled, healthy, heartbeat_timeout=1.5)
+        tr, relay, up = await relay_with(stalled, healthy, heartbeat_timeout=4.0)
         cfg = tr.config
-        total, size = 1000, 8000  # 8 MB, half of send_queue_bytes
+        total, size = 500, 8000  # 4 MB, a quarter of send_queue_bytes
         up.writer.write(gossip_frames(total, size))
         await until(lambda: healthy.got >= total * size, timeout=20)
         # the healthy peer had it all before the stalled one was given up: the stalled
@@ -738,8 +738,10 @@ def test_stalled_link_does_not_stall_the_others(arun: Any) -> None:
         assert tr.counters()["slow_drops"] == 0
         assert stalled.got == 0
         assert 0 < queued(tr, stalled.address) <= cfg.send_queue_bytes
-        await until(lambda: relay.down, timeout=cfg.heartbeat_timeout * 3)
-        assert relay.down == [(stalled.address, "slow")]
+        # (the upstream, which never pings, may time out around the same time)
+        await until(
+            lambda: (stalled.address, "slow") in relay.down, timeout=cfg.heartbeat_timeout * 3
+        )
         assert tr.counters()["slow_drops"] == 1
         assert queued(tr, stalled.address) == 0
         up.writer.close()
