@@ -48,10 +48,6 @@ from .types import (
 
 log = logging.getLogger("gossipfast")
 
-# broadcast() drains the engine and writes out synchronously once this many calls (or
-# messages of broadcast_many) wait for the end of the loop turn, so a caller that never
-# yields still sees kernel back-pressure, and a turn's batch stays bounded.
-_FLUSH_EVERY = 256
 # Bound of the events() queue (oldest dropped): membership changes are rare.
 _EVENT_QUEUE_SIZE = 10_000
 
@@ -281,15 +277,11 @@ class Node:
             # before it changes anything
             origin, seq = self._engine.broadcast(payload, tr.loop.time())
         except BaseException:
-            tr._after_input()  # whatever earlier calls of this turn queued leaves as usual
+            tr.dispatch()  # whatever earlier calls of this turn queued leaves as usual
             raise
-        # Drain the engine once per loop turn, not once per call (the turn's flush does
-        # it, or the _FLUSH_EVERY-th call): the outbox keeps the order either way.
-        if tr.deferred >= _FLUSH_EVERY:
-            tr.flush()
-        else:
-            tr.defer()
-        if tr.paused_links and tr.congested:
+        # The engine is drained once per loop turn, not once per call: the outbox keeps
+        # the order either way.
+        if tr.published():
             await tr.wait_writable()
         return _message_id(origin, seq)
 
@@ -309,14 +301,9 @@ class Node:
             return []
         tr = self._transport
         assert tr is not None
-        try:
-            # the engine checks every size before it sends any
-            ids = self._engine.broadcast_many(batch, tr.loop.time())
-        finally:
-            tr._after_input()
-        if tr.unflushed >= _FLUSH_EVERY:
-            tr.flush()
-        if tr.paused_links and tr.congested:
+        # the engine checks every size before it sends any
+        ids = tr.run(self._engine.broadcast_many, batch)
+        if tr.published_many():
             await tr.wait_writable()
         return [_message_id(o, s) for o, s in ids]
 

@@ -91,6 +91,10 @@ BACKPRESSURE_CHECK = 0.01
 #: while it is paused).
 BACKPRESSURE_PAUSE_MAX = 0.5
 
+#: Publishes (``broadcast()`` calls, or messages of one ``broadcast_many``) whose
+#: outputs may wait for the end of the loop turn; at this many they are written at once.
+PUBLISH_BATCH_MAX = 256
+
 #: Addresses dialled without charge to ``Config.dial_rate`` (a node of our cluster
 #: answered a dial to them), at most this many, least recently reached forgotten first;
 #: and for how long after that answer.
@@ -539,7 +543,7 @@ class Transport:
         try:
             result = fn(*args, self.loop.time())
         finally:
-            self._after_input()
+            self.dispatch()
         return result
 
     def _engine_call(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -549,7 +553,7 @@ class Transport:
         except Exception:
             self._c["engine_errors"] += 1
             self._log_once(f"engine:{getattr(fn, '__name__', fn)}", "engine raised", exc=True)
-        self._after_input()
+        self.dispatch()
 
     def defer(self) -> None:
         """The engine took an input whose outputs may wait for the end of this loop turn.
@@ -563,7 +567,9 @@ class Transport:
         if self._flush_handle is None and not self._closed:
             self._flush_handle = self.loop.call_soon(self.flush)
 
-    def _after_input(self) -> None:
+    def dispatch(self) -> None:
+        """Drain the engine's outputs now: route its messages to this turn's flush, hand
+        deliveries and events to their callbacks, re-arm the timer."""
         engine = self.engine
         if engine is None:
             return
@@ -593,6 +599,25 @@ class Transport:
             self._emit(events)
         self._arm_timer()
 
+    def published(self) -> bool:
+        """The engine's ``broadcast`` just ran: its outputs leave with this loop turn's
+        flush, or at once every ``PUBLISH_BATCH_MAX`` calls (a caller that never yields
+        still meets back-pressure, and a turn's batch stays bounded). True when the
+        publisher should await :meth:`wait_writable` now."""
+        if self.deferred >= PUBLISH_BATCH_MAX:
+            self.flush()
+        else:
+            self.defer()
+        return self.paused_links > 0 and self._congested(self.loop.time())
+
+    def published_many(self) -> bool:
+        """The engine's ``broadcast_many`` just ran and was dispatched (:meth:`run`):
+        write at once when the turn holds ``PUBLISH_BATCH_MAX`` messages or more. True
+        when the publisher should await :meth:`wait_writable` now."""
+        if self._out_count >= PUBLISH_BATCH_MAX:
+            self.flush()
+        return self.paused_links > 0 and self._congested(self.loop.time())
+
     def _schedule_flush(self) -> None:
         if self._flush_handle is None and not self._closed:
             self._flush_handle = self.loop.call_soon(self.flush)
@@ -606,7 +631,7 @@ class Transport:
     def flush(self) -> None:
         """Write everything collected this turn: one ``write()`` per peer."""
         if self.deferred:
-            self._after_input()  # the outputs of deferred inputs first
+            self.dispatch()  # the outputs of deferred inputs first
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
