@@ -7,6 +7,8 @@ fallback from the same source) keeps it fast. See the README for the API in ten 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import _hot
 
 _hot.install()  # must run before any hot module is imported
@@ -35,7 +37,23 @@ def _compiled() -> bool:
 #: True when the compiled (Cython) hot path is loaded, False for the pure-Python build.
 COMPILED: bool = _compiled()
 
-from .node import Node  # noqa: E402
+if TYPE_CHECKING:
+    from .node import Node
+
+
+def __getattr__(name: str) -> Any:
+    # Node (and with it asyncio, ssl and the transport) loads on first use, so the
+    # sans-IO engine and the simulator import without them.
+    if name == "Node":
+        from .node import Node
+
+        return Node
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"Node"})
+
 
 __all__ = [
     "COMPILED",

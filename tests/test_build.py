@@ -67,3 +67,20 @@ def test_import_loads_neither_the_simulator_nor_the_cli() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("module", ["gossipfast.engine", "gossipfast.sim"])
+def test_engine_and_simulator_load_no_io(module: str) -> None:
+    # The engine is sans-IO and the simulator drives it alone: importing either (in
+    # the build this run tests) loads no event loop, TLS, transport or node; the node
+    # comes in with the first use of gossipfast.Node.
+    code = (
+        f"import sys, {module}, gossipfast;"
+        "io = ('asyncio', 'ssl', 'gossipfast.transport', 'gossipfast.node');"
+        "bad = [m for m in io if m in sys.modules];"
+        "assert not bad, bad;"
+        "assert gossipfast.Node.__module__ == 'gossipfast.node';"
+        "assert 'asyncio' in sys.modules"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
