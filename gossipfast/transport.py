@@ -313,7 +313,8 @@ class Connection(asyncio.Protocol):
                 marks.popleft()
 
     def queue_delay(self, now: float) -> float:
-        """How long the oldest byte in the transport's buffer has waited (0: none).
+        """How long the oldest byte queued for this connection (in the transport's
+        buffer, or in the link's queue behind it) has waited (0: none).
 
         Also notes progress: ``drained_at`` moves when bytes left for the kernel since
         the last look.
@@ -1411,8 +1412,8 @@ class Transport:
     ) -> bool:
         """True while a link that still moves holds more than ``max_bytes`` or bytes
         queued for longer than ``limit`` (worked out again after a flush, else at most
-        once per millisecond and limit). A link that passed nothing on for
-        ``STALL_AFTER`` does not count."""
+        once per millisecond and limit; each caller passes one byte bound with its
+        limit). A link that passed nothing on for ``STALL_AFTER`` does not count."""
         if now - self._cg_at < 0.001 and limit == self._cg_limit:
             return self._cg
         self._cg_at = now
