@@ -180,7 +180,15 @@ def test_the_server_is_stopped_when_the_bench_is_interrupted(sig: signal.Signals
     cmd = [sys.executable, "-m", "gossipfast", "bench", "--nodes", "2", "--runs", "1"]
     cmd += ["--impls", "redis", "--modes", "one", "--payloads", "100", "--rates", "50"]
     cmd += ["--duration", "60"]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and the bench would inherit
+    # that from the test run: give it the disposition of a terminal's foreground job.
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     servers: list[int] = []
     try:
         assert p.stderr is not None
