@@ -56,17 +56,22 @@ def test_switch_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not _hot.extensions_disabled()
 
 
+def run_fresh(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (same environment, so the same build); its
+    asserts must hold."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_import_loads_neither_the_simulator_nor_the_cli() -> None:
     # COMPILED is read from the import specs: a service that imports gossipfast does
     # not carry the simulator and click in its memory (and in every full GC).
-    code = (
+    run_fresh(
         "import sys, gossipfast;"
         "assert gossipfast.COMPILED in (True, False);"
         "bad = [m for m in ('gossipfast.sim', 'click', 'rich') if m in sys.modules];"
         "assert not bad, bad"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.parametrize("module", ["gossipfast.engine", "gossipfast.sim"])
@@ -74,7 +79,7 @@ def test_engine_and_simulator_load_no_io(module: str) -> None:
     # The engine is sans-IO and the simulator drives it alone: importing either (in
     # the build this run tests) loads no event loop, TLS, transport or node; the node
     # comes in with the first use of gossipfast.Node.
-    code = (
+    run_fresh(
         f"import sys, {module}, gossipfast;"
         "io = ('asyncio', 'ssl', 'gossipfast.transport', 'gossipfast.node');"
         "bad = [m for m in io if m in sys.modules];"
@@ -82,5 +87,3 @@ def test_engine_and_simulator_load_no_io(module: str) -> None:
         "assert gossipfast.Node.__module__ == 'gossipfast.node';"
         "assert 'asyncio' in sys.modules"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
