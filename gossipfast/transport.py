@@ -623,12 +623,6 @@ class Transport:
         if self._flush_handle is None and not self._closed:
             self._flush_handle = self.loop.call_soon(self.flush)
 
-    @property
-    def unflushed(self) -> int:
-        """Messages collected in this loop turn and not yet written (deferred engine
-        inputs not counted: see :attr:`deferred`)."""
-        return self._out_count
-
     def flush(self) -> None:
         """Write everything collected this turn: one ``write()`` per peer."""
         if self.deferred:
