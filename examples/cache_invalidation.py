@@ -128,7 +128,7 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=3)
     args = ap.parse_args()
     if args.cmd == "worker":
-        asyncio.run(worker(args.listen, args.join))
+        gossipfast.run(worker(args.listen, args.join))
         return 0
     return demo(args.nodes)
 

@@ -66,7 +66,7 @@ def main() -> int:
     ap.add_argument("--listen", default="127.0.0.1:0")
     ap.add_argument("--join", action="append", default=[], metavar="HOST:PORT")
     args = ap.parse_args()
-    asyncio.run(chat(args.name, args.listen, args.join))
+    gossipfast.run(chat(args.name, args.listen, args.join))
     return 0
 
 

@@ -13,6 +13,7 @@ from . import _hot
 
 _hot.install()  # must run before any hot module is imported
 
+from ._run import run  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .config import Config  # noqa: E402
 from .errors import (  # noqa: E402
@@ -73,4 +74,5 @@ __all__ = [
     "ProtocolError",
     "Stats",
     "__version__",
+    "run",
 ]

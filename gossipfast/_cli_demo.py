@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from ._cli_node import _config, _use_loop, metrics_options
+from ._cli_node import _config, metrics_options
+from ._run import run
 
 DEFAULT_PORT = 7001
 
@@ -42,7 +43,6 @@ def _run_app(
     # The UI owns the terminal: the app shows library warnings in its log; nothing else
     # may print (no INFO records reach Python's last-resort stderr handler).
     logging.getLogger("gossipfast").setLevel(logging.WARNING)
-    _use_loop("auto")
     app = DemoApp(
         listen,
         name=name,
@@ -51,7 +51,7 @@ def _run_app(
         metrics_port=metrics_port,
         metrics_host=metrics_host,
     )
-    app.run()
+    run(app.run_async())
     sys.exit(app.return_code or 0)
 
 

@@ -22,13 +22,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import click
 import msgspec
 
+from ._run import run
 from .config import Config
-from .errors import GossipError, JoinError
+from .errors import ConfigError, GossipError, JoinError
 from .types import Message
 
 log = logging.getLogger("gossipfast")
@@ -98,17 +100,12 @@ def metrics_options(f: Any) -> Any:
     )(f)
 
 
-def _use_loop(kind: str) -> None:
-    """Install uvloop's policy for ``auto`` (when installed) or ``uvloop``."""
-    if kind == "asyncio":
-        return
+def _run_on_loop(main: Coroutine[Any, Any, int], kind: str) -> int:
+    """Run the CLI's coroutine with :func:`gossipfast.run` on the chosen loop."""
     try:
-        import uvloop
-    except ImportError:
-        if kind == "uvloop":
-            raise click.ClickException("--loop uvloop: uvloop is not installed") from None
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return run(main, loop=kind)  # type: ignore[arg-type]
+    except ConfigError as e:
+        raise click.ClickException(f"--loop {kind}: {e}") from None
 
 
 # ---------------------------------------------------------------------------- run
@@ -281,9 +278,8 @@ def run_command(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = _config(cluster, overrides)
-    _use_loop(loop_kind)
     try:
-        code = asyncio.run(
+        code = _run_on_loop(
             _run_node(
                 listen,
                 joins,
@@ -295,7 +291,8 @@ def run_command(
                 stats_interval,
                 metrics_port,
                 metrics_host,
-            )
+            ),
+            loop_kind,
         )
     except OSError as e:
         raise click.ClickException(f"cannot listen on {listen}: {e}") from e
@@ -689,7 +686,7 @@ def cluster_command(
     """
     _config(None, overrides)  # validate before spawning anything
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    code = asyncio.run(
+    code = run(
         _cluster_main(
             nodes,
             rate,
