@@ -23,6 +23,7 @@ from .errors import (  # noqa: E402
     NodeClosed,
     PayloadTooLarge,
     ProtocolError,
+    SeedError,
 )
 from .stats import Stats  # noqa: E402
 from .types import Gap, Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa: E402
@@ -72,6 +73,7 @@ __all__ = [
     "NodeClosed",
     "PayloadTooLarge",
     "ProtocolError",
+    "SeedError",
     "Stats",
     "__version__",
     "run",

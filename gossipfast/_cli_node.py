@@ -29,8 +29,9 @@ import click
 import msgspec
 
 from ._run import run
+from ._seeds import parse_seed
 from .config import Config
-from .errors import ConfigError, GossipError, JoinError
+from .errors import ConfigError, GossipError, JoinError, SeedError
 from .types import Message
 
 log = logging.getLogger("gossipfast")
@@ -172,6 +173,7 @@ async def _run_node(
         tasks: list[asyncio.Task[Any]] = []
 
         joined = asyncio.Event()
+        failed: list[str] = []  # why joining cannot work (the process then exits with 2)
 
         async def joiner() -> None:
             while joins and not stop.is_set():
@@ -179,6 +181,11 @@ async def _run_node(
                     await node.join(list(joins))
                     log.info("joined via %s: active view %s", ",".join(joins), node.active_view)
                     break
+                except (ConfigError, SeedError) as e:
+                    # nothing to dial: retrying changes nothing, the command line is wrong
+                    failed.append(str(e))
+                    stop.set()
+                    return
                 except JoinError as e:
                     log.warning("%s; retrying", e)
                     await asyncio.sleep(min(1.0, config.join_timeout))
@@ -220,13 +227,21 @@ async def _run_node(
         for t in tasks:
             t.cancel()
         # Give queued stdin lines a last chance? No: a signal means stop now.
+    if failed:
+        sys.stderr.write(f"Error: {failed[0]}\n")
+        return 2
     return 0
 
 
 @click.command("run")
 @click.option("--listen", required=True, metavar="HOST:PORT", help="Address to listen on.")
 @click.option(
-    "--join", "joins", multiple=True, metavar="HOST:PORT", help="Seed to join (repeatable)."
+    "--join",
+    "joins",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Seed to join (repeatable): HOST:PORT, or dns:NAME:PORT for every address NAME "
+    "resolves to (resolved again while isolated).",
 )
 @click.option("--cluster", default=None, help="Cluster name (peers of others are refused).")
 @click.option("--advertise", default=None, metavar="HOST:PORT", help="Address peers dial.")
@@ -278,6 +293,11 @@ def run_command(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = _config(cluster, overrides)
+    for seed in joins:
+        try:
+            parse_seed(seed)
+        except ConfigError as e:
+            raise click.ClickException(f"--join: {e}") from None
     try:
         code = _run_on_loop(
             _run_node(

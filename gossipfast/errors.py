@@ -15,6 +15,10 @@ class JoinError(GossipError):
     """No seed answered a join request in time."""
 
 
+class SeedError(JoinError):
+    """No seed to dial: no ``dns:`` name resolved, or every seed is this node itself."""
+
+
 class PayloadTooLarge(GossipError, ValueError):
     """A broadcast payload is larger than ``Config.max_payload_size``."""
 
@@ -39,4 +43,5 @@ __all__ = [
     "NodeClosed",
     "PayloadTooLarge",
     "ProtocolError",
+    "SeedError",
 ]

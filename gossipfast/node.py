@@ -30,8 +30,9 @@ import msgspec
 from ._deliver import call_hook as _call_hook
 from ._deliver import message_id as _message_id
 from ._deliver import messages as _messages
+from ._seeds import DnsRefresher, DnsSeed, is_self, parse_seed, resolve_all
 from .config import Config
-from .errors import JoinError, NodeClosed
+from .errors import JoinError, NodeClosed, SeedError
 from .stats import Stats
 from .transport import Transport, format_address, parse_address
 from .types import (
@@ -92,6 +93,8 @@ class Node:
         self._engine: Any = None
         self._transport: Transport | None = None
         self._seeds: list[str] = []
+        self._dns: DnsRefresher | None = None
+        self._dns_task: asyncio.Task[None] | None = None
         self._origin = 0
         self._incarnation = 0
         self._state = "new"  # new -> running -> closed
@@ -123,6 +126,7 @@ class Node:
             client_ssl=self._client_ssl,
         )
         host, port = await self._transport.listen(self._listen_host, self._listen_port)
+        self._listen_port = port  # the real one when 0 was asked for
         self._address = self._advertise or format_address(host, port)
         self._incarnation = time.time_ns()
         if self._node_id is None:
@@ -165,6 +169,7 @@ class Node:
             self._wake()
             return
         self._state = "closed"
+        self._stop_dns()
         assert self._transport is not None
         log.info("node %s leaving (active view %s)", self._node_id, ", ".join(self.active_view))
         try:
@@ -178,9 +183,15 @@ class Node:
         """Alias of :meth:`leave`."""
         await self.leave()
 
+    def _stop_dns(self) -> None:
+        if self._dns_task is not None:
+            self._dns_task.cancel()
+            self._dns_task = None
+
     def _abort(self) -> None:
         """Vanish without telling anyone (tests use it to simulate a crash)."""
         self._state = "closed"
+        self._stop_dns()
         if self._transport is not None:
             self._transport.abort()
         self._wake()
@@ -220,19 +231,43 @@ class Node:
     async def join(self, seeds: Iterable[str] | str) -> None:
         """Join the cluster through any of ``seeds``; return once a neighbour is up.
 
-        Raises :class:`JoinError` when no seed answered within ``Config.join_timeout``.
+        A seed is ``"host:port"``, ``"[v6]:port"`` or ``"dns:NAME:PORT"``: every A and
+        AAAA record of ``NAME`` is a seed, resolved now and again whenever the node is
+        isolated (its own address among them is skipped). Raises :class:`ConfigError`
+        for a malformed seed, :class:`SeedError` (a :class:`JoinError`) when no seed is
+        left to dial (no name resolved, or every seed is this node), :class:`JoinError`
+        when no seed answered within ``Config.join_timeout``.
         """
         self._check_running()
         if isinstance(seeds, str):
             seeds = [seeds]  # one seed given as a plain string
-        seeds = [s for s in seeds if s != self._address]
-        for s in seeds:
-            parse_address(s)
-        for s in seeds:
+        parsed = [parse_seed(s) for s in seeds]
+        names = [s for s in parsed if isinstance(s, DnsSeed)]
+        given = [str(s) for s in parsed]
+        seeds = [s for s in parsed if isinstance(s, str) and not self._is_self(s)]
+        problems: list[str] = []
+        if names:
+            found, problems = await resolve_all(names, self.config.join_timeout)
+            seeds += [a for a in found if a not in seeds and not self._is_self(a)]
+            if self._dns is None:
+                self._dns = DnsRefresher(
+                    isolated=lambda: self._engine is not None and not self._engine.active_view,
+                    join=self._join_more,
+                    is_self=self._is_self,
+                    interval=self.config.repair_interval,
+                )
+            self._dns.add(names)
+        for s in given:
             if s not in self._seeds:
                 self._seeds.append(s)
         if not seeds:
-            raise JoinError("join() needs at least one seed other than this node")
+            if problems:
+                raise SeedError("no seed to join: " + "; ".join(problems))
+            raise SeedError("no seed to join: every seed is this node: " + ", ".join(given))
+        if problems:
+            log.warning("joining without some seeds: %s", "; ".join(problems))
+        if self._dns is not None and self._dns_task is None:
+            self._dns_task = asyncio.ensure_future(self._dns.run())
         assert self._transport is not None
         self._transport.run(self._engine.join, seeds)
         loop = asyncio.get_running_loop()
@@ -250,6 +285,14 @@ class Node:
             except asyncio.TimeoutError:
                 pass
         log.info("node %s joined: active view %s", self._node_id, ", ".join(self.active_view))
+
+    def _join_more(self, addresses: list[str]) -> None:
+        """Contact more seeds (fresh DNS records) while running."""
+        if self._state == "running" and self._transport is not None:
+            self._transport.run(self._engine.join, addresses)
+
+    def _is_self(self, address: str) -> bool:
+        return is_self(address, self._address, self._listen_host, self._listen_port)
 
     @property
     def active_view(self) -> tuple[str, ...]:

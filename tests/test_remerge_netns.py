@@ -13,16 +13,12 @@ addresses of the namespaces it creates.
 
 from __future__ import annotations
 
-import collections
-import json
 import os
-import subprocess
 import time
-from typing import Any
 
 import pytest
-from netns import ip, netns_unavailable
-from runproc import FAST, RunProc, wait_for
+from netns import HostNode, Hosts, components, netns_unavailable
+from runproc import FAST, wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -33,105 +29,17 @@ SPLIT_SECONDS = float(os.environ.get("GOSSIPFAST_REMERGE_SPLIT", "45"))
 SETTINGS = [*FAST, "shuffle_interval=0.5", "reconnect_interval=1.0"]
 
 
-class Hosts:
-    """``n`` namespaces ("hosts") with addresses 10.79.0.1.. on one bridge."""
-
-    def __init__(self, n: int) -> None:
-        tag = os.getpid() % 10000
-        self.switch = f"gfsw{tag}"
-        self.ns = [f"gfh{tag}n{i}" for i in range(n)]
-        self.ips = [f"10.79.0.{i + 1}" for i in range(n)]
-        ip("netns", "add", self.switch)
-        ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
-        ip("-n", self.switch, "link", "set", "br0", "up")
-        for i, ns in enumerate(self.ns):
-            ip("netns", "add", ns)
-            ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"p{i}",
-                "netns", self.switch)  # fmt: skip
-            ip("-n", self.switch, "link", "set", f"p{i}", "master", "br0", "up")
-            ip("-n", ns, "addr", "add", f"{self.ips[i]}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "eth0", "up")
-            ip("-n", ns, "link", "set", "lo", "up")
-
-    def prefix(self, i: int) -> list[str]:
-        return ["ip", "netns", "exec", self.ns[i]]
-
-    def cut(self, a: list[int], b: list[int], on: bool) -> None:
-        """Blackhole routes between the groups ``a`` and ``b`` (``on``), or none."""
-        for x, others in [(i, b) for i in a] + [(j, a) for j in b]:
-            for y in others:
-                op = "add" if on else "del"
-                ip("-n", self.ns[x], "route", op, "blackhole", f"{self.ips[y]}/32")
-
-    def close(self) -> None:
-        for ns in [*self.ns, self.switch]:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-
-
-class Node(RunProc):
-    """A ``gossipfast run`` child that keeps its deliveries and its last stats line."""
-
-    def __init__(self, index: int, address: str, seeds: list[str], prefix: list[str]) -> None:
-        self.index = index
-        self.delivered: collections.Counter[str] = collections.Counter()
-        self.stats: dict[str, Any] = {}
-        super().__init__(
-            address,
-            seeds,
-            options=["--log-level", "WARNING", "--stats-interval", "0.3"],
-            settings=SETTINGS,
-            prefix=prefix,
-        )
-
-    def on_delivery(self, d: dict[str, Any]) -> None:
-        self.delivered[d["payload"]] += 1
-
-    def on_stderr(self, line: str) -> None:
-        if line.startswith("GOSSIPFAST_STATS "):
-            self.stats = json.loads(line.split(" ", 1)[1])
-        else:
-            super().on_stderr(line)
-
-    def got(self) -> collections.Counter[str]:
-        with self.lock:
-            return collections.Counter(self.delivered)
-
-
-def _components(nodes: list[Node]) -> int:
-    """Components of the active-view graph as the nodes last reported it."""
-    index = {n.address: n.index for n in nodes}
-    adj = {n.index: set() for n in nodes}
-    for n in nodes:
-        for p in n.stats.get("active_view", []):
-            if p in index:
-                adj[n.index].add(index[p])
-                adj[index[p]].add(n.index)
-    seen: set[int] = set()
-    count = 0
-    for start in adj:
-        if start in seen:
-            continue
-        count += 1
-        todo = [start]
-        while todo:
-            x = todo.pop()
-            if x not in seen:
-                seen.add(x)
-                todo += adj[x] - seen
-    return count
-
-
 @pytest.mark.timeout(int(SPLIT_SECONDS) + 240)
 def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
     reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
     hosts = Hosts(N)
-    nodes: list[Node] = []
+    nodes: list[HostNode] = []
     try:
         for i in range(N):
             seeds = [] if i == 0 else [f"{hosts.ips[0]}:7000"]
-            nodes.append(Node(i, f"{hosts.ips[i]}:7000", seeds, hosts.prefix(i)))
+            nodes.append(HostNode(i, f"{hosts.ips[i]}:7000", seeds, hosts.prefix(i), SETTINGS))
             if i == 0:  # the seed listens before anyone joins it
                 assert wait_for(lambda: bool(nodes[0].stats), 20), nodes[0].errors
         assert wait_for(lambda: all(len(n.stats.get("active_view", [])) >= 2 for n in nodes), 30)
@@ -145,7 +53,7 @@ def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
                 sent[text] = i
                 nodes[i].send(text)
 
-        def has_all(n: Node, phase: str | None = None) -> bool:
+        def has_all(n: HostNode, phase: str | None = None) -> bool:
             got = n.got()
             return all(
                 t in got
@@ -164,14 +72,14 @@ def test_a_split_longer_than_every_timeout_heals_into_one_overlay() -> None:
             same = {t for t, s in sent.items() if t[:3] == "mid" and (s < N // 2) == (i < N // 2)}
             assert wait_for(lambda i=i, same=same: same - {t for t in same if sent[t] == i}
                          <= set(nodes[i].got()), 30), i  # fmt: skip
-        assert wait_for(lambda: _components(nodes) == 2, 20), [
+        assert wait_for(lambda: components(nodes) == 2, 20), [
             n.stats.get("active_view") for n in nodes
         ]
         time.sleep(max(0.0, SPLIT_SECONDS - (time.monotonic() - t_cut)))
-        assert _components(nodes) == 2  # still apart at the end of the split
+        assert components(nodes) == 2  # still apart at the end of the split
         hosts.cut(left, right, False)
         t_heal = time.monotonic()
-        merged = wait_for(lambda: _components(nodes) == 1, 60)
+        merged = wait_for(lambda: components(nodes) == 1, 60)
         merge_time = time.monotonic() - t_heal
         assert merged, [n.stats.get("active_view") for n in nodes]
         emit("end", 30)
