@@ -10,7 +10,7 @@ adds ``bench``).
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
+from typing import Any
 
 import click
 
@@ -31,9 +31,17 @@ _ELSEWHERE: dict[str, str] = {
 }
 
 
+def _entry_points() -> Any:
+    # Imported here: reading the installed distributions' metadata costs tens of ms that
+    # the built-in commands (``gossipfast run`` above all) need not pay.
+    from importlib.metadata import entry_points
+
+    return entry_points(group=PLUGIN_GROUP)
+
+
 def _plugin(name: str) -> click.Command | None:
     """The command ``name`` an installed distribution adds, or None."""
-    for ep in entry_points(group=PLUGIN_GROUP):
+    for ep in _entry_points():
         if ep.name == name:
             cmd = ep.load()
             assert isinstance(cmd, click.Command)
@@ -58,7 +66,7 @@ def _not_installed(name: str, how: str) -> click.Command:
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        plugins = {ep.name for ep in entry_points(group=PLUGIN_GROUP)}
+        plugins = {ep.name for ep in _entry_points()}
         return sorted(set(_COMMANDS) | set(_ELSEWHERE) | plugins | set(super().list_commands(ctx)))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
