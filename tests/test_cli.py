@@ -20,6 +20,8 @@ import pytest
 from netns import ip, netns_unavailable, tc
 from runproc import RunProc, start_nodes, wait_for
 
+from gossipfast._procs import NodeProc, ProcError
+
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 GF = [sys.executable, "-m", "gossipfast"]
@@ -233,6 +235,23 @@ def test_cluster_command_runs_non_interactively() -> None:
     assert s["deliveries"] == s["expected"] == 2 * s["broadcasts"]
     assert s["duplicates"] == 0 and s["p50_ms"] > 0
     assert "sent=" in out.stderr  # the progress lines went to the (non-TTY) console
+
+
+@pytest.mark.timeout(60)
+def test_start_nodes_stops_every_node_when_one_cannot_start() -> None:
+    """A node that exits before its ready line: the error says why, none is left running."""
+    started: list[NodeProc] = []
+
+    def spawn(i: int, listen: str, seeds: list[str]) -> NodeProc:
+        bad = ["heartbeat_timeout=-1"] if i == 2 else []
+        started.append(NodeProc(listen, seeds, options=["--log-level", "WARNING"], settings=bad))
+        return started[-1]
+
+    with pytest.raises(ProcError, match=r"exited .* before it was ready: .*heartbeat_timeout"):
+        start_nodes(3, spawn, timeout=30)
+    assert len(started) == 3
+    assert started[0].address != "127.0.0.1:0"  # the seed's ready line gave its port
+    assert not any(p.alive() for p in started)
 
 
 def test_run_rejects_bad_options() -> None:
