@@ -39,10 +39,6 @@ class Node(NodeProc):
     def on_stdout(self, line: str) -> None:
         self.delivered += 1
 
-    def on_stderr(self, line: str) -> None:
-        if "Traceback" in line or "ERROR" in line:
-            self.errors.append(line.rstrip())
-
     def sample(self, t: float) -> None:
         pid = self.pid
         try:
