@@ -172,11 +172,12 @@ async def _run_node(
 
     async with PrintingNode(listen, config=config, node_id=node_id, advertise=advertise) as node:
         log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
-        # Whatever the log level: what process managers and the tests wait for.
+        start_metrics(node, metrics_port, metrics_host)
+        # Whatever the log level: what process managers and the tests wait for (it
+        # listens, and serves its metrics when asked to).
         ready = {"address": node.address, "origin": node.origin, "id": node.id}
         sys.stderr.write(READY_PREFIX + json.dumps(ready) + "\n")
         sys.stderr.flush()
-        start_metrics(node, metrics_port, metrics_host)
         tasks: list[asyncio.Task[Any]] = []
 
         joined = asyncio.Event()
