@@ -20,70 +20,27 @@ import argparse
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
-PREFIX = "GOSSIPFAST_STATS "
+from gossipfast._procs import NodeProc, start_nodes, stop_all, wait_for
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` free TCP ports on loopback."""
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+class Node(NodeProc):
+    """One ``gossipfast run`` child, its delivery count and its (t, RSS, fds) samples."""
 
-
-class Node:
-    """One ``gossipfast run`` child, its delivery count and its latest stats."""
-
-    def __init__(self, address: str, seed: str | None, settings: list[str]) -> None:
-        cmd = [sys.executable, "-m", "gossipfast", "run", "--listen", address]
-        cmd += ["--log-level", "WARNING", "--stats-interval", "2"]
-        if seed:
-            cmd += ["--join", seed]
-        for s in settings:
-            cmd += ["--set", s]
-        self.address = address
-        self.p = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1 << 16,
-        )
+    def __init__(self, listen: str, seeds: list[str], settings: list[str]) -> None:
         self.delivered = 0
-        self.stats: dict[str, Any] = {}
         self.samples: list[tuple[float, int, int]] = []  # (t, rss bytes, fds)
-        self.errors: list[str] = []
-        threading.Thread(target=self._out, daemon=True).start()
-        threading.Thread(target=self._err, daemon=True).start()
+        options = ["--log-level", "WARNING", "--stats-interval", "2"]
+        super().__init__(listen, seeds, options=options, settings=settings)
 
-    def _out(self) -> None:
-        assert self.p.stdout is not None
-        for _line in self.p.stdout:
-            self.delivered += 1
-
-    def _err(self) -> None:
-        assert self.p.stderr is not None
-        for line in self.p.stderr:
-            if line.startswith(PREFIX):
-                self.stats = json.loads(line[len(PREFIX) :])
-            elif "Traceback" in line or "ERROR" in line:
-                self.errors.append(line.rstrip())
+    def on_stdout(self, line: str) -> None:
+        self.delivered += 1
 
     def sample(self, t: float) -> None:
-        pid = self.p.pid
+        pid = self.pid
         try:
             with open(f"/proc/{pid}/status") as f:
                 rss = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) * 1024
@@ -91,20 +48,6 @@ class Node:
         except (OSError, StopIteration):
             return
         self.samples.append((t, rss, fds))
-
-    def send(self, lines: str) -> None:
-        assert self.p.stdin is not None
-        self.p.stdin.write(lines)
-        self.p.stdin.flush()
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
 
 
 def slope(points: list[tuple[float, int]]) -> float:
@@ -131,14 +74,14 @@ def main() -> int:
     a = ap.parse_args()
     warmup = a.duration / 4 if a.warmup is None else a.warmup
     settings = [f"store_max_age={a.store_age}", "store_max_messages=100000"]
-    addrs = [f"127.0.0.1:{p}" for p in free_ports(a.nodes)]
-    nodes = [Node(addrs[0], None, settings)]
-    time.sleep(0.5)
-    nodes += [Node(addr, addrs[0], settings) for addr in addrs[1:]]
+    nodes = start_nodes(a.nodes, lambda i, listen, seeds: Node(listen, seeds, settings))
     rng = random.Random(1)
     sent = 0
     try:
-        time.sleep(3.0)  # joins
+        # joined: every node's stats line shows a neighbour
+        if not wait_for(lambda: all(n.stats.get("active_view") for n in nodes), 30):
+            print("the nodes did not join within 30 s", file=sys.stderr)
+            return 1
         t0 = time.monotonic()
         next_sample = t0
         pad = "x" * max(0, a.payload - 20)
@@ -205,8 +148,7 @@ def main() -> int:
             print(json.dumps(report, indent=1))
         return 0
     finally:
-        for n in nodes:
-            n.stop()
+        stop_all(nodes)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ import logging
 import os
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +26,15 @@ from typing import Any
 import click
 import msgspec
 
+from ._procs import (
+    READY_PREFIX,
+    STATS_PREFIX,
+    NodeProc,
+    ProcError,
+    free_ports,
+    start_nodes,
+    stop_all,
+)
 from ._run import run
 from ._seeds import parse_seed
 from .config import Config
@@ -35,9 +42,6 @@ from .errors import ConfigError, GossipError, JoinError, SeedError
 from .types import Message
 
 log = logging.getLogger("gossipfast")
-
-#: Prefix of the periodic stats lines ``run --stats-interval`` writes to stderr.
-STATS_PREFIX = "GOSSIPFAST_STATS "
 
 
 def _config(cluster: str | None, overrides: tuple[str, ...]) -> Config:
@@ -170,6 +174,11 @@ async def _run_node(
     async with PrintingNode(listen, config=config, node_id=node_id, advertise=advertise) as node:
         log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
         start_metrics(node, metrics_port, metrics_host)
+        # Whatever the log level: what process managers and the tests wait for (it
+        # listens, and serves its metrics when asked to).
+        ready = {"address": node.address, "origin": node.origin, "id": node.id}
+        sys.stderr.write(READY_PREFIX + json.dumps(ready) + "\n")
+        sys.stderr.flush()
         tasks: list[asyncio.Task[Any]] = []
 
         joined = asyncio.Event()
@@ -324,20 +333,6 @@ def run_command(
 # ---------------------------------------------------------------------------- cluster
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct free TCP ports on ``host`` (bound together, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -349,18 +344,28 @@ def _ms(v: float) -> str:
     return "-" if v != v else f"{v:.2f}ms"
 
 
-class _Worker:
-    """One ``gossipfast run`` child process and what it reported."""
+class _Worker(NodeProc):
+    """One ``gossipfast run`` child process of the cluster and what it reported."""
 
-    def __init__(self, index: int, address: str, proc: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self, run: _ClusterRun, index: int, listen: str, seeds: list[str], options: list[str]
+    ) -> None:
+        self.run = run
         self.index = index
-        self.address = address
-        self.proc = proc
         self.delivered = 0
         self.dups = 0
         self.seen: set[int] = set()
-        self.stats: dict[str, Any] = {}
         self.latencies: list[float] = []
+        super().__init__(listen, seeds, options=options, settings=run.overrides)
+
+    def on_stdout(self, line: str) -> None:
+        # On a reader thread: the figures are kept on the event loop's thread.
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+            self.run.loop.call_soon_threadsafe(self.run.on_delivery, self, line)
+
+    def on_stderr(self, line: str) -> None:
+        if " ERROR " in line or "Traceback" in line:
+            sys.stderr.write(f"[node {self.index}] {line}")
 
 
 class _ClusterRun:
@@ -382,80 +387,53 @@ class _ClusterRun:
         self.payload = payload
         self.overrides = config
         self.workers: list[_Worker] = []
-        self.readers: list[asyncio.Task[None]] = []
         self.sent: dict[int, tuple[int, float]] = {}  # seq -> (sender index, send time)
         self.got: dict[int, int] = {}  # seq -> deliveries so far
         self.latencies: list[float] = []
         self.window: list[tuple[float, float]] = []  # (delivery time, latency) recent
         self.t0 = 0.0
         self.probes_seen: dict[int, set[int]] = {}
+        self.loop = asyncio.get_running_loop()  # made inside the cluster's coroutine
 
-    async def start(self) -> None:
-        ports = free_ports(self.n)
-        addrs = [f"127.0.0.1:{p}" for p in ports]
-        base = [sys.executable, "-m", "gossipfast", "run", "--stamp", "--stats-interval", "0.5"]
-        base += ["--log-level", "WARNING"]
-        for o in self.overrides:
-            base += ["--set", o]
-        for i, addr in enumerate(addrs):
-            cmd = [*base, "--listen", addr]
-            if i > 0:
-                cmd += ["--join", addrs[0]]
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start the nodes (node 0 first, the others joining it); wait for each one's
+        ready line. :class:`~gossipfast._procs.ProcError` past ``timeout`` seconds."""
+        base = ["--stamp", "--stats-interval", "0.5", "--log-level", "WARNING"]
+
+        def spawn(i: int, listen: str, seeds: list[str]) -> _Worker:
+            opts = list(base)
             if self.metrics_port is not None:
                 # one endpoint per node: consecutive ports from --metrics-port
-                cmd += ["--metrics-port", str(self.metrics_port + i)]
-                cmd += ["--metrics-host", self.metrics_host]
-            proc = await asyncio.create_subprocess_exec(
-                *cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            w = _Worker(i, addr, proc)
-            self.workers.append(w)
-            self.readers.append(asyncio.ensure_future(self._read_out(w)))
-            self.readers.append(asyncio.ensure_future(self._read_err(w)))
-            if i == 0:
-                await asyncio.sleep(0.5)  # let the seed bind before the others dial it
+                opts += ["--metrics-port", str(self.metrics_port + i)]
+                opts += ["--metrics-host", self.metrics_host]
+            return _Worker(self, i, listen, seeds, opts)
 
-    async def _read_out(self, w: _Worker) -> None:
-        assert w.proc.stdout is not None
-        async for raw in w.proc.stdout:
-            try:
-                d = json.loads(raw)
-                kind, seq_s, sent_s = d["payload"].split(" ", 3)[:3]
-            except (ValueError, KeyError, AttributeError):
-                continue
-            if kind == "probe":
-                self.probes_seen.setdefault(int(seq_s), set()).add(w.index)
-                continue
-            seq = int(seq_s)
-            if seq in w.seen:
-                w.dups += 1
-                continue
-            w.seen.add(seq)
-            w.delivered += 1
-            self.got[seq] = self.got.get(seq, 0) + 1
-            lat = float(d.get("ts", time.time())) - float(sent_s)
-            w.latencies.append(lat)
-            self.latencies.append(lat)
-            self.window.append((time.monotonic(), lat))
+        self.workers = await asyncio.to_thread(start_nodes, self.n, spawn, timeout=timeout)
 
-    async def _read_err(self, w: _Worker) -> None:
-        assert w.proc.stderr is not None
-        async for raw in w.proc.stderr:
-            line = raw.decode("utf-8", "replace")
-            if line.startswith(STATS_PREFIX):
-                with contextlib.suppress(ValueError):
-                    w.stats = json.loads(line[len(STATS_PREFIX) :])
-            elif " ERROR " in line or "Traceback" in line:
-                sys.stderr.write(f"[node {w.index}] {line}")
+    def on_delivery(self, w: _Worker, raw: str) -> None:
+        """One stdout line of worker ``w`` (on the loop's thread)."""
+        try:
+            d = json.loads(raw)
+            kind, seq_s, sent_s = d["payload"].split(" ", 3)[:3]
+        except (ValueError, KeyError, AttributeError):
+            return
+        if kind == "probe":
+            self.probes_seen.setdefault(int(seq_s), set()).add(w.index)
+            return
+        seq = int(seq_s)
+        if seq in w.seen:
+            w.dups += 1
+            return
+        w.seen.add(seq)
+        w.delivered += 1
+        self.got[seq] = self.got.get(seq, 0) + 1
+        lat = float(d.get("ts", time.time())) - float(sent_s)
+        w.latencies.append(lat)
+        self.latencies.append(lat)
+        self.window.append((time.monotonic(), lat))
 
     async def send(self, index: int, text: str) -> None:
-        stdin = self.workers[index].proc.stdin
-        assert stdin is not None
-        stdin.write(text.encode() + b"\n")
-        await stdin.drain()
+        self.workers[index].send(text)
 
     async def warm_up(self, timeout: float = 30.0) -> bool:
         """Probe from node 0 until every other node delivers a probe."""
@@ -506,17 +484,7 @@ class _ClusterRun:
             await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
-        for w in self.workers:
-            if w.proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    w.proc.send_signal(signal.SIGTERM)
-        for w in self.workers:
-            try:
-                await asyncio.wait_for(w.proc.wait(), 10)
-            except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    w.proc.kill()
-                await w.proc.wait()
+        await asyncio.to_thread(stop_all, self.workers)
 
     # -- figures -------------------------------------------------------------------------
     def recent(self, seconds: float = 2.0) -> tuple[float, float, float]:
@@ -607,7 +575,11 @@ async def _cluster_main(
             f"metrics: http://{metrics_host}:{metrics_port}..{metrics_port + nodes - 1}/metrics"
         )
     try:
-        await run.start()
+        try:
+            await run.start()
+        except ProcError as e:
+            console.print(f"[red]{e}[/red]", highlight=False)
+            return 2
         if not await run.warm_up():
             console.print("[red]the cluster did not connect within 30 s[/red]")
             return 2

@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from benchkit import import_bench
 
-from gossipfast._bench import BrokerServer, server_binary
+_bench = import_bench("gossipfast_bench.bench")
+BrokerServer, server_binary = _bench.BrokerServer, _bench.server_binary
 
 pytestmark = [pytest.mark.network]
 
@@ -32,7 +34,7 @@ def _missing(impl: str) -> str | None:
         return f"no {name} binary (apt-get install {name})"
     for mod in _CLIENT[impl]:
         if importlib.util.find_spec(mod) is None:
-            return f"Python module {mod} not installed (pip install 'gossipfast[bench]')"
+            return f"Python module {mod} not installed ({_bench.INSTALL_BROKERS})"
     return None
 
 
@@ -92,8 +94,7 @@ def test_redis_slow_subscriber_disconnect_is_counted(
     """The server cuts off a subscriber that does not read: counted, not hidden."""
     _need("redis")
     import redis
-
-    from gossipfast._bench_worker import _CHANNEL, RedisImpl
+    from gossipfast_bench.worker import _CHANNEL, RedisImpl
 
     binary = server_binary("redis")
     assert binary is not None

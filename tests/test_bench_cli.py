@@ -1,4 +1,6 @@
-"""Smoke test of ``gossipfast bench`` with tiny parameters (loopback only)."""
+"""``gossipfast bench``: the command of the gossipfast-bench distribution, a smoke test
+with tiny parameters (loopback only), its workers under ``python -m``, and the one line
+the library's CLI prints when the distribution is not installed."""
 
 from __future__ import annotations
 
@@ -6,14 +8,66 @@ import json
 import subprocess
 import sys
 
+import click
 import pytest
+from benchkit import need_bench
+from click.testing import CliRunner
 
-pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
+from gossipfast import cli
+
+pytestmark = [pytest.mark.timeout(180)]
 
 
+def test_bench_command_comes_from_the_bench_distribution() -> None:
+    need_bench()
+    from gossipfast_bench.bench import bench_command
+
+    assert cli.cli.get_command(click.Context(cli.cli), "bench") is bench_command
+
+
+def test_without_the_distribution_bench_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli, "_plugin", lambda name: None)  # as if not installed
+    r = CliRunner().invoke(cli.cli, ["bench", "--impls", "gossipfast", "--runs", "1"])
+    assert r.exit_code == 1
+    (line,) = r.output.strip().splitlines()
+    assert "gossipfast-bench" in line and "pip install -e ./bench" in line
+    assert "bench" in cli.cli.list_commands(click.Context(cli.cli))
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("impl", ["gossipfast", "flood"])
+def test_worker_runs_under_python_dash_m(impl: str) -> None:
+    """A worker started as ``python -m gossipfast_bench.worker`` listens, answers, and
+    exits when its stdin closes."""
+    need_bench()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gossipfast_bench.worker", impl, "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stdin is not None and p.stdout is not None
+        addr = json.loads(p.stdout.readline())["addr"]  # its first line: where it listens
+        assert addr.startswith("127.0.0.1:")
+        p.stdin.write(json.dumps({"cmd": "view"}) + "\n")
+        p.stdin.flush()
+        assert json.loads(p.stdout.readline()) == {"view": []}
+        p.stdin.close()
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.network
 @pytest.mark.parametrize("gc_freeze", [False, True], ids=["gc-default", "gc-freeze"])
 def test_bench_json_tiny_cluster(gc_freeze: bool) -> None:
     """Three processes per implementation, one short run: the JSON has the table rows."""
+    need_bench()
     cmd = [
         sys.executable,
         "-m",
@@ -59,8 +113,10 @@ def test_bench_json_tiny_cluster(gc_freeze: bool) -> None:
     assert out["machine"]["gc_freeze"] is gc_freeze
 
 
+@pytest.mark.network
 def test_bench_star_and_16_kib_cell() -> None:
     """The ceiling beside gossipfast and the flood, with 16 KiB payloads."""
+    need_bench()
     size = 16384
     cmd = [sys.executable, "-m", "gossipfast", "bench", "--nodes", "3", "--runs", "1"]
     cmd += ["--duration", "0.3", "--modes", "one", "--payloads", str(size), "--rates", "500"]

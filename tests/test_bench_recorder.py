@@ -6,8 +6,10 @@ import gc
 import struct
 
 import pytest
+from benchkit import import_bench
 
-from gossipfast._bench_worker import Recorder, Worker
+worker = import_bench("gossipfast_bench.worker")
+Recorder, Worker = worker.Recorder, worker.Worker
 
 _HDR = struct.Struct(">qII")
 

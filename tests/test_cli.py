@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 from netns import ip, netns_unavailable, tc
-from runproc import RunProc, wait_for
+from runproc import RunProc, start_nodes, wait_for
 
-from gossipfast._cli_node import free_ports
+from gossipfast._procs import NodeProc, ProcError
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -41,7 +41,6 @@ class Proc(RunProc):
     ) -> None:
         self.index = index
         self.lines: list[dict[str, Any]] = []
-        self.stats: dict[str, Any] = {}
         options = ["--log-level", "WARNING", "--stats-interval", "0.3", "--loop", loop]
         super().__init__(
             address,
@@ -54,23 +53,16 @@ class Proc(RunProc):
     def on_delivery(self, d: dict[str, Any]) -> None:
         self.lines.append(d)
 
-    def on_stderr(self, line: str) -> None:
-        if line.startswith("GOSSIPFAST_STATS "):
-            self.stats = json.loads(line.split(" ", 1)[1])
-        else:
-            super().on_stderr(line)
-
     def payloads(self) -> list[str]:
         with self.lock:
             return [d["payload"] for d in self.lines]
 
 
 def start_cluster(n: int, loop: str, extra: list[str] | None = None) -> list[Proc]:
-    ports = free_ports(n)
-    addrs = [f"127.0.0.1:{p}" for p in ports]
-    procs = [Proc(0, addrs[0], None, extra or [], loop)]
-    time.sleep(0.4)
-    procs += [Proc(i, addrs[i], addrs[0], extra or [], loop) for i in range(1, n)]
+    def spawn(i: int, listen: str, seeds: list[str]) -> Proc:
+        return Proc(i, listen, seeds[0] if seeds else None, extra or [], loop)
+
+    procs = start_nodes(n, spawn, timeout=40)  # each one's ready line
     # probe from the seed until every other node delivers one
     deadline = time.monotonic() + 40
     k = 0
@@ -110,7 +102,7 @@ def test_eight_processes_thousand_broadcasts_exactly_once(loop_kind: str) -> Non
             )
 
         wait_for(done, 60)
-        time.sleep(0.5)  # would catch late duplicates
+        time.sleep(0.5)  # a quiet window, not a wait: late duplicates would show in it
         for p in procs:
             counts = data_counts(p)
             want = {t for t, s in sent.items() if s != p.index}
@@ -147,7 +139,14 @@ def test_kill_nine_three_of_eight_during_a_stream(loop_kind: str) -> None:
             os.kill(procs[v].p.pid, signal.SIGKILL)
         # keep streaming from the survivors while the crash is being detected
         emit(survivors, "during", 200, 0.003)
-        time.sleep(2.5)  # > heartbeat_timeout: failure detected, overlay repaired
+        dead = {procs[v].address for v in victims}
+
+        def views_clean() -> bool:
+            views = [set(p.stats.get("active_view", ())) for p in survivors]
+            return all(v and not (v & dead) for v in views)
+
+        # failure detected, overlay repaired: the survivors' stats lines say so
+        assert wait_for(views_clean, 20), [p.stats.get("active_view") for p in survivors]
         assert all(not procs[v].alive() for v in victims)
         emit(survivors, "after", 300, 0.002)
 
@@ -155,7 +154,7 @@ def test_kill_nine_three_of_eight_during_a_stream(loop_kind: str) -> None:
             return {t for t, (s, _) in sent.items() if s != p.index and s not in victims}
 
         wait_for(lambda: all(expected(p) <= set(data_counts(p)) for p in survivors), 40)
-        time.sleep(0.5)
+        time.sleep(0.5)  # a quiet window, not a wait: late duplicates would show in it
         for p in survivors:
             counts = data_counts(p)
             got = set(counts)
@@ -169,13 +168,7 @@ def test_kill_nine_three_of_eight_during_a_stream(loop_kind: str) -> None:
         for t in from_victims:
             seen = [t in data_counts(p) for p in survivors]
             assert all(seen) or not any(seen), f"{t!r} reached only some survivors"
-        # the survivors' active views no longer hold the dead, and are not empty
-        dead = {procs[v].address for v in victims}
-
-        def views_clean() -> bool:
-            views = [set(p.stats.get("active_view", ())) for p in survivors]
-            return all(v and not (v & dead) for v in views)
-
+        # the survivors' active views still hold none of the dead, and are not empty
         assert wait_for(views_clean, 5), [p.stats.get("active_view") for p in survivors]
     finally:
         for p in procs:
@@ -194,6 +187,7 @@ def test_process_restarted_at_same_address_rejoins(loop_kind: str) -> None:
         old.p.wait(timeout=10)
         new = Proc(3, old.address, procs[0].address, [], loop_kind)  # same port, new start
         procs[3] = new
+        assert new.wait_ready(20) == old.address
         k = 0
         while not any(p.startswith("m probe") for p in new.payloads()):
             k += 1
@@ -241,6 +235,23 @@ def test_cluster_command_runs_non_interactively() -> None:
     assert s["deliveries"] == s["expected"] == 2 * s["broadcasts"]
     assert s["duplicates"] == 0 and s["p50_ms"] > 0
     assert "sent=" in out.stderr  # the progress lines went to the (non-TTY) console
+
+
+@pytest.mark.timeout(60)
+def test_start_nodes_stops_every_node_when_one_cannot_start() -> None:
+    """A node that exits before its ready line: the error says why, none is left running."""
+    started: list[NodeProc] = []
+
+    def spawn(i: int, listen: str, seeds: list[str]) -> NodeProc:
+        bad = ["heartbeat_timeout=-1"] if i == 2 else []
+        started.append(NodeProc(listen, seeds, options=["--log-level", "WARNING"], settings=bad))
+        return started[-1]
+
+    with pytest.raises(ProcError, match=r"exited .* before it was ready: .*heartbeat_timeout"):
+        start_nodes(3, spawn, timeout=30)
+    assert len(started) == 3
+    assert started[0].address != "127.0.0.1:0"  # the seed's ready line gave its port
+    assert not any(p.alive() for p in started)
 
 
 def test_run_rejects_bad_options() -> None:
@@ -294,7 +305,7 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
             )
             side[i] = ns
             if i == 0:
-                time.sleep(0.4)
+                procs[0].wait_ready(20)  # the seed listens before the others dial it
         k = 0
         while not all(any(p.startswith("probe") for p in x.payloads()) for x in procs[1:]):
             k += 1
@@ -311,13 +322,26 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
                 p.send(text)
                 time.sleep(0.005)
 
+        def everything(p: Proc) -> set[str]:
+            return {t for t, (s, _) in sent.items() if s != p.index}
+
         emit("pre", 60)
-        time.sleep(0.5)
+        assert wait_for(lambda: all(everything(p) <= set(data_counts(p)) for p in procs), 20)
         # the partition: every packet on the veth pair is dropped, both ways (the link
         # stays up, so each side keeps talking to itself over its local addresses)
         for ns, dev in ((ns_a, two_netns["va"]), (ns_b, two_netns["vb"])):
             tc("-n", ns, "qdisc", "add", "dev", dev, "root", "blackhole")
-        time.sleep(2.5)  # > heartbeat_timeout: each side sees the other as failed
+        cut = {p.index: p.stats_lines for p in procs}
+        far = {p.index: {q.address for q in procs if side[q.index] != side[p.index]} for p in procs}
+
+        def split_seen() -> bool:
+            # a stats line since the cut, with no link to the other side in the view
+            return all(
+                p.stats_lines > cut[p.index] and not far[p.index] & set(p.stats["active_view"])
+                for p in procs
+            )
+
+        assert wait_for(split_seen, 20), {p.index: p.stats.get("active_view") for p in procs}
         emit("split", 60)
         # each side keeps working on its own
         for p in procs:
@@ -330,10 +354,6 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
         for ns, dev in ((ns_a, two_netns["va"]), (ns_b, two_netns["vb"])):
             tc("-n", ns, "qdisc", "del", "dev", dev, "root")  # heal
         emit("healed", 30)
-
-        def everything(p: Proc) -> set[str]:
-            return {t for t, (s, _) in sent.items() if s != p.index}
-
         wait_for(lambda: all(everything(p) <= set(data_counts(p)) for p in procs), 30)
         views = {p.index: p.stats.get("active_view") for p in procs}
         for p in procs:
@@ -352,12 +372,11 @@ def test_partition_heals_and_catches_up(two_netns: dict[str, str], loop_kind: st
 
 @pytest.mark.timeout(60)
 def test_run_exit_on_eof_broadcasts_piped_lines() -> None:
-    (pa, pb) = free_ports(2)
-    a = Proc(0, f"127.0.0.1:{pa}", None, [], "auto")
+    a = Proc(0, "127.0.0.1:0", None, [], "auto")
     try:
-        time.sleep(0.4)
+        seed = a.wait_ready(20)
         # a short-lived node: lines piped in are broadcast once it joined, then it leaves
-        cmd = [*GF, "run", "--listen", f"127.0.0.1:{pb}", "--join", f"127.0.0.1:{pa}"]
+        cmd = [*GF, "run", "--listen", "127.0.0.1:0", "--join", seed]
         out = subprocess.run(
             [*cmd, "--exit-on-eof", "--log-level", "WARNING"],
             input="\n".join(f"m piped {i}" for i in range(20)) + "\n",

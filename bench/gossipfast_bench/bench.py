@@ -1,6 +1,6 @@
 """``gossipfast bench``: an N-process loopback cluster benchmark, side by side.
 
-Each node is its own process (:mod:`gossipfast._bench_worker`), steered by JSON lines.
+Each node is its own process (:mod:`gossipfast_bench.worker`), steered by JSON lines.
 For every scenario (one publisher or all publishing, payload size, offered load) and
 every implementation, the same run is repeated ``--runs`` times, the implementations
 interleaved run by run so that a change of load on a shared host hits them alike; the
@@ -9,9 +9,9 @@ table shows medians and the ratios of gossipfast to each other implementation.
 Implementations:
 
 - ``gossipfast``: :class:`gossipfast.Node`, deliveries through ``handle_broadcast``.
-- ``flood``: the reference naive eager flood (:mod:`gossipfast._bench_flood`) over the
+- ``flood``: the reference naive eager flood (:mod:`gossipfast_bench.flood`) over the
   overlay gossipfast built (the same edges): the floor of sockets and framing.
-- ``star``: the host's ceiling (:class:`gossipfast._bench_flood.Star`): every process
+- ``star``: the host's ceiling (:class:`gossipfast_bench.flood.Star`): every process
   connected to every other, publishers write each frame straight to all of them over
   the flood's framing, nobody relays.
 - ``redis`` (Redis pub/sub, redis-py with hiredis, publishes pipelined) and ``nats``
@@ -20,7 +20,8 @@ Implementations:
   binary or the Python client is missing. A subscriber the server disconnected (or
   messages the client dropped as a slow consumer) make the run incomplete, counted.
 - ``aiogossip`` and ``libp2p`` (py-libp2p gossipsub): run with ``--others-python`` (an
-  interpreter that has them, see ``bench/requirements.txt``); skipped with a message
+  interpreter that has them: ``pip install -e './bench[others]'``, or a venv of their
+  own, see ``bench/requirements.txt``); skipped with a message
   when that interpreter cannot import them.
 
 Measures (DESIGN.md §7): delivered/s counts broadcasts that reached *every* other node,
@@ -57,8 +58,9 @@ from typing import Any
 
 import click
 
-_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_worker.py")
-# Run the worker by path (not -m): a competitor's venv need not have gossipfast.
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+# Run the worker by path (not -m): a competitor's venv need not have gossipfast or this
+# distribution (``python -m gossipfast_bench.worker`` works where they are installed).
 _RUNNER = (
     "import runpy, sys; p = sys.argv[1]; sys.argv = sys.argv[1:]; "
     "runpy.run_path(p, run_name='__main__')"
@@ -73,6 +75,9 @@ _IMPORT_NAME = {
     "redis": "redis, hiredis",
     "nats": "nats",
 }
+#: How to get the brokers' clients, and the gossip libraries, from a checkout.
+INSTALL_BROKERS = "pip install -e './bench[brokers]'"
+INSTALL_OTHERS = "pip install -e './bench[others]', or see bench/requirements.txt"
 #: The server each broker runs against (the Debian package has the same name).
 _SERVER_BINARY = {"redis": "redis-server", "nats": "nats-server"}
 
@@ -566,7 +571,7 @@ def _machine() -> dict[str, Any]:
         load = os.getloadavg()
     except OSError:
         load = (math.nan, math.nan, math.nan)
-    from . import COMPILED, __version__
+    from gossipfast import COMPILED, __version__
 
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -722,7 +727,7 @@ def bench_command(
         return
     if nodes < 2:
         raise click.BadParameter("at least 2 nodes", param_hint="--nodes")
-    from .config import config_overrides
+    from gossipfast.config import config_overrides
 
     try:
         overrides = config_overrides(config_items)  # fail here, not in ten workers
@@ -758,7 +763,7 @@ def bench_command(
                 )
                 wanted.remove(name)
             elif why:
-                messages.append(f"skipped {name}: {why} (pip install 'gossipfast[bench]')")
+                messages.append(f"skipped {name}: {why} ({INSTALL_BROKERS})")
                 wanted.remove(name)
             else:
                 binaries[name] = binary
@@ -766,7 +771,7 @@ def bench_command(
             pythons[name] = others_python or sys.executable
             why = _check_other(pythons[name], name)
             if why:
-                messages.append(f"skipped {name}: {why} (see bench/requirements.txt)")
+                messages.append(f"skipped {name}: {why} ({INSTALL_OTHERS})")
                 wanted = [w for w in wanted if w != name]
     if "gossipfast" in wanted:
         wanted = ["gossipfast"] + [w for w in wanted if w != "gossipfast"]

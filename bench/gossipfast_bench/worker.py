@@ -1,13 +1,15 @@
-"""One node of a ``gossipfast bench`` cluster, in its own process (internal).
+"""One node of a ``gossipfast bench`` cluster, in its own process.
 
-``gossipfast._bench`` starts N of these and steers them with one JSON object per line
+:mod:`gossipfast_bench.bench` starts N of these and steers them with one JSON object per line
 on stdin; each answers with one JSON line on the file descriptor given by
 ``--ctl-fd`` (stdout by default; competitor libraries print to stdout, so the worker
 points ``sys.stdout`` at stderr before loading them).
 
 It runs under any interpreter that has the library it measures: the coordinator
-starts it with ``runpy.run_path`` (so it works for a venv that lacks gossipfast), which
-is why it imports only the standard library at the top and the measured library lazily.
+starts it with ``runpy.run_path`` (so it works for a venv that lacks gossipfast and this
+distribution), which is why it imports only the standard library at the top and the
+measured library lazily. Where they are installed, ``python -m gossipfast_bench.worker
+IMPL INDEX`` runs it too.
 
 Payload layout (shared host clock): ``>qII`` = CLOCK_MONOTONIC ns at the broadcast
 call, publisher index, sequence number; padded with zeros to the payload size.
@@ -33,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 _HDR = struct.Struct(">qII")
-_FLOOD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_flood.py")
+_FLOOD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flood.py")
 _now_ns = time.monotonic_ns
 #: Latency histogram resolution: bucket = floor(ln(ns) * _LOG_SCALE), about 1 % wide.
 _LOG_SCALE = 100.0
@@ -716,7 +718,7 @@ def run_libp2p(index: int, ctl: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python _bench_worker.py IMPL INDEX``: serve one node until stdin closes."""
+    """``python -m gossipfast_bench.worker IMPL INDEX``: serve one node until stdin closes."""
     ap = argparse.ArgumentParser()
     ap.add_argument("impl")
     ap.add_argument("index", type=int)

@@ -10,10 +10,8 @@ No membership, no repair, no back-pressure beyond pausing the publisher.
 :class:`Star` is the host's ceiling beside it: every member connected to every other, a
 publisher writes each frame straight to all of them, nobody relays.
 
-Issue 5 asks for it "inside bench/"; it lives in the package instead because
-``gossipfast bench`` must run it side by side on a fresh ``pip install``, where the
-repository's ``bench/`` folder does not exist. It imports nothing from gossipfast so it
-stays an independent floor (and the bench worker loads it by file path).
+It imports nothing from gossipfast so that it stays an independent floor (and the bench
+worker loads it by file path).
 """
 
 from __future__ import annotations
