@@ -16,11 +16,12 @@ import logging
 import os
 import random
 import signal
+import ssl
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import click
@@ -37,6 +38,7 @@ from ._procs import (
 )
 from ._run import run
 from ._seeds import parse_seed
+from ._tls import tls_args, tls_contexts, tls_options
 from .config import Config
 from .errors import ConfigError, GossipError, JoinError, SeedError
 from .types import Message
@@ -127,6 +129,7 @@ async def _run_node(
     stats_interval: float,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
 ) -> int:
     from .node import Node
 
@@ -171,7 +174,15 @@ async def _run_node(
         except (OSError, RuntimeError):
             pass  # stdin closed or the loop is gone: nothing more to read
 
-    async with PrintingNode(listen, config=config, node_id=node_id, advertise=advertise) as node:
+    server_ssl, client_ssl = tls if tls is not None else (None, None)
+    async with PrintingNode(
+        listen,
+        config=config,
+        node_id=node_id,
+        advertise=advertise,
+        ssl=server_ssl,
+        client_ssl=client_ssl,
+    ) as node:
         log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
         start_metrics(node, metrics_port, metrics_host)
         # Whatever the log level: what process managers and the tests wait for (it
@@ -280,6 +291,7 @@ async def _run_node(
     help="Event loop (auto: uvloop when installed).",
 )
 @metrics_options
+@tls_options
 def run_command(
     listen: str,
     joins: tuple[str, ...],
@@ -294,6 +306,10 @@ def run_command(
     loop_kind: str,
     metrics_port: int | None,
     metrics_host: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+    tls_no_client_auth: bool,
 ) -> None:
     """Run one node: broadcast each stdin line, print each delivery as a JSON line."""
     logging.basicConfig(
@@ -308,6 +324,10 @@ def run_command(
         except ConfigError as e:
             raise click.ClickException(f"--join: {e}") from None
     try:
+        tls = tls_contexts(tls_cert, tls_key, tls_ca, client_auth=not tls_no_client_auth)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    try:
         code = _run_on_loop(
             _run_node(
                 listen,
@@ -320,6 +340,7 @@ def run_command(
                 stats_interval,
                 metrics_port,
                 metrics_host,
+                tls,
             ),
             loop_kind,
         )
@@ -378,7 +399,9 @@ class _ClusterRun:
         config: list[str],
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
+        tls: Sequence[str] = (),
     ) -> None:
+        self.tls = list(tls)  # --tls-* options for every node
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.n = nodes
@@ -398,7 +421,7 @@ class _ClusterRun:
     async def start(self, timeout: float = 60.0) -> None:
         """Start the nodes (node 0 first, the others joining it); wait for each one's
         ready line. :class:`~gossipfast._procs.ProcError` past ``timeout`` seconds."""
-        base = ["--stamp", "--stats-interval", "0.5", "--log-level", "WARNING"]
+        base = ["--stamp", "--stats-interval", "0.5", "--log-level", "WARNING", *self.tls]
 
         def spawn(i: int, listen: str, seeds: list[str]) -> _Worker:
             opts = list(base)
@@ -561,6 +584,7 @@ async def _cluster_main(
     as_json: bool,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    tls: Sequence[str] = (),
 ) -> int:
     from rich.console import Console
     from rich.live import Live
@@ -568,7 +592,7 @@ async def _cluster_main(
     console = Console(stderr=as_json)
     if not console.is_terminal:
         console = Console(stderr=as_json, width=120)  # logs and CI: room for every column
-    run = _ClusterRun(nodes, rate, duration, payload, overrides, metrics_port, metrics_host)
+    run = _ClusterRun(nodes, rate, duration, payload, overrides, metrics_port, metrics_host, tls)
     console.print(f"starting {nodes} nodes on loopback ...")
     if metrics_port is not None:
         console.print(
@@ -662,6 +686,7 @@ async def _cluster_main(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line.")
 @metrics_options
+@tls_options
 def cluster_command(
     nodes: int,
     rate: float,
@@ -671,12 +696,22 @@ def cluster_command(
     as_json: bool,
     metrics_port: int | None,
     metrics_host: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+    tls_no_client_auth: bool,
 ) -> None:
     """Start N nodes on loopback (one process each), stream broadcasts, show the figures.
 
-    With --metrics-port P, node i serves its metrics on port P+i.
+    With --metrics-port P, node i serves its metrics on port P+i. With the --tls-*
+    options every node uses the same certificate (for 127.0.0.1) and CA.
     """
     _config(None, overrides)  # validate before spawning anything
+    try:
+        tls_contexts(tls_cert, tls_key, tls_ca, client_auth=not tls_no_client_auth)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    tls = tls_args(tls_cert, tls_key, tls_ca, not tls_no_client_auth)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     code = run(
         _cluster_main(
@@ -688,6 +723,7 @@ def cluster_command(
             as_json,
             metrics_port,
             metrics_host,
+            tls,
         )
     )
     sys.exit(code)
