@@ -43,6 +43,19 @@ _KIND: dict[type, str] = {
 _MAINTENANCE_MAX = 15.0
 
 
+def _exact_bytes(payload: object) -> bytes:
+    """A bytes-like payload as bytes; ``TypeError`` saying what is expected otherwise
+    (``bytes(5)`` would be five zero bytes, ``bytes([1, 2])`` two: never what was meant)."""
+    try:
+        return memoryview(payload).tobytes()  # type: ignore[arg-type]
+    except TypeError:
+        hint = " (encode text first, e.g. text.encode())" if isinstance(payload, str) else ""
+        raise TypeError(
+            "a payload is bytes, bytearray or another bytes-like object, "
+            f"not {type(payload).__name__}{hint}"
+        ) from None
+
+
 class Engine:
     """The protocol state of one node; see the module docstring and ``docs/internals.md``.
 
@@ -203,7 +216,7 @@ class Engine:
         # the payload store holds exact bytes (a typed field in the compiled build); the
         # size is that of the bytes (a memoryview's len counts items, not bytes)
         if type(payload) is not bytes:
-            payload = bytes(payload)
+            payload = _exact_bytes(payload)
         if len(payload) > self.config.max_payload_size:
             raise PayloadTooLarge(len(payload), self.config.max_payload_size)
         if not self._maint_armed:
@@ -221,7 +234,7 @@ class Engine:
         exact = []  # one pass: converted to bytes, then sized (as in broadcast)
         for p in payloads:
             if type(p) is not bytes:
-                p = bytes(p)
+                p = _exact_bytes(p)
             if len(p) > limit:
                 raise PayloadTooLarge(len(p), limit)
             exact.append(p)

@@ -339,6 +339,10 @@ class Node:
         """
         if self._state != "running":
             self._check_running()
+        if isinstance(payloads, (str, bytes, bytearray, memoryview)):
+            raise TypeError(
+                "broadcast_many() takes an iterable of payloads; for one payload, broadcast()"
+            )
         batch = list(payloads)  # the engine converts bytes-likes to bytes
         if not batch:
             return []
