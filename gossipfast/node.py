@@ -100,7 +100,9 @@ class Node:
         self._state = "new"  # new -> running -> closed
         self._msgs: collections.deque[Message] = collections.deque()
         self._lagged = 0
-        self._events: collections.deque[Event] = collections.deque(maxlen=_EVENT_QUEUE_SIZE)
+        self._events: collections.deque[Event] = collections.deque()
+        self._events_lagged = 0  # events dropped since events() last said so
+        self._events_lagged_total = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._hook_errors = 0
         self._lagged_total = 0
@@ -387,12 +389,21 @@ class Node:
                 return
             await self._waiter()
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Events (bounded queue): :class:`NeighborUp` and :class:`NeighborDown` as the
-        active view changes, and :class:`Gap` when messages were lost for good (sent,
-        but no neighbour stores them any more: they will not be delivered here)."""
+    async def events(self) -> AsyncIterator[Event | Lagged]:
+        """Events: :class:`NeighborUp` and :class:`NeighborDown` as the active view
+        changes, and :class:`Gap` when messages were lost for good (sent, but no
+        neighbour stores them any more: they will not be delivered here).
+
+        The queue holds the latest 10,000 events; a consumer that falls behind further
+        gets a :class:`Lagged` item (how many were dropped, oldest first) before the
+        rest. The iterator ends when the node closes.
+        """
         q = self._events
         while True:
+            if self._events_lagged:
+                dropped, self._events_lagged = self._events_lagged, 0
+                yield Lagged(dropped)
+                continue
             if q:
                 yield q.popleft()
                 continue
@@ -418,6 +429,7 @@ class Node:
         if "dups" not in out and "duplicates" in out:
             out["dups"] = out["duplicates"]
         out["lagged"] = self._lagged_total
+        out["events_lagged"] = self._events_lagged_total
         out["queued"] = len(self._msgs)
         out["hook_errors"] = self._hook_errors
         out["active"] = len(self.active_view)
@@ -525,6 +537,10 @@ class Node:
                     ev.origin,
                     ev.sender or "unknown",
                 )
+            if len(self._events) >= _EVENT_QUEUE_SIZE:
+                self._events.popleft()
+                self._events_lagged += 1
+                self._events_lagged_total += 1
             self._events.append(ev)
         self._wake()
 

@@ -45,6 +45,8 @@ class Stats(Mapping[str, int]):
     missing: int = 0
     #: Deliveries dropped because the consumer of ``messages()`` fell behind.
     lagged: int = 0
+    #: Events dropped because the consumer of ``events()`` fell behind (10,000 queued).
+    events_lagged: int = 0
     #: Gauge: deliveries waiting in the ``messages()`` queue.
     queued: int = 0
     #: Exceptions raised by an overridden ``handle_broadcast``.

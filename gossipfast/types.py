@@ -81,7 +81,8 @@ class NeighborDown(msgspec.Struct, frozen=True):
 
 
 class Lagged(msgspec.Struct, frozen=True):
-    """The consumer of ``messages()`` fell behind: ``dropped`` deliveries were discarded."""
+    """The consumer of ``messages()`` (or ``events()``) fell behind: ``dropped``
+    deliveries (or events), the oldest, were discarded."""
 
     dropped: int
 

@@ -42,3 +42,17 @@ def test_text_gets_a_hint_and_bytes_likes_are_taken(arun: Callable[..., Any]) ->
             assert a.stats()["broadcasts"] == 5
 
     arun(main())
+
+
+def test_an_events_consumer_that_falls_behind_gets_lagged(arun: Callable[..., Any]) -> None:
+    async def main() -> None:
+        async with gossipfast.Node("127.0.0.1:0") as a:
+            # more neighbour events than the queue holds, as a long churn would make
+            a._on_events([gossipfast.NeighborUp(f"10.0.0.1:{p}") for p in range(10_005)])
+            it = a.events()
+            first = await it.__anext__()
+            assert first == gossipfast.Lagged(5)
+            assert await it.__anext__() == gossipfast.NeighborUp("10.0.0.1:5")  # oldest kept
+            assert a.stats()["events_lagged"] == 5
+
+    arun(main())
