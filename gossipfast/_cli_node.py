@@ -28,6 +28,7 @@ from typing import Any
 import click
 import msgspec
 
+from ._quantile import percentile
 from ._run import run
 from .config import Config
 from .errors import ConfigError, GossipError, JoinError
@@ -318,13 +319,6 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[i]
-
-
 def _ms(v: float) -> str:
     return "-" if v != v else f"{v:.2f}ms"
 
@@ -506,8 +500,8 @@ class _ClusterRun:
         lats = sorted(x[1] for x in self.window)
         return (
             len(lats) / seconds,
-            _percentile(lats, 0.5) * 1e3,
-            _percentile(lats, 0.99) * 1e3,
+            percentile(lats, 0.5) * 1e3,
+            percentile(lats, 0.99) * 1e3,
         )
 
     def table(self, title: str) -> Any:
@@ -531,8 +525,8 @@ class _ClusterRun:
                 str(w.delivered),
                 str(missing),
                 str(w.dups),
-                _ms(_percentile(lats, 0.5) * 1e3),
-                _ms(_percentile(lats, 0.99) * 1e3),
+                _ms(percentile(lats, 0.5) * 1e3),
+                _ms(percentile(lats, 0.99) * 1e3),
             )
         return t
 
@@ -557,8 +551,8 @@ class _ClusterRun:
             "complete_broadcasts": self.complete(),
             "duplicates": sum(w.dups for w in self.workers),
             "throughput_per_s": self.complete() / self.duration if self.duration else 0.0,
-            "p50_ms": _percentile(lats, 0.5) * 1e3,
-            "p99_ms": _percentile(lats, 0.99) * 1e3,
+            "p50_ms": percentile(lats, 0.5) * 1e3,
+            "p99_ms": percentile(lats, 0.99) * 1e3,
             "max_ms": (lats[-1] * 1e3) if lats else float("nan"),
             "mean_ms": (statistics.fmean(lats) * 1e3) if lats else float("nan"),
         }

@@ -1,4 +1,4 @@
-# Typed declarations that Cython applies to sim.py (pure-Python mode, augmenting .pxd).
+# Typed declarations that Cython applies to core.py (pure-Python mode, augmenting .pxd).
 # The simulator's own event loop is half of a large run's time: routing a drained
 # outbox, the heap and per-broadcast bookkeeping run as C here.
 import cython
