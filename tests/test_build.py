@@ -77,6 +77,7 @@ def test_import_loads_neither_the_simulator_nor_the_cli() -> None:
 SIM_MODULES = [
     "gossipfast.sim",
     "gossipfast.sim.core",
+    "gossipfast.sim.figures",
     "gossipfast.sim.graph",
     "gossipfast.sim.scenarios",
 ]

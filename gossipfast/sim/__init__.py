@@ -5,6 +5,8 @@
 - :mod:`gossipfast.sim.scenarios`: :func:`build_overlay`, :func:`broadcast_rounds`,
   :func:`crash_scenario`, :func:`partition_scenario`, :func:`churn_scenario` and
   :func:`run_default` (the ``gossipfast sim`` run), each returning a dict of figures;
+- :mod:`gossipfast.sim.figures`: what a broadcast did (reliability, RMR, LDH, latency)
+  and the overlay's active views, read off the simulator's state;
 - :mod:`gossipfast.sim.graph`: connectivity, degrees, clustering and hop counts of an
   active-view graph.
 
