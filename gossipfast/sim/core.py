@@ -57,10 +57,8 @@ _SHIFT = 20  # link keys pack two node indices: (a << _SHIFT) | b
 _MASK = (1 << _SHIFT) - 1
 MAX_NODES = 1 << _SHIFT
 
-#: GC thresholds while the event loop runs. The loop allocates millions
-#: of short-lived containers (heap entries, drained outboxes) next to millions of
-#: long-lived ones (engine state); at the default 700 the collector ran ~30% of the time
-#: and found almost no cycles (a few hundred objects in a 3,000-node run).
+#: GC thresholds while the event loop runs: it allocates short-lived containers by the
+#: million and makes almost no cycles (figures: docs/internals.md, "sim.core").
 _GC_THRESHOLD = (50_000, 50, 100)
 
 _GOSSIP = wire.Gossip
@@ -74,10 +72,10 @@ def cyclic_gc_paused() -> Iterator[None]:
     """Run a whole simulation with Python's cyclic garbage collector off.
 
     For a process that does nothing but simulate (``gossipfast sim``,
-    ``bench/sim_scale.py``). The engines and the simulator free their garbage by
-    reference counting (a 3,000-node run leaves a few hundred objects in cycles); the
-    collector's full passes over millions of long-lived objects took 9% of such a run.
-    :meth:`Simulator.run_until` alone only raises the thresholds while it runs.
+    ``bench/sim_scale.py``): the engines and the simulator free their garbage by
+    reference counting, so the collector's full passes over millions of long-lived
+    objects are wasted. :meth:`Simulator.run_until` alone only raises the thresholds
+    while it runs.
     """
     was = gc.isenabled()
     gc.disable()
