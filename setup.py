@@ -56,11 +56,12 @@ class OptionalBuildExt(build_ext):
 def _extensions() -> list:
     if NO_EXT:
         return []
+    # "sim.core" is gossipfast/sim/core.py: cythonize names it from the folders' __init__.py
+    paths = [HERE.joinpath("gossipfast", *m.split(".")) for m in HOT_MODULES]
     sources = [
-        f"gossipfast/{m}.py"
-        for m in HOT_MODULES
-        if (HERE / "gossipfast" / f"{m}.py").exists()
-        and (HERE / "gossipfast" / f"{m}.pxd").exists()
+        str(p.with_suffix(".py").relative_to(HERE))
+        for p in paths
+        if p.with_suffix(".py").exists() and p.with_suffix(".pxd").exists()
     ]
     try:
         from Cython.Build import cythonize

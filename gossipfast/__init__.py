@@ -28,16 +28,9 @@ from .errors import (  # noqa: E402
 from .stats import Stats  # noqa: E402
 from .types import Gap, Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa: E402
 
-
-def _compiled() -> bool:
-    # From the import specs: importing every hot module here loaded the simulator (and
-    # click) into every user's process. The node imports the others right below.
-    found = [c for c in map(_hot.will_load_compiled, _hot.HOT_MODULES) if c is not None]
-    return bool(found) and all(found)
-
-
 #: True when the compiled (Cython) hot path is loaded, False for the pure-Python build.
-COMPILED: bool = _compiled()
+#: Read from the import specs: importing the hot modules here would load the simulator.
+COMPILED: bool = _hot.all_compiled()
 
 if TYPE_CHECKING:
     from .node import Node

@@ -36,6 +36,7 @@ from ._procs import (
     start_nodes,
     stop_all,
 )
+from ._quantile import percentile
 from ._run import run
 from ._seeds import parse_seed
 from ._tls import tls_args, tls_contexts, tls_options
@@ -354,13 +355,6 @@ def run_command(
 # ---------------------------------------------------------------------------- cluster
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[i]
-
-
 def _ms(v: float) -> str:
     return "-" if v != v else f"{v:.2f}ms"
 
@@ -517,8 +511,8 @@ class _ClusterRun:
         lats = sorted(x[1] for x in self.window)
         return (
             len(lats) / seconds,
-            _percentile(lats, 0.5) * 1e3,
-            _percentile(lats, 0.99) * 1e3,
+            percentile(lats, 0.5) * 1e3,
+            percentile(lats, 0.99) * 1e3,
         )
 
     def table(self, title: str) -> Any:
@@ -542,8 +536,8 @@ class _ClusterRun:
                 str(w.delivered),
                 str(missing),
                 str(w.dups),
-                _ms(_percentile(lats, 0.5) * 1e3),
-                _ms(_percentile(lats, 0.99) * 1e3),
+                _ms(percentile(lats, 0.5) * 1e3),
+                _ms(percentile(lats, 0.99) * 1e3),
             )
         return t
 
@@ -568,8 +562,8 @@ class _ClusterRun:
             "complete_broadcasts": self.complete(),
             "duplicates": sum(w.dups for w in self.workers),
             "throughput_per_s": self.complete() / self.duration if self.duration else 0.0,
-            "p50_ms": _percentile(lats, 0.5) * 1e3,
-            "p99_ms": _percentile(lats, 0.99) * 1e3,
+            "p50_ms": percentile(lats, 0.5) * 1e3,
+            "p99_ms": percentile(lats, 0.99) * 1e3,
             "max_ms": (lats[-1] * 1e3) if lats else float("nan"),
             "mean_ms": (statistics.fmean(lats) * 1e3) if lats else float("nan"),
         }

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-#: Modules that setup.py compiles when a compiler is present.
+#: Modules that setup.py compiles when a compiler is present (dotted: in a subpackage).
 HOT_MODULES: tuple[str, ...] = (
     "_codec",
     "_cache",
@@ -25,7 +25,7 @@ HOT_MODULES: tuple[str, ...] = (
     "_plumtree",
     "_hyparview",
     "_deliver",
-    "sim",
+    "sim.core",
 )
 
 _PKG_DIR = Path(__file__).resolve().parent
@@ -50,10 +50,10 @@ class _PureFinder(importlib.abc.MetaPathFinder):
         path: object = None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        pkg, _, name = fullname.rpartition(".")
+        pkg, _, name = fullname.partition(".")
         if pkg != __package__ or name not in HOT_MODULES:
             return None
-        source = _PKG_DIR / f"{name}.py"
+        source = source_path(name)
         if not source.exists():
             return None
         return importlib.util.spec_from_file_location(fullname, source)
@@ -70,11 +70,29 @@ def is_compiled(module: ModuleType) -> bool:
     return _is_extension(getattr(module, "__file__", None))
 
 
+def source_path(name: str) -> Path:
+    """The ``.py`` source of the hot module ``gossipfast.<name>``."""
+    return _PKG_DIR.joinpath(*name.split(".")).with_suffix(".py")
+
+
 def will_load_compiled(name: str) -> bool | None:
     """For ``gossipfast.<name>``: True when importing it loads a compiled extension,
-    False for its ``.py`` source, None when there is no such module (nothing imported)."""
-    spec = importlib.util.find_spec(f"{__package__}.{name}")
+    False for its ``.py`` source, None when there is no such module.
+
+    Nothing is imported, not even the subpackage of a dotted name (``import gossipfast``
+    must not load the simulator): the lookup is the path finder's, in the module's folder.
+    """
+    source = source_path(name)
+    if extensions_disabled() and source.exists():
+        return False  # what _PureFinder makes the import load
+    spec = importlib.machinery.PathFinder.find_spec(f"{__package__}.{name}", [str(source.parent)])
     return None if spec is None else _is_extension(spec.origin)
+
+
+def all_compiled() -> bool:
+    """True when every hot module present imports as its compiled extension."""
+    found = [c for c in map(will_load_compiled, HOT_MODULES) if c is not None]
+    return bool(found) and all(found)
 
 
 def _is_extension(path: object) -> bool:

@@ -18,7 +18,7 @@ import click
 _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("gossipfast._cli_node", "run_command"),
     "cluster": ("gossipfast._cli_node", "cluster_command"),
-    "sim": ("gossipfast.sim", "sim_command"),
+    "sim": ("gossipfast._cli_sim", "sim_command"),
     "demo": ("gossipfast._cli_demo", "demo_command"),
 }
 

@@ -74,7 +74,16 @@ def test_import_loads_neither_the_simulator_nor_the_cli() -> None:
     )
 
 
-@pytest.mark.parametrize("module", ["gossipfast.engine", "gossipfast.sim"])
+SIM_MODULES = [
+    "gossipfast.sim",
+    "gossipfast.sim.core",
+    "gossipfast.sim.figures",
+    "gossipfast.sim.graph",
+    "gossipfast.sim.scenarios",
+]
+
+
+@pytest.mark.parametrize("module", ["gossipfast.engine", *SIM_MODULES])
 def test_engine_and_simulator_load_no_io(module: str) -> None:
     # The engine is sans-IO and the simulator drives it alone: importing either (in
     # the build this run tests) loads no event loop, TLS, transport or node; the node
@@ -87,3 +96,26 @@ def test_engine_and_simulator_load_no_io(module: str) -> None:
         "assert gossipfast.Node.__module__ == 'gossipfast.node';"
         "assert 'asyncio' in sys.modules"
     )
+
+
+@pytest.mark.parametrize("module", SIM_MODULES)
+def test_simulator_loads_no_cli(module: str) -> None:
+    # The simulator is a library; its console command (click, rich, matplotlib) is
+    # gossipfast._cli_sim, loaded by `gossipfast sim` or a use of sim.sim_command.
+    run_fresh(
+        f"import sys, {module}, gossipfast.sim;"
+        "cli = ('click', 'rich', 'matplotlib', 'gossipfast._cli_sim');"
+        "bad = [m for m in cli if m in sys.modules];"
+        "assert not bad, bad;"
+        "from gossipfast._cli_sim import sim_command;"
+        "assert gossipfast.sim.sim_command is sim_command"
+    )
+
+
+def test_simulator_core_is_a_hot_module() -> None:
+    # the event loop is compiled with the other hot modules, in the build asked for
+    from gossipfast.sim import core
+
+    assert "sim.core" in _hot.HOT_MODULES
+    assert _hot.is_compiled(core) is (not _hot.extensions_disabled())
+    assert _hot.will_load_compiled("sim.core") is _hot.is_compiled(core)

@@ -700,7 +700,7 @@ def test_cli_table_and_plot_message(tmp_path: Any) -> None:
 def test_cli_rejects_bad_latency() -> None:
     from click.testing import CliRunner
 
-    from gossipfast.sim import sim_command
+    from gossipfast._cli_sim import sim_command
 
     res = CliRunner().invoke(sim_command, ["--latency", "50,10"])
     assert res.exit_code != 0 and "LO <= HI" in res.output
@@ -709,7 +709,7 @@ def test_cli_rejects_bad_latency() -> None:
 def test_cli_takes_config_overrides_and_refuses_bad_ones() -> None:
     from click.testing import CliRunner
 
-    from gossipfast.sim import sim_command
+    from gossipfast._cli_sim import sim_command
 
     res = CliRunner().invoke(
         sim_command,
@@ -726,7 +726,7 @@ def test_cli_help_is_the_description_not_a_signature() -> None:
     # the compiled module must not embed the function's signature in its docstring
     from click.testing import CliRunner
 
-    from gossipfast.sim import sim_command
+    from gossipfast._cli_sim import sim_command
 
     res = CliRunner().invoke(sim_command, ["--help"])
     assert res.exit_code == 0, res.output

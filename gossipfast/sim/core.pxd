@@ -1,6 +1,5 @@
-# Typed declarations that Cython applies to sim.py (pure-Python mode, augmenting .pxd).
-# The simulator's own event loop is half of a large run's time: routing a drained
-# outbox, the heap and per-broadcast bookkeeping run as C here.
+# Typed declarations that Cython applies to core.py (pure-Python mode, augmenting .pxd):
+# the routing of drained outboxes, the heap and per-broadcast bookkeeping run as C.
 import cython
 
 
