@@ -29,7 +29,8 @@ Rules kept here:
   the peers that feed it past ``RELAY_DELAY_MAX`` (at most ``BACKPRESSURE_PAUSE_MAX``
   per episode). A link that makes no progress at all (``STALL_AFTER``) is stalled, not
   slow: it holds neither, its queue is bounded by ``send_queue_bytes`` and it is
-  dropped as slow after ``heartbeat_timeout``.
+  dropped as slow after ``heartbeat_timeout``. The verdict and the pauses live in
+  :mod:`gossipfast._backpressure`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import wire
+from ._backpressure import (  # noqa: F401  (re-exported: the transport's limits)
+    BACKPRESSURE_CHECK,
+    BACKPRESSURE_PAUSE_MAX,
+    LINK_QUEUE_MAX,
+    QUEUE_DELAY_MAX,
+    RELAY_DELAY_MAX,
+    STALL_AFTER,
+    BackPressure,
+)
 from ._codec import FrameDecoder, encode_frame, encode_frames
 from .config import Config
 
@@ -59,38 +69,6 @@ _MAX_HOSTS = 65536
 SOCKET_BUFFER = 64 << 10
 #: Write-buffer high-water mark of a connection (at most send_queue_bytes / 4).
 WRITE_HIGH_WATER = 64 << 10
-#: A publisher's ``broadcast()`` waits while the oldest byte queued for one of its
-#: links (above the kernel's buffer) has waited longer than this. Time, not bytes: the
-#: same backlog is 6 ms of 1 KiB messages at 10,000/s and 60 ms of 100 B ones at
-#: 1,000/s, and what must stay short is the delay each hop adds before the graft
-#: timers (``graft_timeout_1``) take the message for lost.
-QUEUE_DELAY_MAX = 0.02
-#: A relay stops reading the peers that feed a link once that link's oldest queued
-#: byte is older than this. Longer than ``QUEUE_DELAY_MAX``: pausing a relay's reads
-#: also holds every other tree through it, and among relays that feed each other,
-#: pauses wait on each other in cycles.
-RELAY_DELAY_MAX = 0.1
-#: Bytes queued for one link (the transport's buffer and our own queue) that hold a
-#: publisher at once, whatever their age: a burst queued in one go has no age yet. A
-#: relay's own bound is a quarter of ``Config.send_queue_bytes`` (8 MiB at the
-#: default): a few large payloads in flight are not congestion, and each needless
-#: relay pause holds every tree through it.
-LINK_QUEUE_MAX = 1 << 20
-#: A link that passed nothing on to the kernel for this long is stalled, not slow:
-#: back-pressure would only spread its stall to every other tree, so it is left out of
-#: the congestion test; its queue is bounded by ``Config.send_queue_bytes`` and it is
-#: dropped as slow after ``heartbeat_timeout`` without progress. Not much shorter:
-#: the kernel's buffers (``SOCKET_BUFFER`` each way) hold about 100 ms of a peer that
-#: reads 3 MB/s, and the link shows no progress until they drain.
-STALL_AFTER = 0.5
-#: While readers are paused or a publisher waits for back-pressure, congestion is
-#: looked at again this often.
-BACKPRESSURE_CHECK = 0.01
-#: Longest back-pressure pause of one episode: then every paused reader gets a read,
-#: so a chain of slowly draining links cannot starve a connection (its heartbeats wait
-#: while it is paused).
-BACKPRESSURE_PAUSE_MAX = 0.5
-
 #: Publishes (``broadcast()`` calls, or messages of one ``broadcast_many``) whose
 #: outputs may wait for the end of the loop turn; at this many they are written at once.
 PUBLISH_BATCH_MAX = 256
@@ -178,20 +156,6 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _feeds_congestion(msgs: list[Any]) -> bool:
-    """True if a batch carries payloads or requests that make us send some.
-
-    Back-pressure pauses only such inputs: pausing a peer that merely announces (IHave)
-    or prunes relieves nothing, and such pauses chained links into cycles that only the
-    stall check released. Looked at only while a link is congested, not per read.
-    """
-    for m in msgs:
-        t = type(m)
-        if t is wire.Gossip or t is wire.Graft or t is wire.Want:
-            return True
-    return False
-
-
 def _split(msgs: list[Any], limit: int) -> list[list[Any]]:
     """Cut a batch into frames whose bodies stay under ``limit`` bytes."""
     if len(encode_frame(msgs)) - 4 <= limit or len(msgs) == 1:
@@ -273,17 +237,16 @@ class Connection(asyncio.Protocol):
         """The kernel buffer is full: queue further output ourselves."""
         now = self.owner.loop.time()
         if not self.paused:
-            self.owner.paused_links += 1
+            self.owner.bp.writes_paused()
             self.drained_at = now  # a new episode: moving until it stops
         self.paused = True
         self.paused_since = now
 
     def resume_writing(self) -> None:
         """The kernel buffer drained: send what was queued."""
-        if self.paused:
-            self.owner.paused_links -= 1
+        was_paused = self.paused
         self.paused = False
-        self.owner._conn_resumed(self)
+        self.owner._conn_resumed(self, was_paused)
 
     # -- helpers ----------------------------------------------------------------------
     def write(self, data: bytes, now: float) -> None:
@@ -424,23 +387,17 @@ class Transport:
         self._last_tick = 0.0
         self._ticker: asyncio.TimerHandle | None = None
         self._logged: set[str] = set()
-        self._resume_waiters: list[asyncio.Future[None]] = []
         self._closed = False
-        #: Connections whose writes are paused now (cheap pre-check of congested).
-        self.paused_links = 0
-        #: Connections whose reading is paused for back-pressure, and the timer that
-        #: looks at the congestion again while readers are paused or writers wait.
-        self._bp_paused: list[Connection] = []
-        self._bp_timer: asyncio.TimerHandle | None = None
-        self._bp_since = 0.0
-        #: The last congestion verdict and when it was reached: kept for a millisecond,
-        #: or until the next flush.
-        self._cg_at = -1.0
-        self._cg = False
-        self._cg_limit = 0.0
-        self._relay_queue_max = config.send_queue_bytes // 4
         self._all_gone: asyncio.Future[None] | None = None
         self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        self.bp = BackPressure(
+            self.loop,
+            self._conns,
+            self._pending_of,
+            self._resume_reading,
+            self._c,
+            config.send_queue_bytes // 4,
+        )
         #: Inbound connections open per remote IP, and each IP's accept bucket.
         self._per_host: dict[str, int] = {}
         self._accept: dict[str, tuple[float, float]] = {}
@@ -495,9 +452,10 @@ class Transport:
             return
         self.flush()
         self._closed = True
-        for h in (self._flush_handle, self._timer, self._ticker, self._bp_timer):
+        for h in (self._flush_handle, self._timer, self._ticker):
             if h is not None:
                 h.cancel()
+        self.bp.close()
         for t in list(self._tasks):
             t.cancel()
         if self._server is not None:
@@ -515,14 +473,15 @@ class Transport:
         for c in list(self._conns):
             c.close("shutdown", abort=True)
         await asyncio.sleep(0)
-        self._wake_writers()
+        self.bp.wake_writers()
 
     def abort(self) -> None:
         """Drop everything at once, telling no one (used to simulate a crash in tests)."""
         self._closed = True
-        for h in (self._flush_handle, self._timer, self._ticker, self._bp_timer):
+        for h in (self._flush_handle, self._timer, self._ticker):
             if h is not None:
                 h.cancel()
+        self.bp.close()
         for t in list(self._tasks):
             t.cancel()
         if self._server is not None:
@@ -531,7 +490,7 @@ class Transport:
             self._lsock.close()  # (else the accept loop closes it as it ends)
         for c in list(self._conns):
             c.close("shutdown", abort=True)
-        self._wake_writers()
+        self.bp.wake_writers()
 
     @property
     def closed(self) -> bool:
@@ -609,7 +568,8 @@ class Transport:
             self.flush()
         else:
             self.defer()
-        return self.paused_links > 0 and self._congested(self.loop.time())
+        bp = self.bp
+        return bp.paused_links > 0 and bp.congested(self.loop.time())
 
     def published_many(self) -> bool:
         """The engine's ``broadcast_many`` just ran and was dispatched (:meth:`run`):
@@ -617,7 +577,8 @@ class Transport:
         when the publisher should await :meth:`wait_writable` now."""
         if self._out_count >= PUBLISH_BATCH_MAX:
             self.flush()
-        return self.paused_links > 0 and self._congested(self.loop.time())
+        bp = self.bp
+        return bp.paused_links > 0 and bp.congested(self.loop.time())
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None and not self._closed:
@@ -651,7 +612,7 @@ class Transport:
                 continue
             self._c["frames_sent"] += 1
             self._send(self._link(peer), data, now)
-        self._cg_at = -1.0  # queues grew: the congestion verdict is stale
+        self.bp.stale()  # queues grew: the congestion verdict is stale
         if self._closing:
             for peer in self._closing:
                 link = self._links.get(peer)
@@ -713,7 +674,7 @@ class Transport:
         link.pending.clear()
         link.pending_bytes = 0
         c.close("slow", abort=True)
-        self._wake_writers()
+        self.bp.wake_writers()
 
     def _write_pending(self, link: _Link, c: Connection) -> None:
         if not link.pending or c.closing:
@@ -1143,15 +1104,8 @@ class Transport:
             if app and c.peer is not None and self.engine is not None:
                 c.last_app = now
                 self._engine_call(self.engine.on_frame, c.peer, app)
-            if (
-                self.paused_links
-                and not c.paused
-                and not c.bp_paused
-                and c.ready
-                and _feeds_congestion(msgs)
-                and self._congested(now, RELAY_DELAY_MAX, self._relay_queue_max)
-            ):
-                self._bp_pause(c)
+            if self.bp.paused_links:  # (the common case skips the call)
+                self.bp.maybe_pause(c, msgs, now)
         if fault is not None:
             self._reject(
                 c,
@@ -1366,103 +1320,20 @@ class Transport:
             return a
         return b
 
-    def _conn_resumed(self, c: Connection) -> None:
+    def _conn_resumed(self, c: Connection, was_paused: bool) -> None:
         if c.peer is not None:
             link = self._links.get(c.peer)
             if link is not None and link.conn is c:
                 self._write_pending(link, c)
-        if not self.paused_links and self._bp_paused:
-            self._bp_release()
-        self._wake_writers()
+        if was_paused:
+            self.bp.writes_resumed()
+        else:
+            self.bp.wake_writers()
 
-    # ------------------------------------------------------------------ hop-by-hop
-    def _bp_pause(self, c: Connection) -> None:
-        """Stop reading ``c`` for a while: one of our links is congested and ``c`` feeds
-        it (it sent payloads, or Grafts/Wants that make us send them).
-
-        Reading on while a downstream link is congested would only queue the input in
-        our memory and add delay at every hop; pausing lets TCP push back on the
-        sender, hop by hop, until the publisher's :meth:`wait_writable` holds
-        ``broadcast()``. Released when no link is congested any more (see
-        :meth:`_congested`: stalled links do not count), or after
-        ``BACKPRESSURE_PAUSE_MAX``.
-        """
-        tr = c.tr
-        if tr is None or c.closing:
-            return
-        try:
-            tr.pause_reading()
-        except (AttributeError, NotImplementedError, RuntimeError):
-            return
-        if not self._bp_paused:
-            self._bp_since = self.loop.time()
-        c.bp_paused = True
-        self._bp_paused.append(c)
-        self._c["backpressure_pauses"] += 1
-        self._arm_bp()
-
-    def _congested(
-        self, now: float, limit: float = QUEUE_DELAY_MAX, max_bytes: int = LINK_QUEUE_MAX
-    ) -> bool:
-        """True while a link that still moves holds more than ``max_bytes`` or bytes
-        queued for longer than ``limit`` (worked out again after a flush, else at most
-        once per millisecond and limit; each caller passes one byte bound with its
-        limit). A link that passed nothing on for ``STALL_AFTER`` does not count."""
-        if now - self._cg_at < 0.001 and limit == self._cg_limit:
-            return self._cg
-        self._cg_at = now
-        self._cg_limit = limit
-        cg = False
-        if self.paused_links:
-            links = self._links
-            for c in self._conns:
-                if not c.paused or c.closing or c.tr is None:
-                    continue
-                delay = c.queue_delay(now)
-                if now - c.drained_at >= STALL_AFTER:
-                    continue
-                if delay > limit:
-                    cg = True
-                    break
-                link = links.get(c.peer) if c.peer is not None else None
-                held = c.tr.get_write_buffer_size()
-                if link is not None and link.conn is c:
-                    held += link.pending_bytes
-                if held > max_bytes:
-                    cg = True
-                    break
-        self._cg = cg
-        return cg
-
-    def _arm_bp(self) -> None:
-        if self._bp_timer is None and not self._closed:
-            self._bp_timer = self.loop.call_later(BACKPRESSURE_CHECK, self._bp_check)
-
-    def _bp_check(self) -> None:
-        self._bp_timer = None
-        now = self.loop.time()
-        congested = self._congested(now, RELAY_DELAY_MAX, self._relay_queue_max)
-        if self._bp_paused and (not congested or now - self._bp_since >= BACKPRESSURE_PAUSE_MAX):
-            if congested:
-                self._c["backpressure_stalls"] += 1
-            self._bp_release()
-        if self._resume_waiters and not self._congested(now):
-            self._wake_writers()
-        if (congested and self._bp_paused) or self._resume_waiters:
-            self._arm_bp()
-
-    def _bp_release(self) -> None:
-        if self._bp_timer is not None:
-            self._bp_timer.cancel()
-            self._bp_timer = None
-        paused, self._bp_paused = self._bp_paused, []
-        now = self.loop.time()
-        for c in paused:
-            c.bp_paused = False
-            # Our pause, not the peer's silence: do not count it against heartbeats.
-            c.last_recv = max(c.last_recv, now)
-            if not c.read_paused:  # else the read-rate limit resumes it in its own time
-                self._resume_reading(c)
+    def _pending_of(self, c: Connection) -> int:
+        """Bytes the link of ``c`` still holds in our own queue."""
+        link = self._links.get(c.peer) if c.peer is not None else None
+        return link.pending_bytes if link is not None and link.conn is c else 0
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
         if c.lost:
@@ -1489,15 +1360,13 @@ class Transport:
             c.hs_timer = None
         if c.paused:
             c.paused = False
-            self.paused_links -= 1
-            if not self.paused_links and self._bp_paused:
-                self._bp_release()
+            self.bp.writes_resumed()
         if c in self._conns:
             self._conns.discard(c)
             self._c["connections"] -= 1
             if not self._conns and self._all_gone is not None and not self._all_gone.done():
                 self._all_gone.set_result(None)
-        self._wake_writers()
+        self.bp.wake_writers()
         peer = c.peer
         if peer is None:
             return
@@ -1594,25 +1463,12 @@ class Transport:
     # ------------------------------------------------------------------ back-pressure
     @property
     def congested(self) -> bool:
-        """True while a link is congested: bytes queued for it longer than
-        ``QUEUE_DELAY_MAX`` or more than ``LINK_QUEUE_MAX`` of them, and it still drains
-        (a stalled link is not waited for: see ``STALL_AFTER``)."""
-        return self._congested(self.loop.time())
+        """True while a link is congested (see :mod:`gossipfast._backpressure`)."""
+        return self.bp.congested(self.loop.time())
 
     async def wait_writable(self) -> None:
         """Return once no link is congested (or the transport closed)."""
-        while not self._closed and self._congested(self.loop.time()):
-            fut: asyncio.Future[None] = self.loop.create_future()
-            self._resume_waiters.append(fut)
-            self._arm_bp()
-            await fut
-
-    def _wake_writers(self) -> None:
-        if self._resume_waiters:
-            waiters, self._resume_waiters = self._resume_waiters, []
-            for f in waiters:
-                if not f.done():
-                    f.set_result(None)
+        await self.bp.wait_writable()
 
     # ------------------------------------------------------------------ figures
     def counters(self) -> dict[str, int]:
