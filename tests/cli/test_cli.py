@@ -17,8 +17,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from netns import ip, netns_unavailable, tc
-from runproc import RunProc, wait_for
+from support.netns import ip, netns_unavailable, tc
+from support.runproc import RunProc, wait_for
 
 from gossipfast._cli_node import free_ports
 

@@ -12,7 +12,7 @@ import pytest
 
 from gossipfast._cli_node import free_ports
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 pytestmark = pytest.mark.network
 

@@ -11,7 +11,7 @@ namespaces the test runs on loopback with crashes only (and says so).
 
 Short variant in the default suite (about 20 s of chaos); the long one::
 
-    GOSSIPFAST_CHAOS_SECONDS=180 python -m pytest tests/test_chaos.py -p no:cacheprovider -s
+    GOSSIPFAST_CHAOS_SECONDS=180 python -m pytest tests/e2e/test_chaos.py -p no:cacheprovider -s
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 import pytest
-from netns import netns_unavailable
-from runproc import RunProc, wait_for
+from support.netns import netns_unavailable
+from support.runproc import RunProc, wait_for
 
 from gossipfast._cli_node import free_ports
 

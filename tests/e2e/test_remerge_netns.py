@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 import pytest
-from netns import ip, netns_unavailable
-from runproc import FAST, RunProc, wait_for
+from support.netns import ip, netns_unavailable
+from support.runproc import FAST, RunProc, wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ import random
 import tracemalloc
 
 import pytest
-from enginekit import Net, addr, engine, make_active, peer, sent
+from support.enginekit import Net, addr, engine, make_active, peer, sent
 
 from gossipfast import wire
 from gossipfast.types import make_origin

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
-from enginekit import Net, addr, engine, make_active, peer, sent
+from support.enginekit import Net, addr, engine, make_active, peer, sent
 
 from gossipfast.config import Config
 from gossipfast.engine import Engine

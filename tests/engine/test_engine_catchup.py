@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enginekit import Net, addr, engine, make_active, peer, sent, split_cluster
+from support.enginekit import Net, addr, engine, make_active, peer, sent, split_cluster
 
 from gossipfast.config import Config
 from gossipfast.wire import Digest, Gossip, Neighbor, NeighborReply, ShuffleReply, Want

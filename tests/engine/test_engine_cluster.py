@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from enginekit import Net, addr
+from support.enginekit import Net, addr
 
 from gossipfast.config import Config
 from gossipfast.wire import Gossip

@@ -16,7 +16,7 @@ import gc
 import random
 import tracemalloc
 
-from enginekit import engine, make_active, peer, sent
+from support.enginekit import engine, make_active, peer, sent
 
 from gossipfast.engine import Engine
 from gossipfast.wire import Gossip, Graft, IHave, Prune, Want

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from enginekit import ME, engine, make_active, make_passive, peer, sent
+from support.enginekit import ME, engine, make_active, make_passive, peer, sent
 
 from gossipfast.types import NeighborDown, NeighborUp
 from gossipfast.wire import (

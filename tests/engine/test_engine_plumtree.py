@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from enginekit import engine, make_active, peer, sent
+from support.enginekit import engine, make_active, peer, sent
 
 from gossipfast.wire import Gossip, Graft, IHave, Prune, Want
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from enginekit import Net, addr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.enginekit import Net, addr
 
 from gossipfast.config import Config
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from enginekit import ME, engine, make_active, peer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.enginekit import ME, engine, make_active, peer
 
 from gossipfast.wire import (
     Digest,

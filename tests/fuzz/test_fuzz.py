@@ -20,7 +20,7 @@ Size of the run (both builds: run it once more with ``GOSSIPFAST_NO_EXTENSIONS=1
 - long run (over 10^5 inputs)::
 
       GOSSIPFAST_FUZZ_INPUTS=120000 GOSSIPFAST_FUZZ_EXAMPLES=3000 \
-          python -m pytest tests/test_fuzz.py -p no:cacheprovider -s
+          python -m pytest tests/fuzz/test_fuzz.py -p no:cacheprovider -s
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from buildkit import compiled, pure_twin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.buildkit import compiled, pure_twin
 
 from gossipfast import wire
 from gossipfast._codec import FrameDecoder
@@ -529,7 +529,7 @@ def test_extreme_values_each_message_type() -> None:
 def test_atheris_harness_runs(tmp_path: Path) -> None:
     """The coverage-guided harness (tests/fuzz/fuzz_decoder.py) runs clean for a while."""
     pytest.importorskip("atheris")
-    harness = Path(__file__).parent / "fuzz" / "fuzz_decoder.py"
+    harness = Path(__file__).with_name("fuzz_decoder.py")
     out = subprocess.run(
         [sys.executable, str(harness), "-atheris_runs=3000", str(tmp_path / "corpus")],
         capture_output=True,

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from enginekit import engine, make_active, peer, sent, split_cluster
-from nodekit import FAST, until
+from support.enginekit import engine, make_active, peer, sent, split_cluster
+from support.nodekit import FAST, until
 
 import gossipfast
 from gossipfast.config import Config
@@ -326,7 +326,7 @@ def test_gone_storm_reports_bounded_losses_and_the_stream_flows(arun: Any, caplo
     broadcast still reaches every honest node."""
     import time
 
-    import test_hostile as th
+    from transport import test_hostile as th  # the hostile-cluster kit
 
     if not th._can_bind(th.EVIL_HOST):
         pytest.skip(f"no {th.EVIL_HOST} loopback address")

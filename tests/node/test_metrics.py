@@ -15,7 +15,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from nodekit import until
+from support.nodekit import until
 
 import gossipfast
 from gossipfast import Stats

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from nodekit import FAST, until
+from support.nodekit import FAST, until
 
 import gossipfast
 from gossipfast import wire

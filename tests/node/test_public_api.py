@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gossipfast
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import pytest
-from nodekit import until
+from support.nodekit import until
 
 import gossipfast
 from gossipfast._cli_node import free_ports

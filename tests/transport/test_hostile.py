@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from nodekit import FAST
+from support.nodekit import FAST
 
 import gossipfast
 from gossipfast import wire
@@ -430,7 +430,7 @@ def test_join_leave_loop(arun: Any, caplog: Any) -> None:
 @pytest.mark.timeout(150)
 def test_churn_does_not_flood_the_log(caplog: Any) -> None:
     """A join/leave loop of forged neighbours: node.py's up/down logs stay rate-limited."""
-    from conftest import run_on
+    from support.loops import run_on
 
     async def attack(h: Honest) -> None:
         t_end = time.monotonic() + 3.0

@@ -14,9 +14,9 @@ from collections import OrderedDict
 from types import ModuleType
 
 import pytest
-from buildkit import builds, pick
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.buildkit import builds, pick
 
 from gossipfast import _cache as loaded_cache
 from gossipfast import _hot

@@ -12,9 +12,9 @@ from types import ModuleType
 
 import msgspec
 import pytest
-from buildkit import compiled, pure_twin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.buildkit import compiled, pure_twin
 
 from gossipfast import _hot, wire
 

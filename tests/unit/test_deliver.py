@@ -6,7 +6,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from buildkit import builds, pick
+from support.buildkit import builds, pick
 
 from gossipfast.types import Message, MessageId, origin_str
 

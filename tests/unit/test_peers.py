@@ -12,9 +12,9 @@ from collections import Counter
 from types import ModuleType
 
 import pytest
-from buildkit import builds, pick
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.buildkit import builds, pick
 
 BUILDS = builds("_peers")
 PURE = BUILDS["pure"]

@@ -13,9 +13,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from buildkit import compiled, pure_twin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.buildkit import compiled, pure_twin
 
 from gossipfast import _hot
 
