@@ -81,7 +81,7 @@ def test_forged_views_dial_at_most_dial_rate_and_joins_go_on(arun: Any, caplog: 
             ev.send(wire.ForwardJoin(forged[k % 300], 1 << 62))
             ev.send(wire.Shuffle(forged[(k + 7) % 300], 1 << 62, forged[(k * 10) % 290 :][:10]))
             await ev.drain(0.5)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the attack's pace
             if joined is None and k == 50:  # an honest node joins through the target
                 joined = asyncio.ensure_future(newcomer.join([target.address]))
         assert joined is not None

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from support import nodekit
 from support.nodekit import FAST
 
 import gossipfast
@@ -80,11 +81,8 @@ def _closed_port() -> int:
 
 
 async def until(pred: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}")
-        await asyncio.sleep(0.02)
+    """Wait until ``pred()`` holds (``support.nodekit.until``, 20 s by default here)."""
+    await nodekit.until(pred, timeout, what)
 
 
 class Honest:
@@ -96,6 +94,7 @@ class Honest:
         self.got: list[collections.Counter[bytes]] = []
         self.sent: list[list[bytes]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._streams: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
     async def start(self, n: int = 3) -> None:
@@ -126,15 +125,18 @@ class Honest:
                 payload = f"h {i} {k} ".encode().ljust(size, b".")
                 await node.broadcast(payload)
                 self.sent[i].append(payload)
-                await asyncio.sleep(every)
+                await asyncio.sleep(every)  # the stream's pace
 
         for i, node in enumerate(self.nodes):
-            self._tasks.append(asyncio.ensure_future(run(i, node)))
+            self._streams.append(asyncio.ensure_future(run(i, node)))
+        self._tasks += self._streams
 
     async def stop_and_check(self, timeout: float = 30.0) -> int:
         """Stop the stream; wait until every broadcast reached every other honest node."""
         self._stop.set()
-        await asyncio.sleep(0.1)
+        if self._streams:  # each ends its current broadcast: ``sent`` is final
+            _, running = await asyncio.wait(self._streams, timeout=10)
+            assert not running, "the honest streams did not stop"
 
         def complete() -> bool:
             return all(
@@ -303,7 +305,7 @@ def test_ihave_flood_for_unknown_ids(arun: Any, caplog: Any) -> None:
             ev.send(wire.IHave(ids))
             sent[0] += 1000
             await ev.drain(0.5)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # yield: the node reads between bursts
         rss_end.append(_rss())
         ev.close()
 
@@ -347,7 +349,7 @@ def test_graft_storm(arun: Any, caplog: Any) -> None:
             ev.send(wire.Graft(known * max(1, 1000 // len(known))))
             grafted[0] += len(known) // 2 * max(1, 1000 // len(known))
             await ev.drain(0.5)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # yield: the node reads between bursts
         ev.close()
 
     _h, s, total, _ = run_attack(arun, caplog, attack)
@@ -415,7 +417,7 @@ def test_join_leave_loop(arun: Any, caplog: Any) -> None:
             if await ev.read_some(0.05):
                 loops[1] += 1  # it got in far enough to be answered
             ev.close()
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the churn's pace
 
     _h, s, total, _ = run_attack(arun, caplog, attack)
     assert s["host_refusals"] >= 1
@@ -443,7 +445,7 @@ def test_churn_does_not_flood_the_log(caplog: Any) -> None:
             ev.send(wire.Join())
             await ev.drain(0.2)
             ev.close()
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the churn's pace
 
     run_attack(lambda coro, timeout: run_on("asyncio", coro, timeout), caplog, attack)
     counts = collections.Counter(
@@ -469,7 +471,7 @@ def test_forged_and_oversized_views(arun: Any, caplog: Any) -> None:
             ev.send(wire.Shuffle(forged[(k + 1) % 50], 1 << 62, big))
             ev.send(wire.ShuffleReply(big))
             await ev.drain(0.5)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the attack's pace
         ev.close()
 
     h, s, total, _ = run_attack(arun, caplog, attack)
@@ -487,7 +489,8 @@ def test_hundreds_of_connections(arun: Any, caplog: Any) -> None:
 
     async def attack(h: Honest) -> None:
         target = h.nodes[0]
-        base = target.stats()["connections"]
+        s0 = target.stats()
+        base = s0["connections"]
         for k in range(300):
             try:
                 ev = await Attacker.connect(target.address)
@@ -497,12 +500,17 @@ def test_hundreds_of_connections(arun: Any, caplog: Any) -> None:
                 ev.hello()  # half of them finish the handshake with forged addresses
             held.append(ev)
             if k % 20 == 0:
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
+                await asyncio.sleep(0.05)  # the flood's pace
+
+        def answered() -> int:  # inbound connections accepted or refused since s0
+            s = target.stats()
+            return sum(s[c] - s0[c] for c in ("connections_accepted", "connections_refused"))
+
+        await until(lambda: answered() >= len(held), 10, "every connection accepted or refused")
         s = target.stats()
         assert s["connections"] <= base + HCFG.max_connections_per_host
         assert s["host_refusals"] >= 300 - HCFG.max_connections_per_host - 80
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # under test: the honest stream flows while they are held
         for ev in held:
             ev.close()
 
@@ -535,14 +543,14 @@ def test_peer_that_reads_nothing(arun: Any, caplog: Any) -> None:
             with contextlib.suppress(OSError):
                 while True:
                     await loop.sock_sendall(sock, encode_frame([wire.Ping(1)]))
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # the heartbeat's period
 
         ka = asyncio.ensure_future(keepalive())
         # big broadcasts from the attacked node fill its queue towards the attacker
         for k in range(400):
             await target.broadcast(b"B%d " % k + b"x" * 8000)
             if k % 10 == 0:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # the publisher's pace
             if target.stats()["slow_drops"]:
                 break
         await until(lambda: target.stats()["slow_drops"] >= 1, 10, "slow drop")
@@ -572,7 +580,7 @@ def test_slowloris_byte_by_byte(arun: Any, caplog: Any) -> None:
             for b in hello:
                 ev.write(bytes([b]))
                 await ev.drain(0.2)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # under test: a Hello dribbled byte by byte
                 if ev.reader.at_eof():
                     break
         await until(lambda: target.stats()["handshake_timeouts"] >= 1, 5, "handshake timeout")
@@ -586,7 +594,7 @@ def test_slowloris_byte_by_byte(arun: Any, caplog: Any) -> None:
         with contextlib.suppress(ConnectionError):
             for b in frame:
                 ev.write(bytes([b]))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # under test: a frame dribbled byte by byte
                 if target.stats()["frame_timeouts"]:
                     break
         closed_at.append(time.monotonic() - t0)

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from support import nodekit
 
 from gossipfast import wire
 from gossipfast._cli_node import free_ports  # nobody listens there: dials are refused
@@ -101,11 +102,8 @@ def poke(tr: Transport) -> None:
 
 
 async def until(pred: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in time: {pred.__code__.co_firstlineno}")
-        await asyncio.sleep(0.01)
+    """Wait until ``pred()`` holds (AssertionError naming its line after ``timeout`` s)."""
+    await nodekit.until(pred, timeout, what=f"condition at line {pred.__code__.co_firstlineno}")
 
 
 class Raw:
@@ -190,7 +188,7 @@ def test_handshake_and_frames_both_ways(arun: Any) -> None:
         assert a.counters()["dials"] == 1 and b.counters()["dials"] == 0
         # heartbeats keep an idle active link alive and never reach the engine
         ea.active, eb.active = (eb.address,), (ea.address,)
-        await asyncio.sleep(CFG.heartbeat_timeout * 2.5)
+        await asyncio.sleep(CFG.heartbeat_timeout * 2.5)  # under test: idle this long
         assert a.counters()["connections"] == 1 and not ea.down and not eb.down
         assert all(type(m) not in (wire.Ping, wire.Pong, wire.Hello) for m in eb.received())
         await a.close()
@@ -201,13 +199,20 @@ def test_handshake_and_frames_both_ways(arun: Any) -> None:
     arun(main())
 
 
-def _whole(buf: bytes) -> bool:
-    """True when ``buf`` is one or more complete length-prefixed frames."""
+def _data_frames(buf: bytes) -> list[list[Any]]:
+    """The messages of each complete frame in ``buf`` that is not a heartbeat (Ping)."""
+    frames = []
     i = 0
     while i + 4 <= len(buf):
-        (n,) = struct.unpack(">I", buf[i : i + 4])
-        i += 4 + n
-    return i == len(buf) and i > 0
+        (length,) = struct.unpack(">I", buf[i : i + 4])
+        if i + 4 + length > len(buf):
+            break
+        msgs, fault = FrameDecoder(1 << 20).feed(buf[i : i + 4 + length])
+        assert fault is None
+        if any(type(m) is not wire.Ping for m in msgs):
+            frames.append(msgs)
+        i += 4 + length
+    return frames
 
 
 @pytest.mark.timeout(30)
@@ -231,29 +236,22 @@ def test_one_write_per_peer_per_loop_turn(arun: Any) -> None:
         peer = format_address("127.0.0.1", srv.sockets[0].getsockname()[1])
         ea.send(peer, wire.Join())
         poke(a)
-        # wait for the whole first frame (on a loaded machine it may come in pieces)
-        await until(lambda: a.counters()["frames_sent"] == 1 and _whole(b"".join(got)))
-        await asyncio.sleep(0.05)
+        # wait for the whole Join frame (on a loaded machine it may come in pieces)
+        await until(
+            lambda: (
+                a.counters()["frames_sent"] == 1 and [wire.Join()] in _data_frames(b"".join(got))
+            )
+        )
         got.clear()
         before = a.counters()["frames_sent"]
         # 100 engine inputs in one loop turn, 3 messages each
         for i in range(100):
             ea.send(peer, wire.Gossip(1, i + 1, 0, b"x"), wire.IHave([1, i, i, 0]), wire.Prune())
             poke(a)
-        await until(lambda: sum(map(len, got)) > 0)
-        await asyncio.sleep(0.1)
+        # all 300 messages arrived (heartbeats have their own frames: skipped)
+        await until(lambda: sum(map(len, _data_frames(b"".join(got)))) >= 300)
         assert a.counters()["frames_sent"] - before == 1
-        body = b"".join(got)
-        # heartbeats (Ping) have their own frames and may come in this window: skip them
-        frames = []
-        i = 0
-        while i < len(body):
-            (length,) = struct.unpack(">I", body[i : i + 4])
-            msgs, fault = FrameDecoder(1 << 20).feed(body[i : i + 4 + length])
-            assert fault is None
-            if any(type(m) is not wire.Ping for m in msgs):
-                frames.append(msgs)
-            i += 4 + length
+        frames = _data_frames(b"".join(got))
         assert len(frames) == 1, "expected exactly one data frame"
         assert len(frames[0]) == 300
         await a.close()
@@ -302,7 +300,7 @@ def test_simultaneous_dials_keep_one_link(arun: Any) -> None:
             eb.send(ea.address, wire.Gossip(2, i + 1, 0, b"b"))
             poke(a)
             poke(b)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # yield: one loop turn per round
         await until(lambda: len(eb.received()) == 21 and len(ea.received()) == 21)
         await a.close()
         await b.close()
@@ -374,7 +372,7 @@ def test_engine_timer_is_driven(arun: Any) -> None:
         ea.deadline = loop.time() + 0.05
         poke(a)
         await until(lambda: ea.ticks == 1)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # under test: no further tick within this window
         assert ea.ticks == 1  # tick cleared the deadline: no further ticks
         await a.close()
 
@@ -538,8 +536,7 @@ def test_slow_peer_is_dropped(arun: Any) -> None:
         await loop.sock_sendall(
             sock, encode_frame([wire.Hello(wire.PROTOCOL_VERSION, CFG.cluster, "raw", me, 1)])
         )
-        await until(lambda: a.counters()["connections"] == 1)
-        await asyncio.sleep(0.05)
+        await until(lambda: linked(a, me))  # its Hello was taken: the link is named
         ea.active = (me,)
         payload = b"z" * 16384
         seq = 0
@@ -549,7 +546,7 @@ def test_slow_peer_is_dropped(arun: Any) -> None:
                 seq += 1
                 ea.send(me, wire.Gossip(1, seq, 0, payload))
             poke(a)
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.002)  # the sender's pace, not a synchronisation
         assert ea.down == [(me, "slow")]
         assert a.counters()["slow_drops"] == 1
         # dropped only once more than the bound was queued, and nothing else holds it:
@@ -606,7 +603,7 @@ class Sink:
         async def pings() -> None:
             while True:
                 w.write(encode_frame([wire.Ping(1)]))
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the heartbeat's period
 
         pinger = asyncio.ensure_future(pings())
         try:
@@ -614,13 +611,19 @@ class Sink:
             while data := await r.read(16 << 10):
                 self.got += len(data)
                 if self.rate:
-                    await asyncio.sleep(len(data) / self.rate)
+                    await asyncio.sleep(len(data) / self.rate)  # under test: a slow reader
         finally:
             pinger.cancel()
 
     def close(self) -> None:
         assert self.server is not None
         self.server.close()
+
+
+def linked(tr: Transport, peer: str) -> bool:
+    """True once the transport holds a connection named ``peer`` (its Hello was taken)."""
+    link = tr._links.get(peer)
+    return link is not None and link.conn is not None
 
 
 def queued(tr: Transport, peer: str) -> int:
@@ -670,7 +673,7 @@ def test_back_pressure_reaches_upstream_hop_by_hop(arun: Any) -> None:
         peak = 0
         while slow.got < total * size:
             peak = max(peak, queued(tr, slow.address))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the sampling period of the peak
         # Without the pause the relay reads the 16 MB of loopback within milliseconds
         # and holds nearly all of it. With it: a quarter of send_queue_bytes (the
         # burst has no age yet), plus what arrives before the pause (reads of up to
@@ -768,7 +771,7 @@ def test_back_pressure_holds_the_publisher_to_a_slow_peer(arun: Any) -> None:
         for seq in range(1, total + 1):
             ea.send(slow.address, wire.Gossip(1, seq, 0, payload))
             poke(a)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # yield: the transport flushes
             peak = max(peak, queued(a, slow.address))
             if a.congested:
                 waits += 1
@@ -808,7 +811,7 @@ def test_stalled_peer_does_not_hold_writers_and_is_dropped_as_slow(arun: Any) ->
         async def keepalive() -> None:  # alive (it pings) but never reads
             while True:
                 await loop.sock_sendall(sock, encode_frame([wire.Ping(1)]))
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the heartbeat's period
 
         ka = asyncio.ensure_future(keepalive())
         await until(lambda: a.counters()["connections"] == 1)
@@ -819,7 +822,7 @@ def test_stalled_peer_does_not_hold_writers_and_is_dropped_as_slow(arun: Any) ->
             ea.send(me, wire.Gossip(1, seq, 0, b"s" * 16384))
             poke(a)
             if seq % 16 == 0:
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # yield: the transport writes
         assert a.congested
         t0 = time.monotonic()
         await asyncio.wait_for(a.wait_writable(), 10)
@@ -927,7 +930,7 @@ def test_frame_timeout_closes_a_dribbled_frame(arun: Any) -> None:
             if a.counters()["frame_timeouts"]:
                 break
             raw.write(bytes([b]))
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # under test: a frame dribbled byte by byte
         await until(lambda: a.counters()["frame_timeouts"] == 1)
         assert time.monotonic() - t0 < 0.5 + 1.0
         await until(lambda: ea.down == [(me, "failed")])
