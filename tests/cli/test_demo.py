@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import wait
 
 import gossipfast
 from gossipfast._cli_node import free_ports
@@ -41,7 +42,7 @@ async def wait_for(cond: Callable[[], bool], pilot: Any, timeout: float = 10.0) 
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
+        await pilot.pause(0.05)  # the poll period (the app runs meanwhile)
 
 
 def screen_log(app: DemoApp) -> str:
@@ -76,8 +77,8 @@ def test_demo_pilot(arun: Any) -> None:
                 assert got == b"boot: hi all"
                 assert "you: hi all" in screen_log(app)
 
-                # The status panel shows the views and counts.
-                await pilot.pause(0.6)
+                # The status panel shows the views and counts (once it names the peer).
+                await wait_for(lambda: peer.address in app.export_screenshot(), pilot)
                 shot = app.export_screenshot()  # SVG of the whole screen
                 for word in ("received", "missing", "recovered", "active", "passive"):
                     assert word in shot, word
@@ -174,7 +175,7 @@ def test_demo_port_in_use_exits_with_a_message(arun: Any) -> None:
         async with gossipfast.Node("127.0.0.1:0") as taken:
             app = DemoApp(taken.address, name="x")
             async with app.run_test() as pilot:
-                await pilot.pause(0.2)
+                await wait_for(lambda: app.return_code is not None, pilot)  # it exited
             assert app.return_code == 1
             done.append(True)
 
@@ -215,14 +216,17 @@ class Tmux:
         self.cmd("send-keys", "-t", f"t:{name}", "Enter")
 
     def wait(self, name: str, text: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen(name)
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} not on {name}'s screen:\n{screen}")
+        """The screen of window ``name`` once it shows ``text`` (AssertionError if not
+        within ``timeout`` seconds)."""
+        screen = [""]
+
+        def shown() -> bool:
+            screen[0] = self.screen(name)
+            return text in screen[0]
+
+        if not wait.wait_for(shown, timeout, poll=0.2):
+            raise AssertionError(f"{text!r} not on {name}'s screen:\n{screen[0]}")
+        return screen[0]
 
     def kill(self) -> None:
         self.cmd("kill-server")
@@ -251,9 +255,8 @@ def test_three_node_demo_in_tmux() -> None:
         screen = t.wait("n1", "status of node1@")
         assert "received 1" in screen
         t.type("n3", "/quit")
-        deadline = time.monotonic() + 20
-        while "n3" in t.cmd("list-windows", "-t", "t", "-F", "#W").split():
-            assert time.monotonic() < deadline, "node3 did not exit on /quit"
-            time.sleep(0.2)
+        assert wait.wait_for(
+            lambda: "n3" not in t.cmd("list-windows", "-t", "t", "-F", "#W").split(), 20, 0.2
+        ), "node3 did not exit on /quit"
     finally:
         t.kill()

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 from support.netns import netns_unavailable
-from support.runproc import RunProc, wait_for
+from support.runproc import RunProc
+from support.wait import wait_for
 
 from gossipfast._cli_node import free_ports
 
@@ -140,16 +141,20 @@ def test_chaos_kill_restart_partition_heal() -> None:
     try:
         addrs = net.addresses
         procs.append(Proc(0, addrs[0], [], net.prefix(0)))
-        time.sleep(0.5)
+        # no head start for the seed: a joiner retries until it is up
         for i in range(1, N):
             procs.append(Proc(i, addrs[i], [addrs[0]], net.prefix(i)))
-        # connected: a probe from node 0 reaches everyone
+
+        def connected() -> bool:  # a probe from node 0 reached everyone
+            return all(any(p.startswith("probe") for p in x.snapshot()) for x in procs[1:])
+
         k = 0
-        while not all(any(p.startswith("probe") for p in x.snapshot()) for x in procs[1:]):
+        while True:  # a probe every 0.3 s until one arrives everywhere
             k += 1
             assert k < 150, "the cluster did not connect"
             procs[0].send(f"probe {k}")
-            time.sleep(0.3)
+            if wait_for(connected, 0.3):
+                break
 
         # Chaos: broadcasts from random live nodes; a kill -9 (restarted later) or a
         # partition (healed later) every couple of seconds. At most 2 nodes down at once,
@@ -190,7 +195,7 @@ def test_chaos_kill_restart_partition_heal() -> None:
                 text = f"m {i} {seq}"
                 procs[i].send(text)
                 sent[text] = i
-            time.sleep(0.05)
+            time.sleep(0.05)  # the broadcasts' pace
         if net.cut:
             net.heal()
             figures["heals"] += 1

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from support.nodekit import until
+from support.wait import wait_for
 
 import gossipfast
 from gossipfast import Stats
@@ -118,16 +119,9 @@ def test_run_metrics_port() -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 20
-        body = ""
-        while time.monotonic() < deadline:
-            try:
-                url = f"http://127.0.0.1:{metrics}/metrics"
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    body = r.read().decode()
-                break
-            except OSError:
-                time.sleep(0.1)
+        got: list[str] = []  # the first body the endpoint serves
+        wait_for(lambda: _scrape(metrics, got), 20, poll=0.1)
+        body = got[0] if got else ""
         assert f'gossipfast_view_size{{node="127.0.0.1:{listen}",view="active"}} 0.0' in body
     finally:
         proc.terminate()
@@ -145,19 +139,16 @@ def test_cluster_metrics_port_gives_each_node_an_endpoint() -> None:
     cmd += ["--duration", "3", "--json", "--metrics-port", str(base)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     bodies: dict[int, str] = {}
+
+    def both_scraped() -> bool:  # (or the cluster ended: the asserts below say why)
+        for port in (base, base + 1):
+            got: list[str] = []
+            if port not in bodies and _scrape(port, got):
+                bodies[port] = got[0]
+        return len(bodies) == 2 or proc.poll() is not None
+
     try:
-        deadline = time.monotonic() + 60
-        while len(bodies) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            for port in (base, base + 1):
-                if port in bodies:
-                    continue
-                try:
-                    url = f"http://127.0.0.1:{port}/metrics"
-                    with urllib.request.urlopen(url, timeout=2) as r:
-                        bodies[port] = r.read().decode()
-                except OSError:
-                    pass
-            time.sleep(0.2)
+        wait_for(both_scraped, 60, poll=0.2)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -167,6 +158,16 @@ def test_cluster_metrics_port_gives_each_node_an_endpoint() -> None:
     assert json.loads(out.strip().splitlines()[-1])["nodes"] == 2
     assert set(bodies) == {base, base + 1}, err
     assert all("gossipfast_deliveries_total{" in b for b in bodies.values())
+
+
+def _scrape(port: int, into: list[str]) -> bool:
+    """Fetch ``/metrics`` from ``port`` into ``into``; False while nothing listens."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            into.append(r.read().decode())
+    except OSError:
+        return False
+    return True
 
 
 def _ports_free(first: int, n: int) -> bool:

@@ -131,6 +131,13 @@ LIFECYCLE = textwrap.dedent(
     def fds():
         return len(os.listdir("/proc/self/fd"))
 
+    async def until(pred, timeout):
+        # wait for pred() with a deadline (this child cannot import tests/support)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not pred() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return pred()
+
     async def round():
         cfg = gossipfast.Config(heartbeat_interval=0.1, heartbeat_timeout=1.0,
                                 connect_timeout=0.5, join_timeout=3.0)
@@ -141,14 +148,19 @@ LIFECYCLE = textwrap.dedent(
             await n.join([nodes[0].address])
         for k in range(200):
             await nodes[k % 4].broadcast(b"x%d" % k)
-        await asyncio.sleep(0.3)
+        # each node delivers the 150 broadcasts of the other three
+        assert await until(lambda: all(n.stats()["delivered"] >= 150 for n in nodes), 10)
         nodes[3]._abort()           # a crash: the others find out by heartbeat
-        await asyncio.sleep(1.5)
+        gone = nodes[3].address
+        assert await until(lambda: all(gone not in n.active_view for n in nodes[:3]), 10)
         for n in nodes[:3]:
             await n.leave()
-        await asyncio.sleep(0.2)
-        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        assert not rest, rest
+
+        def rest():
+            return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+        await until(lambda: not rest(), 0.2)
+        assert not rest(), rest()
         gc.collect()
 
     async def main():
@@ -208,7 +220,8 @@ def test_run_stopped_by_sigterm_in_debug_mode_leaks_nothing(loop_kind: str) -> N
                     env=env,
                 )
             )
-            time.sleep(0.5 if i == 0 else 0)
+        # no head start for the seed: the joiner retries, and the line read below waits
+        # for the two to be linked
         assert procs[1].stdin is not None and procs[0].stdout is not None
         procs[1].stdin.write("hello\n")
         procs[1].stdin.flush()
