@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from test_hostile import (
+from transport.test_hostile import (
     EVIL_HOST,
     HCFG,
     Honest,
