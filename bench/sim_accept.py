@@ -1,6 +1,6 @@
 """Issue-3 acceptance figures at 1,000 nodes, with or without the anchored shared tree.
 
-``tests/test_sim.py``'s sequence on one overlay per seed (latency uniform 10-100 ms): 30
+``tests/sim/test_sim.py``'s sequence on one overlay per seed (latency uniform 10-100 ms): 30
 single-sender rounds (RMR from round 2), 30 random senders, then every node at once.
 ``--crash F`` instead runs 10 random broadcasts, crashes a fraction F and prints the share
 of survivors each probe (one a second) reached within 2 s.

@@ -170,7 +170,7 @@ cdef class DedupCache:
 # Entries hold only C numbers and one exact ``bytes``, so Cython leaves the type out of
 # the cyclic GC (no tp_traverse): a full collection does not walk every stored payload.
 # Decorators such as ``@cython.no_gc`` on a class in an augmenting .pxd are ignored, so
-# the field types are what does it (tests/test_cache.py checks the compiled type).
+# the field types are what does it (tests/unit/test_cache.py checks the compiled type).
 cdef class _Stored:
     cdef unsigned long long origin
     cdef long long seq

@@ -1,53 +1,19 @@
 """Shared fixtures: run real-network tests on both asyncio event loops.
 
-Modelled on uvloop's ``tests/test_tcp.py``: every test that takes ``loop_kind`` runs
-once on the standard asyncio loop and once on uvloop (when installed). ``arun`` runs a
-coroutine to completion on a fresh loop of that kind.
+Every test that takes ``loop_kind`` runs once on the standard asyncio loop and once on
+uvloop (when installed). ``arun`` runs a coroutine to completion on a fresh loop of that
+kind (``support.loops.run_on``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvloop is optional
-    uvloop = None
+from support.loops import LOOP_KINDS, run_on
 
 T = TypeVar("T")
-
-LOOP_KINDS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
-
-
-def new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """A fresh event loop of the given kind."""
-    if kind == "uvloop":
-        assert uvloop is not None
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def run_on(kind: str, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-    """Run ``coro`` on a new loop of ``kind``, cancel leftovers, close the loop."""
-    loop = new_loop(kind)
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-    finally:
-        with contextlib.suppress(Exception):
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in pending:
-                t.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 @pytest.fixture(params=LOOP_KINDS)

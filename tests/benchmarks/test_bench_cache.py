@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from buildkit import builds, pick
+from support.buildkit import builds, pick
 
 N = 100_000
 WINDOW = 4096

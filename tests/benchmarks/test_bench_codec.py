@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from buildkit import compiled, pure_twin
+from support.buildkit import compiled, pure_twin
 
 from gossipfast import wire
 

@@ -2,8 +2,8 @@
 
 Issue 5 asks for >= 1 M calls/s when not back-pressured. Each round awaits ``N``
 broadcasts of a 100 B payload back to back on uvloop (the event loop gossipfast runs
-on); between rounds, untimed, the loop runs for a millisecond so that the frames reach
-the peer and no link is paused. ``extra_info['calls_per_s']`` is ``N`` / mean round.
+on); between rounds, untimed, the loop runs until the peer has received every frame
+sent so far, so that no link is paused. ``extra_info['calls_per_s']`` is ``N`` / mean round.
 
     pytest tests/benchmarks/test_bench_node.py --benchmark-only
 
@@ -15,6 +15,7 @@ node has it, ``broadcast_many`` with the same ``N`` payloads in one call.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,9 +48,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
         lp.close()
 
 
-def _nodes(loop: asyncio.AbstractEventLoop, peers: int) -> list[gossipfast.Node]:
-    async def make() -> list[gossipfast.Node]:
-        nodes: list[gossipfast.Node] = [_Counting("127.0.0.1:0") for _ in range(1 + peers)]
+def _nodes(loop: asyncio.AbstractEventLoop, peers: int) -> list[_Counting]:
+    async def make() -> list[_Counting]:
+        nodes = [_Counting("127.0.0.1:0") for _ in range(1 + peers)]
         for n in nodes:
             await n.start()
         for n in nodes[1:]:
@@ -59,7 +60,7 @@ def _nodes(loop: asyncio.AbstractEventLoop, peers: int) -> list[gossipfast.Node]
     return loop.run_until_complete(make())
 
 
-def _close(loop: asyncio.AbstractEventLoop, nodes: list[gossipfast.Node]) -> None:
+def _close(loop: asyncio.AbstractEventLoop, nodes: list[_Counting]) -> None:
     async def close() -> None:
         for n in nodes:
             await n.leave()
@@ -67,18 +68,55 @@ def _close(loop: asyncio.AbstractEventLoop, nodes: list[gossipfast.Node]) -> Non
     loop.run_until_complete(close())
 
 
-def _bench(benchmark: Any, loop: asyncio.AbstractEventLoop, node: gossipfast.Node) -> None:
+async def _caught_up(peer: _Counting | None, want: int, timeout: float = 10.0) -> bool:
+    """Run the loop until ``peer`` (if any) has received ``want`` broadcasts; whether it
+    did within ``timeout`` seconds."""
+    await asyncio.sleep(0)  # one loop turn: the node writes what the last round queued
+    if peer is None:
+        return True
+    deadline = time.monotonic() + timeout
+    while peer.received < want:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.0005)  # the poll period
+    return True
+
+
+class _Settle:
+    """``pedantic``'s untimed setup: before each round, wait until ``peer`` has received
+    the rounds so far (``N`` broadcasts each)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, peer: _Counting | None) -> None:
+        self.loop = loop
+        self.peer = peer
+        self.rounds = 0
+
+    def __call__(self) -> None:
+        want = self.rounds * N
+        self.rounds += 1
+        assert self.loop.run_until_complete(_caught_up(self.peer, want)), "the peer fell behind"
+
+    def finish(self) -> bool:
+        """Wait for the last round's frames to reach the peer."""
+        return self.loop.run_until_complete(_caught_up(self.peer, self.rounds * N))
+
+
+def _bench(
+    benchmark: Any,
+    loop: asyncio.AbstractEventLoop,
+    node: gossipfast.Node,
+    peer: _Counting | None = None,
+) -> _Settle:
     async def burst() -> None:
         bc = node.broadcast
         for _ in range(N):
             await bc(PAYLOAD)
 
-    def settle() -> None:
-        loop.run_until_complete(asyncio.sleep(0.001))
-
+    settle = _Settle(loop, peer)
     benchmark.pedantic(lambda: loop.run_until_complete(burst()), setup=settle, rounds=ROUNDS)
     benchmark.extra_info["compiled"] = gossipfast.COMPILED
     benchmark.extra_info["calls_per_s"] = N / benchmark.stats.stats.mean
+    return settle
 
 
 @pytest.mark.benchmark(group="node-broadcast")
@@ -96,9 +134,8 @@ def test_broadcast_one_neighbour(benchmark: Any, loop: asyncio.AbstractEventLoop
     """One neighbour (eager): each call also queues a Gossip for it; frames are written."""
     nodes = _nodes(loop, 1)
     try:
-        _bench(benchmark, loop, nodes[0])
-        loop.run_until_complete(asyncio.sleep(0.2))
-        assert nodes[1].received > 0  # type: ignore[attr-defined]
+        _bench(benchmark, loop, nodes[0], nodes[1]).finish()
+        assert nodes[1].received > 0
     finally:
         _close(loop, nodes)
 
@@ -116,9 +153,7 @@ def test_broadcast_many_one_neighbour(benchmark: Any, loop: asyncio.AbstractEven
         async def burst() -> None:
             await node.broadcast_many(payloads)  # type: ignore[attr-defined]
 
-        def settle() -> None:
-            loop.run_until_complete(asyncio.sleep(0.001))
-
+        settle = _Settle(loop, nodes[1])
         benchmark.pedantic(lambda: loop.run_until_complete(burst()), setup=settle, rounds=ROUNDS)
         benchmark.extra_info["compiled"] = gossipfast.COMPILED
         benchmark.extra_info["calls_per_s"] = N / benchmark.stats.stats.mean

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from buildkit import builds, pick
+from support.buildkit import builds, pick
 
 N = 20_000
 VIEW = 30  # the default passive view size

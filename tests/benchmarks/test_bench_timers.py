@@ -14,7 +14,7 @@ import random
 from typing import Any
 
 import pytest
-from buildkit import compiled, pure_twin
+from support.buildkit import compiled, pure_twin
 
 _PURE = pure_twin("_timers")
 _COMPILED = compiled("_timers")
