@@ -45,6 +45,8 @@ def not_the_library(wheel: Path) -> list[str]:
             top = name.split("/", 1)[0]
             if top.endswith(".dist-info") or top == "gossipfast.libs":  # metadata, auditwheel
                 continue
+            if name.endswith("/"):
+                continue  # a directory entry (some builders write them for subpackages)
             if name.endswith(".so"):  # a compiled hot module: its source is in the package
                 ok = name.split(".", 1)[0] + ".py" in sources
             else:
