@@ -7,7 +7,8 @@ relay stops reading the connections that feed it (:meth:`BackPressure.maybe_paus
 ``RELAY_DELAY_MAX`` or a quarter of ``Config.send_queue_bytes``, for at most
 ``BACKPRESSURE_PAUSE_MAX`` per episode. A link that passed nothing on for
 ``STALL_AFTER`` is stalled, not slow, and holds neither. The figures behind the
-constants are in docs/internals.md ("Back-pressure by queue age").
+constants are in docs/internals.md (the transport's "Back-pressure") and bench/README.md
+("Back-pressure by queue age").
 """
 
 from __future__ import annotations
