@@ -161,7 +161,10 @@ def test_chaos_kill_restart_partition_heal() -> None:
         # and 4 nodes (chosen now) are never killed.
         victims = rng.sample(range(N), 4)
         down: dict[int, float] = {}  # index -> restart time
-        t_end = time.monotonic() + SECONDS
+        t_start = time.monotonic()
+        t_end = t_start + SECONDS
+        # text -> (seconds into the chaos, a partition on, nodes down) when it was sent
+        context: dict[str, tuple[float, bool, list[int]]] = {}
         next_event = time.monotonic() + 1.5
         heal_at = 0.0
         seq = 0
@@ -195,6 +198,7 @@ def test_chaos_kill_restart_partition_heal() -> None:
                 text = f"m {i} {seq}"
                 procs[i].send(text)
                 sent[text] = i
+                context[text] = (now - t_start, net.cut, sorted(down))
             time.sleep(0.05)  # the broadcasts' pace
         if net.cut:
             net.heal()
@@ -230,7 +234,16 @@ def test_chaos_kill_restart_partition_heal() -> None:
         )
         assert figures["crashes"] >= 1
         assert figures["partitions"] >= 1 or not net.partitions_available
-        assert losses == 0
+        lost = sorted(
+            (context[t], t, p.index) for p in stayed for t in want[p.index] if not p.has(t)
+        )
+        if lost:
+            groups: dict[tuple[int, bool, str], set[int]] = collections.defaultdict(set)
+            for (at, cut, d), t, i in lost:
+                groups[(sent[t], cut, f"{at:.0f}s down={d}")].add(i)
+            print("lost (sender, partition on, when) -> missing at:", dict(groups))
+        assert losses == 0, [f"{t} at {at:.1f} s (cut={cut}, down={d}) missing at node {i}"
+                             for (at, cut, d), t, i in lost[:12]]  # fmt: skip
         assert dups == 0
         errors = [e for p in [*procs, *dead] for e in p.errors]
         assert not errors, "\n".join(errors[:60])
