@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from .transport import Connection
 
 #: A publisher's ``broadcast()`` waits while the oldest byte queued for one of its
-#: links (above the kernel's buffer) has waited longer than this. Time, not bytes: what
-#: must stay short is the delay each hop adds before the graft timers
-#: (``graft_timeout_1``) take the message for lost.
+#: links (above the kernel's buffer) has waited longer than this. Time, not bytes: the
+#: same backlog is 6 ms of 1 KiB messages at 10,000/s and 60 ms of 100 B ones at
+#: 1,000/s, and what must stay short is the delay each hop adds before the graft
+#: timers (``graft_timeout_1``) take the message for lost.
 QUEUE_DELAY_MAX = 0.02
 #: A relay stops reading the peers that feed a link once that link's oldest queued
 #: byte is older than this. Longer than ``QUEUE_DELAY_MAX``: pausing a relay's reads
@@ -33,17 +34,23 @@ QUEUE_DELAY_MAX = 0.02
 #: pauses wait on each other in cycles.
 RELAY_DELAY_MAX = 0.1
 #: Bytes queued for one link (the transport's buffer and our own queue) that hold a
-#: publisher at once, whatever their age: a burst queued in one go has no age yet.
+#: publisher at once, whatever their age: a burst queued in one go has no age yet. A
+#: relay's own bound is a quarter of ``Config.send_queue_bytes`` (8 MiB at the
+#: default): a few large payloads in flight are not congestion, and each needless
+#: relay pause holds every tree through it.
 LINK_QUEUE_MAX = 1 << 20
 #: A link that passed nothing on to the kernel for this long is stalled, not slow:
 #: back-pressure would only spread its stall to every other tree, so it is left out of
 #: the congestion test; its queue is bounded by ``Config.send_queue_bytes`` and it is
-#: dropped as slow after ``heartbeat_timeout`` without progress.
+#: dropped as slow after ``heartbeat_timeout`` without progress. Not much shorter:
+#: the kernel's buffers (``SOCKET_BUFFER`` each way) hold about 100 ms of a peer that
+#: reads 3 MB/s, and the link shows no progress until they drain.
 STALL_AFTER = 0.5
 #: While readers are paused or a publisher waits, congestion is looked at this often.
 BACKPRESSURE_CHECK = 0.01
 #: Longest back-pressure pause of one episode: then every paused reader gets a read,
-#: so a chain of slowly draining links cannot starve a connection.
+#: so a chain of slowly draining links cannot starve a connection (its heartbeats wait
+#: while it is paused).
 BACKPRESSURE_PAUSE_MAX = 0.5
 
 

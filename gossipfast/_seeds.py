@@ -145,8 +145,7 @@ class DnsRefresher:
         self._join = join
         self._is_self = is_self
         self._interval = max(interval, 0.05)
-        self.resolutions = 0  # resolutions made while isolated
-        self.failures = 0  # of them, those where some name did not resolve
+        self.failures = 0  # resolutions while isolated where some name did not resolve
 
     def add(self, names: Iterable[DnsSeed]) -> None:
         """Remember more names (each once)."""
@@ -163,7 +162,6 @@ class DnsRefresher:
             if not self._isolated():
                 delay = self._interval
                 continue
-            self.resolutions += 1
             found, problems = await resolve_all(self.names, max(self._interval, 1.0))
             if problems:
                 self.failures += 1

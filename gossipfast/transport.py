@@ -45,15 +45,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import wire
-from ._backpressure import (  # noqa: F401  (re-exported: the transport's limits)
-    BACKPRESSURE_CHECK,
-    BACKPRESSURE_PAUSE_MAX,
-    LINK_QUEUE_MAX,
-    QUEUE_DELAY_MAX,
-    RELAY_DELAY_MAX,
-    STALL_AFTER,
-    BackPressure,
-)
+from ._backpressure import BackPressure
 from ._codec import FrameDecoder, encode_frame, encode_frames
 from .config import Config
 

@@ -22,7 +22,7 @@ import pytest
 from support import wait
 
 import gossipfast
-from gossipfast._cli_node import free_ports
+from gossipfast._procs import free_ports
 
 pytest.importorskip("textual")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gossipfast._cli_node import free_ports
+from gossipfast._procs import free_ports
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -28,7 +28,7 @@ from support.netns import netns_unavailable
 from support.runproc import RunProc
 from support.wait import wait_for
 
-from gossipfast._cli_node import free_ports
+from gossipfast._procs import free_ports
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from support.wait import wait_for
 
 import gossipfast
 from gossipfast import Stats
-from gossipfast._cli_node import free_ports
+from gossipfast._procs import free_ports
 
 pytestmark = pytest.mark.network
 

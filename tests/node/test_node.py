@@ -356,7 +356,7 @@ def test_tls_links(arun: Any, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_advertise_and_node_id(arun: Any) -> None:
-    from gossipfast._cli_node import free_ports
+    from gossipfast._procs import free_ports
 
     async def main() -> None:
         (port,) = free_ports(1)

@@ -24,7 +24,7 @@ import pytest
 from support.nodekit import until
 
 import gossipfast
-from gossipfast._cli_node import free_ports
+from gossipfast._procs import free_ports
 
 pytestmark = pytest.mark.network
 

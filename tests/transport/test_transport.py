@@ -17,11 +17,11 @@ import pytest
 from support import nodekit
 
 from gossipfast import wire
-from gossipfast._cli_node import free_ports  # nobody listens there: dials are refused
+from gossipfast._backpressure import LINK_QUEUE_MAX
 from gossipfast._codec import FrameDecoder, encode_frame
+from gossipfast._procs import free_ports  # nobody listens there: dials are refused
 from gossipfast.config import Config
 from gossipfast.transport import (
-    LINK_QUEUE_MAX,
     SOCKET_BUFFER,
     Transport,
     format_address,
