@@ -164,7 +164,7 @@ cdef class DedupCache:
     cpdef list missing(self, object origin, object high, Py_ssize_t limit)
 
     @cython.locals(out=list, root=_Origin, st=_Origin)
-    cpdef list digest(self)
+    cpdef list digest(self, double since=*)
 
 
 # Entries hold only C numbers and one exact ``bytes``, so Cython leaves the type out of

@@ -629,12 +629,18 @@ class DedupCache:
                 n -= 1
         return out
 
-    def digest(self) -> list[int]:
-        """Flat ``[origin, highest, ...]`` over tracked origins, most recently seen first."""
+    def digest(self, since: float = float("-inf")) -> list[int]:
+        """Flat ``[origin, highest, ...]`` over tracked origins, most recently seen first.
+
+        With ``since``, only the origins that may have been seen at or after it (their
+        stamps are upper bounds; the most recent origin is always listed).
+        """
         out: list[int] = []
         root = self._root
         st = root.next
         while st is not root:
+            if st.seen < since and st is not root.next:
+                break  # stamps only decrease along the list
             out.append(st.origin)  # type: ignore[arg-type]
             out.append(st.high)
             st = st.next

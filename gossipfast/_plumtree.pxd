@@ -133,6 +133,11 @@ cdef class Plumtree:
     cdef public double baseline_window
     cdef public bint baseline_open
     cdef public set known_before
+    cdef public dict skipped
+    cdef public double ae_interval
+    cdef public double retention
+    cdef public list ae_snapshot
+    cdef public Py_ssize_t ae_turn
     cdef public dict next_seq
     cdef public Py_ssize_t next_seq_cap
     cdef public Py_ssize_t dedup_warned

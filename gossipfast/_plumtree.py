@@ -341,6 +341,17 @@ class Plumtree:
         self.baseline_window = max(float(config.neighbor_timeout), float(config.repair_interval))
         self.baseline_open = False
         self.known_before: set[int] = set()
+        # origin -> the seq the baseline skipped to: ids up to it were never seen here,
+        # so a Want of them gets no Gone (others may still store them)
+        self.skipped: dict[int, int] = {}
+        # anti-entropy: every interval one active neighbour in turn gets the digest taken
+        # one interval earlier (an id in it is that old: its lack is a loss, not a copy
+        # in flight), of the origins seen within the payload retention (older ones have
+        # nothing left to pull)
+        self.ae_interval = float(config.anti_entropy_interval)
+        self.retention = float(config.store_max_age)
+        self.ae_snapshot: list = []
+        self.ae_turn = 0
         # FIFO delivery: origin -> {seq: (hops, payload)} held back until the gap fills
         self.next_seq: dict[int, int] = {}
         self.next_seq_cap = 2 * int(config.dedup_max_origins)
@@ -591,6 +602,19 @@ class Plumtree:
             d = self._recent_digest(d)
         self.send(peer, Digest(d))
         self.s_digest += 1
+
+    def anti_entropy(self, now: float) -> None:
+        """Send the previous snapshot of our digest to the next active neighbour in
+        turn and take a new one."""
+        peers = self.active
+        if peers and self.ae_snapshot:
+            self.ae_turn += 1
+            self.send(peers[self.ae_turn % len(peers)], Digest(self.ae_snapshot))
+            self.s_digest += 1
+        d = self.dedup.digest(now - self.retention)
+        if len(d) > 2 * _DIGEST_MAX_ORIGINS:
+            d = self._recent_digest(d)
+        self.ae_snapshot = d
 
     def _recent_digest(self, d: list) -> list:
         """Cap a digest to the most recent origins (the cache lists them newest first)."""
@@ -1337,10 +1361,13 @@ class Plumtree:
             if fresh and o not in self.known_before and o not in self.dedup:
                 # a new node starts at the present: no pull of old history
                 self.dedup.advance(o, high)
+                self.skipped[o] = high
                 continue
             if budget <= 0:
                 continue
             miss = self.dedup.missing(o, high, budget)
+            if miss and (self.missing or self.requested):
+                miss = self.not_pending(o, miss, now)
             if not miss:
                 continue
             budget -= len(miss)
@@ -1365,6 +1392,23 @@ class Plumtree:
         if ranges:
             self.send(peer, Want(ranges))
             self.s_want += 1
+
+    def not_pending(self, o: int, seqs: list, now: float) -> list:
+        """``seqs`` of origin ``o`` less those on their way: announced (a graft timer
+        runs for them) or asked for within the last anti-entropy interval."""
+        missing = self.missing
+        requested = self.requested
+        recent = now - (self.ae_interval if self.ae_interval > 0.0 else 1.0)
+        out = []
+        for q in seqs:
+            key = (o, q)
+            if key in missing:
+                continue
+            when = requested.get(key)
+            if when is not None and when > recent:
+                continue
+            out.append(q)
+        return out
 
     def ranges_len(self, ranges: Any) -> int:
         """How much of a ``[origin, first, last, ...]`` list from the wire to read: whole
@@ -1408,8 +1452,9 @@ class Plumtree:
                 if item is not None:
                     self.send(peer, Gossip(o, s, item[0], item[1]))
                     self.s_gossip += 1
-                elif self.dedup.contains(o, s):
-                    # seen here once, no longer stored: gone (unseen ids: no answer)
+                elif self.dedup.contains(o, s) and s > self.skipped.get(o, 0):
+                    # seen here once, no longer stored: gone (unseen ids, those the
+                    # fresh-join baseline skipped included: no answer)
                     _add_id(gone, o, s)
                 s += 1
             budget -= last - first + 1

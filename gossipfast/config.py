@@ -120,6 +120,13 @@ FIELDS: dict[str, tuple[float, float, str]] = {
     "store_max_messages": (0, 1 << 30, "Payloads kept for GRAFT and catch-up: count bound."),
     "store_max_bytes": (0, 1 << 40, "Payloads kept for GRAFT and catch-up: bytes bound."),
     "store_max_age": (0, _INF, "Payloads kept for GRAFT and catch-up: seconds bound."),
+    "anti_entropy_interval": (
+        0,
+        _INF,
+        "Seconds between two digests sent to the active neighbours in turn, so that "
+        "messages a partition or a lost answer kept from a node are pulled (0: a digest "
+        "only when a link comes up).",
+    ),
     "catch_up_max": (
         0,
         1 << 24,
@@ -230,6 +237,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     store_max_messages: int = 200_000
     store_max_bytes: int = 128 << 20
     store_max_age: float = 120.0
+    anti_entropy_interval: float = 1.0
     catch_up_max: int = 100_000
     max_payload_size: int = 1 << 20
     max_frame_size: int = 4 << 20

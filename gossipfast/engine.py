@@ -152,6 +152,8 @@ class Engine:
         if not self._maint_armed:
             self._maint_armed = True
             self.timers.schedule(now + self._maint_interval, ("m",))
+            if self.pt.ae_interval > 0.0:
+                self.timers.schedule(now + self.pt.ae_interval, ("d",))
         self.hv.start(now)
         if self.tree is not None:
             self.tree.start(now)
@@ -265,6 +267,9 @@ class Engine:
             elif kind == "a":
                 if self.tree is not None and not hv.left:
                     self.tree.on_timer(item, now)
+            elif kind == "d":
+                pt.anti_entropy(now)
+                self.timers.schedule(now + pt.ae_interval, ("d",))
             elif kind == "m":
                 pt.expire(now)
                 self.timers.schedule(now + self._maint_interval, ("m",))

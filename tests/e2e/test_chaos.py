@@ -17,6 +17,7 @@ Short variant in the default suite (about 20 s of chaos); the long one::
 from __future__ import annotations
 
 import collections
+import json
 import os
 import random
 import subprocess
@@ -34,6 +35,8 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 SECONDS = float(os.environ.get("GOSSIPFAST_CHAOS_SECONDS", "20"))
 SEED = int(os.environ.get("GOSSIPFAST_CHAOS_SEED", "6"))
+#: A folder to keep every node's debug log and stats lines in (``nodeN.log``).
+KEEP = os.environ.get("GOSSIPFAST_CHAOS_KEEP", "")
 N = 8
 
 
@@ -43,17 +46,26 @@ class Proc(RunProc):
     def __init__(self, index: int, address: str, seeds: list[str], prefix: list[str]) -> None:
         self.index = index
         self.delivered: collections.Counter[str] = collections.Counter()
-        self._tail = 0  # lines of a traceback still to keep
-        super().__init__(address, seeds, options=["--log-level", "ERROR"], prefix=prefix)
+        self._keep = 0  # lines of a traceback still to keep
+        options = ["--log-level", "ERROR"]
+        self._log = None
+        if KEEP:
+            # every incarnation's log and stats, appended to one file per node index
+            options = ["--log-level", "DEBUG", "--stats-interval", "1"]
+            self._log = open(os.path.join(KEEP, f"node{index}.log"), "a")  # noqa: SIM115
+            self._log.write(f"=== start {time.time():.3f} {address}\n")
+        super().__init__(address, seeds, options=options, prefix=prefix)
 
     def on_delivery(self, d: dict[str, Any]) -> None:
         self.delivered[d["payload"]] += 1
 
     def on_stderr(self, line: str) -> None:
+        if self._log is not None:
+            self._log.write(line)
         if "Traceback" in line or " ERROR " in line or "CRITICAL" in line:
-            self._tail = 40
-        if self._tail:
-            self._tail -= 1
+            self._keep = 40
+        if self._keep:
+            self._keep -= 1
             self.errors.append(line.rstrip())
 
     def snapshot(self) -> collections.Counter[str]:
@@ -237,6 +249,11 @@ def test_chaos_kill_restart_partition_heal() -> None:
         lost = sorted(
             (context[t], t, p.index) for p in stayed for t in want[p.index] if not p.has(t)
         )
+        if KEEP:
+            for p in [*procs, *dead]:
+                if p._log is not None:
+                    p._log.write(f"=== stats at end {json.dumps(p.stats)}\n")
+                    p._log.flush()
         if lost:
             groups: dict[tuple[int, bool, str], set[int]] = collections.defaultdict(set)
             for (at, cut, d), t, i in lost:
