@@ -601,11 +601,13 @@ class DedupCache:
         mask = self._mask
         lo = h - self._window if h > self._window else 1
         top = hi if hi < h else h - 1
-        if top >= lo and st.bits is not None:
+        if top >= lo and st.bits is not None and st.holes > 0:
+            # (``holes`` counts the unseen seqs of the whole ring: once that many are
+            # found, the rest of the scan finds none)
             p = st.bits
             count = top - lo + 1
             x = lo
-            while count > 0:
+            while count > 0 and got < st.holes:
                 pos = x & mask
                 if (pos & 7) == 0 and count >= 8 and p[pos >> 3] == 0xFF:
                     x += 8  # a byte of seen seqs: skip it whole
