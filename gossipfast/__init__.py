@@ -26,7 +26,17 @@ from .errors import (  # noqa: E402
     SeedError,
 )
 from .stats import Stats  # noqa: E402
-from .types import Gap, Lagged, Message, MessageId, NeighborDown, NeighborUp  # noqa: E402
+from .types import (  # noqa: E402
+    Gap,
+    Lagged,
+    Member,
+    MemberDown,
+    MemberUp,
+    Message,
+    MessageId,
+    NeighborDown,
+    NeighborUp,
+)
 
 #: True when the compiled (Cython) hot path is loaded, False for the pure-Python build.
 #: Read from the import specs: importing the hot modules here would load the simulator.
@@ -58,6 +68,9 @@ __all__ = [
     "GossipError",
     "JoinError",
     "Lagged",
+    "Member",
+    "MemberDown",
+    "MemberUp",
     "Message",
     "MessageId",
     "NeighborDown",

@@ -27,6 +27,7 @@ from typing import Any
 import click
 import msgspec
 
+from ._members import meta_size
 from ._procs import (
     READY_PREFIX,
     STATS_PREFIX,
@@ -131,6 +132,7 @@ async def _run_node(
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+    meta: dict[str, str] | None = None,
 ) -> int:
     from .node import Node
 
@@ -143,6 +145,7 @@ async def _run_node(
                 "origin": message.origin,
                 "payload": message.payload.decode("utf-8", "replace"),
                 "hops": message.hops,
+                "sender": message.sender,
             }
             if stamp:
                 d["ts"] = time.time()
@@ -183,6 +186,7 @@ async def _run_node(
         advertise=advertise,
         ssl=server_ssl,
         client_ssl=client_ssl,
+        meta=meta,
     ) as node:
         log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
         start_metrics(node, metrics_port, metrics_host)
@@ -274,6 +278,13 @@ async def _run_node(
     metavar="FIELD=VALUE",
     help="Override a Config field, e.g. --set heartbeat_timeout=2 (repeatable).",
 )
+@click.option(
+    "--meta",
+    "meta_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata of this node in every member list, e.g. --meta zone=eu-1 (repeatable).",
+)
 @click.option("--stamp", is_flag=True, help='Add "ts" (delivery time, epoch s) to each line.')
 @click.option("--exit-on-eof", is_flag=True, help="Leave when stdin ends.")
 @click.option(
@@ -300,6 +311,7 @@ def run_command(
     advertise: str | None,
     node_id: str | None,
     overrides: tuple[str, ...],
+    meta_items: tuple[str, ...],
     stamp: bool,
     exit_on_eof: bool,
     stats_interval: float,
@@ -319,6 +331,17 @@ def run_command(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = _config(cluster, overrides)
+    meta: dict[str, str] = {}
+    for item in meta_items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
+        meta[key] = value
+    if meta_size(meta) > config.member_meta_max:
+        raise click.BadParameter(
+            f"{meta_size(meta)} bytes, over member_meta_max={config.member_meta_max}",
+            param_hint="--meta",
+        )
     for seed in joins:
         try:
             parse_seed(seed)
@@ -342,6 +365,7 @@ def run_command(
                 metrics_port,
                 metrics_host,
                 tls,
+                meta,
             ),
             loop_kind,
         )

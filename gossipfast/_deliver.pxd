@@ -13,10 +13,10 @@ cdef object origin_str
 cpdef object message_id(object origin, object seq)
 
 @cython.locals(out=list, d=tuple, name=object)
-cpdef list messages(list deliveries, object own, dict names)
+cpdef list messages(list deliveries, object own, dict names, dict senders)
 
 @cython.locals(failures=Py_ssize_t)
 cpdef tuple call_each(object hook, list msgs)
 
 @cython.locals(failures=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, f=Py_ssize_t)
-cpdef tuple call_hook(object hook, list deliveries, object own, dict names)
+cpdef tuple call_hook(object hook, list deliveries, object own, dict names, dict senders)

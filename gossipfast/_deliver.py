@@ -31,9 +31,10 @@ def message_id(origin: int, seq: int) -> MessageId:
     return _new_bytes(MessageId, _pack(origin, seq))
 
 
-def messages(deliveries: list, own: int, names: dict) -> list:
+def messages(deliveries: list, own: int, names: dict, senders: dict) -> list:
     """The :class:`Message` of each ``(origin, seq, hops, payload)`` delivery, in order,
-    but those of origin ``own``; ``names`` caches origins' hex names (bounded)."""
+    but those of origin ``own``; ``names`` caches origins' hex names (bounded),
+    ``senders`` maps origins to node ids (the member list's)."""
     out = []
     for d in deliveries:
         origin = d[0]
@@ -45,11 +46,11 @@ def messages(deliveries: list, own: int, names: dict) -> list:
                 names.clear()
             name = origin_str(origin)
             names[origin] = name
-        out.append(Message(message_id(origin, d[1]), name, d[3], d[2]))
+        out.append(Message(message_id(origin, d[1]), name, d[3], d[2], senders.get(origin)))
     return out
 
 
-def call_hook(hook: Any, deliveries: list, own: int, names: dict) -> tuple:
+def call_hook(hook: Any, deliveries: list, own: int, names: dict, senders: dict) -> tuple:
     """Call ``hook(m)`` for the :class:`Message` of each delivery, as :func:`messages`
     makes them, in rounds of ``_ROUND``: make a round's messages, then hand them over.
 
@@ -68,7 +69,7 @@ def call_hook(hook: Any, deliveries: list, own: int, names: dict) -> tuple:
     n = len(deliveries)
     i = 0
     while i < n:
-        f, exc = call_each(hook, messages(deliveries[i : i + _ROUND], own, names))
+        f, exc = call_each(hook, messages(deliveries[i : i + _ROUND], own, names, senders))
         i += _ROUND
         if f:
             failures += f

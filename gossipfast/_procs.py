@@ -107,6 +107,8 @@ class NodeProc:
         #: The address it listens on: ``listen`` until the ready line gives the real one.
         self.address = listen
         self.origin: str | None = None
+        #: Its node id (``Node.id``), from the ready line.
+        self.node_id: str | None = None
         #: The latest ``--stats-interval`` line (empty before the first).
         self.stats: dict[str, Any] = {}
         self.stats_lines = 0
@@ -148,6 +150,7 @@ class NodeProc:
                     info = json.loads(line[len(READY_PREFIX) :])
                     self.address = str(info["address"])
                     self.origin = info.get("origin")
+                    self.node_id = info.get("id")
                     self._ready.set()
                     self._settled.set()
                 elif line.startswith(STATS_PREFIX):

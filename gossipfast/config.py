@@ -127,6 +127,37 @@ FIELDS: dict[str, tuple[float, float, str]] = {
         "messages a partition or a lost answer kept from a node are pulled (0: a digest "
         "only when a link comes up).",
     ),
+    # Member list
+    "member_sync_interval": (
+        1e-3,
+        _INF,
+        "Seconds between two member-table comparisons with an active neighbour (in turn); "
+        "a mismatch pushes both tables.",
+    ),
+    "member_refresh_interval": (
+        0,
+        _INF,
+        "Seconds between two floods of a node's own member record; a member not heard of "
+        "for three of them is suspected (0: no refresh, failures found by neighbours only).",
+    ),
+    "member_suspect_timeout": (
+        0,
+        _INF,
+        "Seconds a member whose neighbour lost its link to it stays listed as a suspect "
+        "before it is taken for failed, unless it denies (it is alive).",
+    ),
+    "member_dead_retention": (
+        0,
+        _INF,
+        "Seconds a left or failed member's record is kept, so that an old live copy of it "
+        "does not bring it back.",
+    ),
+    "max_members": (1, 1 << 24, "Member records kept (live and dead); more are refused."),
+    "member_meta_max": (
+        0,
+        1 << 16,
+        "Bytes of a member's metadata (keys and values, UTF-8) at most.",
+    ),
     "catch_up_max": (
         0,
         1 << 24,
@@ -238,6 +269,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     store_max_bytes: int = 128 << 20
     store_max_age: float = 120.0
     anti_entropy_interval: float = 1.0
+    member_sync_interval: float = 5.0
+    member_refresh_interval: float = 30.0
+    member_suspect_timeout: float = 3.0
+    member_dead_retention: float = 3600.0
+    max_members: int = 65536
+    member_meta_max: int = 512
     catch_up_max: int = 100_000
     max_payload_size: int = 1 << 20
     max_frame_size: int = 4 << 20

@@ -12,6 +12,7 @@ import random
 
 from ._anchor import AnchorTree
 from ._hyparview import HyParView, valid_address
+from ._members import MemberList
 from ._plumtree import Plumtree
 from ._timers import TimerWheel
 from .config import Config
@@ -22,6 +23,8 @@ from .wire import (
     Disconnect,
     ForwardJoin,
     Join,
+    Members,
+    MemberSync,
     Neighbor,
     NeighborReply,
     Shuffle,
@@ -38,6 +41,8 @@ _KIND: dict[type, str] = {
     Shuffle: "shuffle",
     ShuffleReply: "shuffle_reply",
     Beacon: "beacon",
+    Members: "members",
+    MemberSync: "member_sync",
 }
 #: Seconds between two housekeeping passes at most (payload expiry, request expiry).
 _MAINTENANCE_MAX = 15.0
@@ -103,6 +108,17 @@ class Engine:
             up=self._up,
             down=self._down,
         )
+        self.members = MemberList(
+            node_id,
+            address,
+            incarnation,
+            config,
+            self.timers,
+            send=self._send,
+            emit=self._emit,
+            tree=self._tree_peers,
+        )
+        self._eof = False  # the link being dropped closed without a goodbye
         self.tree: AnchorTree | None = None
         if config.tree_beacon_interval > 0.0:
             self.tree = AnchorTree(
@@ -130,6 +146,12 @@ class Engine:
             lst.append(msg)
         self._sent[_KIND[type(msg)]] += 1
 
+    def _tree_peers(self) -> tuple[str, ...]:
+        return self.pt.eager  # type: ignore[no-any-return]
+
+    def _emit(self, event: object) -> None:
+        self.events.append(event)
+
     def _close(self, peer: str) -> None:
         if peer not in self.closing:
             self.closing.append(peer)
@@ -140,6 +162,7 @@ class Engine:
         self.pt.neighbor_up(peer, now)
         if self.tree is not None:
             self.tree.neighbor_up(peer, now)
+        self.members.link_up(peer, now)
 
     def _down(self, peer: str, reason: str, now: float) -> None:
         self._downs += 1
@@ -147,6 +170,9 @@ class Engine:
         self.pt.neighbor_down(peer)
         if self.tree is not None:
             self.tree.neighbor_down(peer, reason, now)
+        # a link closed without a Disconnect: the process at its end is gone (or cut us
+        # off); the member list takes it for a suspect as for a failed link
+        self.members.link_down(peer, "failed" if self._eof else reason, now)
 
     def _start(self, now: float) -> None:
         if not self._maint_armed:
@@ -154,6 +180,7 @@ class Engine:
             self.timers.schedule(now + self._maint_interval, ("m",))
             if self.pt.ae_interval > 0.0:
                 self.timers.schedule(now + self.pt.ae_interval, ("d",))
+            self.timers.schedule(now + self.members.interval, ("M",))
         self.hv.start(now)
         if self.tree is not None:
             self.tree.start(now)
@@ -200,15 +227,28 @@ class Engine:
             self._bad += 1
             return
         self._received[name] += 1
-        if type(msg) is Beacon:
+        t = type(msg)
+        if t is Beacon:
             if self.tree is not None:
                 self.tree.on_beacon(peer, msg, now)
+            return
+        if t is Members or t is MemberSync:
+            if peer not in self.hv.active:
+                return  # member news only over active links (a late one after a drop)
+            if t is Members:
+                self.members.on_members(peer, msg, now)
+            else:
+                self.members.on_sync(peer, msg, now)
             return
         self.hv.on_message(peer, msg, now)
 
     def on_disconnected(self, peer: str, reason: str, now: float) -> None:
         """The link to ``peer`` is gone: ``"failed"`` (dead) or ``"closed"`` (clean EOF)."""
-        self.hv.on_disconnected(peer, reason, now)
+        self._eof = reason == "closed"
+        try:
+            self.hv.on_disconnected(peer, reason, now)
+        finally:
+            self._eof = False
 
     def broadcast(self, payload: bytes, now: float) -> tuple[int, int]:
         """Broadcast ``payload`` to the cluster; returns its id ``(origin, seq)``.
@@ -270,6 +310,13 @@ class Engine:
             elif kind == "d":
                 pt.anti_entropy(now)
                 self.timers.schedule(now + pt.ae_interval, ("d",))
+            elif kind == "F":
+                self.members.flush()
+            elif kind == "S":
+                self.members.suspicion_over(item[1], item[2], now)
+            elif kind == "M":
+                self.members.tick(now)
+                self.timers.schedule(now + self.members.interval, ("M",))
             elif kind == "m":
                 pt.expire(now)
                 self.timers.schedule(now + self._maint_interval, ("m",))
@@ -284,6 +331,7 @@ class Engine:
     def leave(self, now: float) -> None:
         """Tell every neighbour we leave (``Disconnect(alive=False)``); then go quiet."""
         self.pt.flush_ihaves()
+        self.members.leave(now)
         self.hv.leave(now)
 
     def drain(self) -> tuple[dict[str, list], list[str], list, list]:
@@ -369,7 +417,13 @@ class Engine:
         s["grafts_withheld"] = pt.grafts_withheld
         s["answers_refused"] = pt.answers_refused
         tree = self.tree
-        s["bad_messages"] = self._bad + pt.bad + hv.bad + (tree.bad if tree else 0)
+        mem = self.members
+        s["bad_messages"] = self._bad + pt.bad + hv.bad + (tree.bad if tree else 0) + mem.bad
+        s["members"] = len(mem.records) - len(mem.dead_since)
+        s["members_dead"] = len(mem.dead_since)
+        s["members_refused"] = mem.refused
+        s["member_syncs"] = mem.syncs
+        s["member_tables"] = mem.tables
         s["tree_elections"] = tree.elections if tree else 0
         s["tree_hops"] = tree.hops if tree and tree.known else -1
         s["neighbor_up"] = self._ups

@@ -21,8 +21,8 @@ import secrets
 import socket
 import ssl as _ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
 import msgspec
@@ -30,20 +30,21 @@ import msgspec
 from ._deliver import call_hook as _call_hook
 from ._deliver import message_id as _message_id
 from ._deliver import messages as _messages
+from ._members import meta_size
 from ._seeds import DnsRefresher, DnsSeed, is_self, parse_seed, resolve_all
 from .config import Config
-from .errors import JoinError, NodeClosed, SeedError
+from .errors import ConfigError, JoinError, NodeClosed, SeedError
 from .stats import Stats
 from .transport import Transport, format_address, parse_address
 from .types import (
     Event,
     Gap,
     Lagged,
+    Member,
     Message,
     MessageId,
     NeighborDown,
     NeighborUp,
-    make_origin,
     origin_str,
 )
 
@@ -80,11 +81,13 @@ class Node:
         advertise: str | None = None,
         ssl: _ssl.SSLContext | None = None,
         client_ssl: _ssl.SSLContext | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> None:
         self._listen_host, self._listen_port = parse_address(listen)
         if advertise is not None:
             parse_address(advertise)
         self.config: Config = config if config is not None else Config()
+        self._meta = self._checked_meta(meta if meta is not None else {})
         self._node_id = node_id
         self._advertise = advertise
         self._ssl = ssl
@@ -107,6 +110,7 @@ class Node:
         self._hook_errors = 0
         self._lagged_total = 0
         self._origin_names: dict[int, str] = {}
+        self._senders: dict[int, str] = {}  # origin -> node id (the member list's)
         self._down_reasons: dict[str, int] = {}
         # key -> (window start, records shown in it, records demoted to DEBUG since)
         self._log_window: dict[str, tuple[float, int, int]] = {}
@@ -143,6 +147,9 @@ class Node:
             rng=random.Random(secrets.randbits(64)),
         )
         self._origin = self._engine.origin
+        if self._meta:
+            self._engine.members.set_meta(self._meta, 0.0)
+        self._senders = self._engine.members.origins
         self._state = "running"
         await self._transport.start(
             self._engine,
@@ -305,6 +312,52 @@ class Node:
     def passive_view(self) -> tuple[str, ...]:
         """Addresses of the passive view (known backups)."""
         return tuple(self._engine.passive_view) if self._engine is not None else ()
+
+    # ------------------------------------------------------------------ members
+    def members(self) -> Mapping[str, Member]:
+        """Every live node of the cluster, this one included: node id -> :class:`Member`.
+
+        Eventually consistent: a node that joins is listed everywhere within about one
+        flood across the overlay (at most ``Config.member_sync_interval`` times the
+        active view size when a flood is lost), one that leaves likewise, and one that
+        crashes once its neighbours' failure detector has noticed
+        (``Config.heartbeat_timeout``). Empty before :meth:`start`.
+        """
+        if self._engine is None:
+            return MappingProxyType({})
+        return MappingProxyType(self._engine.members.members())
+
+    @property
+    def meta(self) -> Mapping[str, str]:
+        """This node's metadata, as its :class:`Member` carries it."""
+        return MappingProxyType(dict(self._meta))
+
+    def set_meta(self, meta: Mapping[str, str]) -> None:
+        """Replace this node's metadata; every member list converges to it as to a join.
+
+        ``TypeError`` for keys or values that are not ``str``; :class:`ConfigError`
+        when the keys and values (UTF-8) exceed ``Config.member_meta_max`` bytes.
+        """
+        self._check_running()
+        self._meta = self._checked_meta(meta)
+        assert self._transport is not None
+        self._transport.run(self._engine.members.set_meta, self._meta)
+
+    def _checked_meta(self, meta: Mapping[str, str]) -> dict[str, str]:
+        if not isinstance(meta, Mapping):
+            raise TypeError(f"meta is a mapping of str to str, not {type(meta).__name__}")
+        out = dict(meta)
+        for k, v in out.items():
+            if type(k) is not str or type(v) is not str:
+                raise TypeError(
+                    f"meta maps str to str; got {type(k).__name__} -> {type(v).__name__}"
+                )
+        size = meta_size(out)
+        if size > self.config.member_meta_max:
+            raise ConfigError(
+                f"meta takes {size} bytes, over member_meta_max={self.config.member_meta_max}"
+            )
+        return out
 
     # ------------------------------------------------------------------ broadcast
     async def broadcast(self, payload: bytes) -> MessageId:
@@ -474,7 +527,7 @@ class Node:
             self._observe(deliveries)
         if type(self).handle_broadcast is Node.handle_broadcast:
             # No hook: queue the messages in one pass, wake once.
-            msgs = _messages(deliveries, self._origin, self._origin_names)
+            msgs = _messages(deliveries, self._origin, self._origin_names, self._senders)
             q = self._msgs
             q.extend(msgs)
             over = len(q) - self.config.message_queue_size
@@ -486,7 +539,7 @@ class Node:
             self._wake()
             return
         failures, exc = _call_hook(
-            self.handle_broadcast, deliveries, self._origin, self._origin_names
+            self.handle_broadcast, deliveries, self._origin, self._origin_names, self._senders
         )
         if failures:
             # A failing user hook does not stop delivery to the others.
@@ -545,16 +598,8 @@ class Node:
         self._wake()
 
     def _node_of(self, origin: str) -> str | None:
-        """The node id behind ``origin`` (16 hex digits) when we know it: ours, or that of
-        a peer we have a link to (its Hello told its id and incarnation)."""
-        o = int(origin, 16)
-        if o == self._origin:
-            return self._node_id
-        tr = self._transport
-        for c in list(getattr(tr, "_conns", ())):
-            if c.ready and c.node_id and make_origin(c.node_id, c.incarnation) == o:
-                return str(c.node_id)
-        return None
+        """The node id behind ``origin`` (16 hex digits) when the member list knows it."""
+        return self._senders.get(int(origin, 16))
 
     def _log_limited(self, key: str, level: int, now: float, msg: str, *args: Any) -> None:
         """Log membership changes without letting churn flood the log.

@@ -58,13 +58,39 @@ class Message(msgspec.Struct, frozen=True, gc=False):
     """One delivered broadcast.
 
     ``origin`` is the sender's origin as 16 hex digits (see ``Node.origin``); ``hops`` is
-    the number of links the payload travelled to reach this node.
+    the number of links the payload travelled to reach this node; ``sender`` is the
+    sending node's id (its ``Node.id``), learnt from the member list: None only while
+    this node has not heard of the sender yet (a message that overtook the sender's
+    member record, moments after it joined).
     """
 
     id: MessageId
     origin: str
     payload: bytes
     hops: int
+    sender: str | None = None
+
+
+class Member(msgspec.Struct, frozen=True):
+    """A live node of the cluster as the member list knows it: its id (``Node.id``),
+    the address peers dial, and its metadata (``Node(meta=...)``, ``Node.set_meta``)."""
+
+    id: str
+    address: str
+    meta: dict[str, str]
+
+
+class MemberUp(msgspec.Struct, frozen=True):
+    """A node joined the cluster (or came back after it was taken for dead)."""
+
+    member: Member
+
+
+class MemberDown(msgspec.Struct, frozen=True):
+    """A node left the cluster (``"left"``) or was found dead (``"failed"``)."""
+
+    member: Member
+    reason: Literal["left", "failed"]
 
 
 class NeighborUp(msgspec.Struct, frozen=True):
@@ -104,13 +130,16 @@ class Gap(msgspec.Struct, frozen=True):
     count: int
 
 
-Event = NeighborUp | NeighborDown | Gap
+Event = NeighborUp | NeighborDown | Gap | MemberUp | MemberDown
 
 __all__ = [
     "DownReason",
     "Event",
     "Gap",
     "Lagged",
+    "Member",
+    "MemberDown",
+    "MemberUp",
     "Message",
     "MessageId",
     "NeighborDown",

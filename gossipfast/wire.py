@@ -19,7 +19,7 @@ from typing import Union
 import msgspec
 
 #: Bumped on any incompatible change of the messages below. Checked in the handshake.
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 
 class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True, gc=False):
@@ -178,6 +178,41 @@ class Gone(msgspec.Struct, tag=32, array_like=True, frozen=True, gc=False):
     ranges: list[int]
 
 
+# --- member list -----------------------------------------------------------------------
+
+
+class MemberRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One member as the member list knows it (not a message of its own).
+
+    ``status`` is 0 alive, 1 left, 2 failed; ``version`` is raised only by the member
+    itself. Its origin is ``make_origin(id, incarnation)``.
+    """
+
+    id: str
+    address: str
+    incarnation: int
+    version: int
+    status: int
+    meta: dict[str, str]
+
+
+class Members(msgspec.Struct, tag=40, array_like=True, frozen=True):
+    """Member records: news flooded on, or (``table``) a chunk of a whole table."""
+
+    records: list[MemberRecord]
+    table: bool
+
+
+class MemberSync(msgspec.Struct, tag=41, array_like=True, frozen=True):
+    """The sender's own record and the hash of its listed members. ``kind``: 0 at link-up
+    (the records only), 1 a periodic comparison (a mismatch is answered with our table
+    and a kind 2), 2 that answer (a mismatch left after it: the asker pushes its table)."""
+
+    own: MemberRecord
+    hash: int
+    kind: int
+
+
 WireMessage = Union[  # noqa: UP007 - a runtime alias msgspec needs on 3.10
     Hello,
     Ping,
@@ -197,6 +232,8 @@ WireMessage = Union[  # noqa: UP007 - a runtime alias msgspec needs on 3.10
     Digest,
     Want,
     Gone,
+    Members,
+    MemberSync,
 ]
 
 #: A frame body: one or more messages.
@@ -219,6 +256,9 @@ __all__ = [
     "Hello",
     "IHave",
     "Join",
+    "MemberRecord",
+    "MemberSync",
+    "Members",
     "Neighbor",
     "NeighborReply",
     "Ping",

@@ -79,6 +79,7 @@ cdef class Simulator:
     cdef public Py_ssize_t unknown_deliveries
     cdef public Py_ssize_t unknown_sends
     cdef public Py_ssize_t unknown_events
+    cdef public Py_ssize_t member_downs
     cdef public Py_ssize_t event_count
     cdef public Py_ssize_t engine_calls
     cdef public double wall

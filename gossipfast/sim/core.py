@@ -222,6 +222,7 @@ class Simulator:
         self.unknown_deliveries = 0
         self.unknown_sends = 0  # frames addressed to an address no node has
         self.unknown_events = 0  # NeighborUp/Down naming an address no node has
+        self.member_downs = 0  # MemberDown events, all nodes (the member-list scenario)
         self.event_count = 0
         self.engine_calls = 0
         self.wall = 0.0
@@ -521,13 +522,17 @@ class Simulator:
         act = self.act[i]
         index = self.index
         for ev in events:
-            if type(ev).__name__ == "Gap":
+            name = type(ev).__name__
+            if name == "Gap" or name == "MemberUp":
                 continue  # lost messages: the broadcast records count them anyway
+            if name == "MemberDown":
+                self.member_downs += 1
+                continue
             j = index.get(ev.peer)
             if j is None:
                 self.unknown_events += 1
                 continue
-            if type(ev).__name__ == "NeighborUp":
+            if name == "NeighborUp":
                 act.add(j)
             else:
                 act.discard(j)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _hot
+from .._members import member_key as _member_key
 from ..config import Config
 from .core import BroadcastRecord, Simulator
 from .graph import graph_metrics
@@ -19,6 +20,7 @@ __all__ = [
     "build_overlay",
     "churn_scenario",
     "crash_scenario",
+    "members_scenario",
     "partition_scenario",
     "run_default",
     "summarize",
@@ -322,6 +324,58 @@ def churn_scenario(
     figs = [sim.broadcast_figures(r) for r in recs]
     out = summarize(figs)
     out.update(graph_metrics(sim.active_graph()))
+    return out
+
+
+def _members_agree(sim: Simulator) -> bool:
+    """True when every live node lists exactly the live nodes, at their latest records
+    (each member list keeps a hash of what it lists: one comparison per node)."""
+    want = 0
+    for i in sim.live():
+        want ^= _member_key(sim.engines[i].members.own)
+    return all(sim.engines[i].members.hash == want for i in sim.live())
+
+
+def _time_to_agree(sim: Simulator, limit: float, step: float = 0.1) -> float | None:
+    t0 = sim.now
+    while not _members_agree(sim):
+        if sim.now - t0 >= limit:
+            return None
+        sim.run_for(step)
+    return sim.now - t0
+
+
+def _member_messages(sim: Simulator) -> int:
+    counts = sim.msg_counts
+    return counts.get("Members", 0) + counts.get("MemberSync", 0)
+
+
+def members_scenario(
+    sim: Simulator, *, stable: float = 60.0, limit: float = 120.0, crash: float = 0.5
+) -> dict[str, Any]:
+    """The member lists' convergence on a built overlay: seconds until every live node
+    lists exactly the live nodes after the build, a join, a graceful leave and a crash of
+    ``crash`` of the nodes at once (None: not within ``limit``); MemberDown events and
+    member messages per node per second over ``stable`` quiet seconds in between."""
+    out: dict[str, Any] = {"nodes": len(sim.live())}
+    out["after_build"] = _time_to_agree(sim, limit)
+    downs0, msgs0, t0 = sim.member_downs, _member_messages(sim), sim.now
+    sim.run_for(stable)
+    n = len(sim.live())
+    out["stable_member_downs"] = sim.member_downs - downs0
+    out["stable_msgs_per_node_s"] = (_member_messages(sim) - msgs0) / n / (sim.now - t0)
+    i = sim.add_node()
+    sim.join(i, [sim.rng.choice([j for j in sim.live() if j != i])])
+    out["join"] = _time_to_agree(sim, limit)
+    sim.leave(sim.rng.choice(sim.live()))
+    out["leave"] = _time_to_agree(sim, limit)
+    downs0 = sim.member_downs
+    crashed = sim.crash_fraction(crash)
+    out["crashed"] = len(crashed)
+    out["crash"] = _time_to_agree(sim, limit)
+    survivors = len(sim.live())
+    # every survivor reports each crashed node once (a false down would add more)
+    out["crash_member_downs_per_survivor"] = (sim.member_downs - downs0) / survivors
     return out
 
 

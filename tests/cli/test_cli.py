@@ -84,7 +84,7 @@ def data_counts(proc: Proc) -> Counter[str]:
 @pytest.mark.timeout(240)
 def test_eight_processes_thousand_broadcasts_exactly_once(loop_kind: str) -> None:
     rng = random.Random(1)
-    procs = start_cluster(8, loop_kind)
+    procs = start_cluster(8, loop_kind, ["--meta", "role=test"])
     try:
         sent: dict[str, int] = {}
         for k in range(1000):
@@ -109,6 +109,14 @@ def test_eight_processes_thousand_broadcasts_exactly_once(loop_kind: str) -> Non
             assert set(counts) == want, f"node {p.index}: {len(want - set(counts))} missing"
             assert max(counts.values()) == 1, f"node {p.index} delivered a duplicate"
             assert not p.errors, p.errors[:3]
+            with p.lock:
+                senders = {d["payload"]: d["sender"] for d in p.lines}
+            # every line names the node that broadcast it
+            assert all(senders[t] == procs[sent[t]].node_id for t in want), p.index
+        # every member list holds the eight
+        for p in procs:
+            assert p.wait_stats(5)
+            assert p.stats["members"] == 8 and p.stats["members_dead"] == 0
     finally:
         for p in procs:
             p.stop()
@@ -262,6 +270,19 @@ def test_run_rejects_bad_options() -> None:
         timeout=30,
     )
     assert bad.returncode != 0 and "heartbeat_timeout" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("meta", "says"), [("zone", "is not KEY=VALUE"), ("k=" + "v" * 600, "member_meta_max")]
+)
+def test_run_rejects_bad_meta(meta: str, says: str) -> None:
+    bad = subprocess.run(
+        [*GF, "run", "--listen", "127.0.0.1:0", "--meta", meta],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
 
 
 # ---------------------------------------------------------------- partition (netns)

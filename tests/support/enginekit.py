@@ -16,7 +16,7 @@ from typing import Any
 
 from gossipfast.config import Config
 from gossipfast.engine import Engine
-from gossipfast.types import Gap, NeighborDown, NeighborUp
+from gossipfast.types import Gap, MemberDown, MemberUp, NeighborDown, NeighborUp
 
 
 def addr(i: int) -> str:
@@ -211,7 +211,7 @@ class Net:
             # the event stream replays into the active view
             view: set[str] = set()
             for ev in self.events[a]:
-                if isinstance(ev, Gap):
+                if isinstance(ev, (Gap, MemberUp, MemberDown)):
                     continue
                 if isinstance(ev, NeighborUp):
                     assert ev.peer not in view

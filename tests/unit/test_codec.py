@@ -57,6 +57,11 @@ def _field_strategy(tp: object) -> st.SearchStrategy[typing.Any]:
     if typing.get_origin(tp) is list:
         (inner,) = typing.get_args(tp)
         return st.lists(_field_strategy(inner), max_size=12)
+    if typing.get_origin(tp) is dict:
+        key, value = typing.get_args(tp)
+        return st.dictionaries(_field_strategy(key), _field_strategy(value), max_size=4)
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):  # a nested record
+        return _message_strategy(tp)
     raise AssertionError(f"no strategy for wire field type {tp!r}")  # a new field type
 
 
@@ -77,8 +82,8 @@ def test_strategies_cover_every_wire_struct() -> None:
         for v in vars(wire).values()
         if isinstance(v, type) and issubclass(v, msgspec.Struct) and v is not msgspec.Struct
     }
-    assert structs == set(_MESSAGE_TYPES)
-    assert len(_MESSAGE_TYPES) == 18
+    assert structs == set(_MESSAGE_TYPES) | {wire.MemberRecord}  # a record, not a message
+    assert len(_MESSAGE_TYPES) == 20
 
 
 def _flat(bs: list[list[typing.Any]]) -> list[typing.Any]:

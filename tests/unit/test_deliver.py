@@ -20,20 +20,22 @@ def mod(request: pytest.FixtureRequest) -> ModuleType:
 
 def test_messages_in_order_without_our_own(mod: ModuleType) -> None:
     names: dict[int, str] = {}
-    out = mod.messages([(5, 1, 2, b"a"), (9, 7, 1, b"own"), (5, 2, 3, b"b")], 9, names)
+    batch = [(5, 1, 2, b"a"), (9, 7, 1, b"own"), (5, 2, 3, b"b"), (6, 1, 1, b"c")]
+    out = mod.messages(batch, 9, names, {5: "n5@h:1/ab"})
     assert out == [
-        Message(MessageId.from_parts(5, 1), origin_str(5), b"a", 2),
-        Message(MessageId.from_parts(5, 2), origin_str(5), b"b", 3),
+        Message(MessageId.from_parts(5, 1), origin_str(5), b"a", 2, "n5@h:1/ab"),
+        Message(MessageId.from_parts(5, 2), origin_str(5), b"b", 3, "n5@h:1/ab"),
+        Message(MessageId.from_parts(6, 1), origin_str(6), b"c", 1, None),  # not known yet
     ]
     assert all(type(m.id) is MessageId for m in out)
-    assert names == {5: origin_str(5)}
+    assert names == {5: origin_str(5), 6: origin_str(6)}
     assert mod.message_id(2**64 - 1, 2**63 - 1) == MessageId.from_parts(2**64 - 1, 2**63 - 1)
 
 
 def test_the_name_cache_is_bounded(mod: ModuleType) -> None:
     names: dict[int, str] = {}
     for o in range(10_000):
-        mod.messages([(o, 1, 1, b"x")], -1, names)
+        mod.messages([(o, 1, 1, b"x")], -1, names, {})
         assert len(names) <= 4096
 
 
@@ -46,7 +48,7 @@ def test_a_failing_hook_does_not_stop_the_others(mod: ModuleType) -> None:
         seen.append(m.payload)
 
     batch = [(1, s, 1, p) for s, p in enumerate([b"a", b"bad", b"b", b"bad"], 1)]
-    msgs = mod.messages(batch, 0, {})
+    msgs = mod.messages(batch, 0, {}, {})
     failures, first = mod.call_each(hook, msgs)
     assert seen == [b"a", b"b"] and failures == 2
     assert isinstance(first, ValueError)
@@ -64,11 +66,11 @@ def test_call_hook_hands_over_every_message_in_order_in_rounds(mod: ModuleType) 
         if m.id.seq % 50 == 7:
             raise KeyError(m.id.seq)
 
-    failures, first = mod.call_hook(hook, batch, 7, {})
-    assert got == mod.messages(batch, 7, {})
+    failures, first = mod.call_hook(hook, batch, 7, {}, {})
+    assert got == mod.messages(batch, 7, {}, {})
     assert failures == sum(1 for o, s, _, _ in batch if o != 7 and s % 50 == 7) >= 3
     assert isinstance(first, KeyError) and first.args == (7,)
-    assert mod.call_hook(hook, [], 7, {}) == (0, None)
+    assert mod.call_hook(hook, [], 7, {}, {}) == (0, None)
 
 
 def test_call_hook_keeps_the_gc_count_of_a_big_batch_low() -> None:
@@ -88,7 +90,7 @@ def test_call_hook_keeps_the_gc_count_of_a_big_batch_low() -> None:
     try:
         gc.collect()
         start = gc.get_count()[0]
-        mod.call_hook(hook, batch, 0, {})
+        mod.call_hook(hook, batch, 0, {}, {})
     finally:
         if was:
             gc.enable()

@@ -62,6 +62,8 @@ def _samples() -> list[wire.WireMessage]:
         wire.Digest([9, 10]),
         wire.Want([9, 1, 10]),
         wire.Gone([9, 1, 4]),
+        wire.Members([wire.MemberRecord("n@h:1/ab", "h:1", 7, 2, 0, {"zone": "eu-1"})], False),
+        wire.MemberSync(wire.MemberRecord("n@h:1/ab", "h:1", 7, 2, 1, {}), 2**64 - 1, 2),
     ]
 
 
