@@ -32,12 +32,13 @@ from textual.widgets import Footer, Header, Input, RichLog, Static
 from .config import Config
 from .errors import GossipError, JoinError
 from .node import Node
-from .types import Gap, Lagged, NeighborDown, NeighborUp
+from .types import Gap, Lagged, Member, MemberDown, MemberUp, NeighborDown, NeighborUp
 
 HELP = """\
 Commands:
   /status  show this node's figures (also on the left, refreshed live)
   /nodes   list the active view (open links) and the passive view (backups)
+  /members list every node of the cluster with its metadata (the member list)
   /help    show this help
   /quit    leave the cluster and exit (also Ctrl+Q)
 Anything else is broadcast to every other node."""
@@ -115,7 +116,9 @@ class DemoApp(App[None]):
         """Start the node, then join (in the background) and show the figures live."""
         logging.getLogger("gossipfast").addHandler(self._log_handler)
         node_id = f"{self.node_name}@{self.listen}"
-        self.node = Node(self.listen, config=self.config, node_id=node_id)
+        self.node = Node(
+            self.listen, config=self.config, node_id=node_id, meta={"name": self.node_name}
+        )
         try:
             await self.node.start()
         except (OSError, ValueError) as e:
@@ -172,7 +175,8 @@ class DemoApp(App[None]):
                 continue
             text = msg.payload.decode("utf-8", "replace")
             hops = f"{msg.hops} hop" + ("" if msg.hops == 1 else "s")
-            self.say(f"{time.strftime('%H:%M:%S')} {text}  [{hops}]", "bold")
+            who = self.name_of(msg.sender)
+            self.say(f"{time.strftime('%H:%M:%S')} {who}: {text}  [{hops}]", "bold")
             self.refresh_status(soon=True)
 
     @work(exclusive=False, group="node")
@@ -180,7 +184,11 @@ class DemoApp(App[None]):
         """Show neighbours coming and going, and messages lost for good."""
         assert self.node is not None
         async for ev in self.node.events():
-            if isinstance(ev, NeighborUp):
+            if isinstance(ev, MemberUp):
+                self.say(f"member up: {self._member_text(ev.member)}", "green")
+            elif isinstance(ev, MemberDown):
+                self.say(f"member down ({ev.reason}): {self._member_text(ev.member)}", "red")
+            elif isinstance(ev, NeighborUp):
                 self.say(f"neighbour up: {ev.peer}", "cyan")
             elif isinstance(ev, NeighborDown):
                 self.say(f"neighbour down: {ev.peer} ({ev.reason})", "magenta")
@@ -208,6 +216,8 @@ class DemoApp(App[None]):
                 self.say(self.status_text())
             elif cmd == "/nodes":
                 self.say(self.nodes_text())
+            elif cmd == "/members":
+                self.say(self.members_text())
             elif cmd in ("/quit", "/exit"):
                 # in a worker: this input handler returns first, then the app closes
                 self.run_worker(self.action_quit(), group="quit")
@@ -220,7 +230,7 @@ class DemoApp(App[None]):
         if not node.active_view:
             self.say("no neighbour yet: the message reaches nobody for now", "yellow")
         try:
-            mid = await node.broadcast(f"{self.node_name}: {line}".encode())
+            mid = await node.broadcast(line.encode())
         except GossipError as e:
             self.say(f"broadcast refused: {e}", "red")
             return
@@ -261,6 +271,27 @@ class DemoApp(App[None]):
         out += [f"  {p}" for p in passive] or ["  (none)"]
         return "\n".join(out)
 
+    def name_of(self, node_id: str | None) -> str:
+        """The name a sender gave itself (its member metadata), else its node id."""
+        node = self.node
+        member = node.members().get(node_id or "") if node is not None else None
+        if member is not None:
+            return member.meta.get("name", member.id)
+        return node_id or "?"  # a message that overtook its sender's member record
+
+    @staticmethod
+    def _member_text(m: Member) -> str:
+        meta = " ".join(f"{k}={v}" for k, v in sorted(m.meta.items()))
+        return f"{m.id} at {m.address}" + (f"  {meta}" if meta else "")
+
+    def members_text(self) -> str:
+        """The member list of ``/members`` as plain text."""
+        node = self.node
+        members = sorted(node.members().values(), key=lambda m: m.id) if node else []
+        out = [f"members ({len(members)}):"]
+        out += [f"  {self._member_text(m)}" for m in members] or ["  (none)"]
+        return "\n".join(out)
+
     def refresh_status(self, soon: bool = False) -> None:
         """Redraw the status panel from the node's figures.
 
@@ -289,6 +320,7 @@ class DemoApp(App[None]):
         t.add_row("recovered", str(s.recovered))
         t.add_row("duplicates", str(s.dups))
         t.add_row("sent", str(self.sent))
+        t.add_row("members", str(len(node.members())))
         t.add_row(f"active {len(node.active_view)}/{self.config.active_view_size}", "")
         for p in node.active_view:
             t.add_row("", Text(p, style="green"))

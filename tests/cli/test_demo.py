@@ -61,20 +61,22 @@ def test_demo_pilot(arun: Any) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(lambda: app.node is not None and app.node.running, pilot)
             assert "bootstrap node" in "\n".join(app.lines)
-            async with gossipfast.Node("127.0.0.1:0", config=FAST) as peer:
+            async with gossipfast.Node("127.0.0.1:0", config=FAST, meta={"name": "peer"}) as peer:
                 await peer.join([f"127.0.0.1:{port}"])
                 await wait_for(lambda: any("neighbour up" in x for x in app.lines), pilot)
 
-                # The peer's broadcast shows in the log and in the received count.
-                await peer.broadcast(b"peer: hello from the test")
+                # The peer's broadcast shows in the log under the name in its member
+                # metadata, and in the received count.
+                await wait_for(lambda: peer.id in app.node.members(), pilot)  # type: ignore[union-attr]
+                await peer.broadcast(b"hello from the test")
                 await wait_for(lambda: "peer: hello from the test" in screen_log(app), pilot)
                 assert app.node is not None and app.node.stats().delivered == 1
 
-                # Typing a line broadcasts it as "NAME: text".
+                # Typing a line broadcasts it; the others see its sender's name.
                 await pilot.click("#prompt")
                 await pilot.press(*"hi all", "enter")
                 got = await anext_message(peer)
-                assert got == b"boot: hi all"
+                assert got == b"hi all"
                 assert "you: hi all" in screen_log(app)
 
                 # The status panel shows the views and counts (once it names the peer).
@@ -91,6 +93,7 @@ def test_demo_pilot(arun: Any) -> None:
                 for cmd, want in (
                     ("/status", "received 1  missing 0  recovered 0"),
                     ("/nodes", f"active view (open links):\n  {peer.address}"),
+                    ("/members", f"  {peer.id} at {peer.address}  name=peer"),
                     ("/help", "/quit    leave the cluster"),
                     ("/bogus", "unknown command /bogus"),
                 ):

@@ -61,11 +61,18 @@ def test_chat_between_three_processes() -> None:
             want = "* joined via" if i else "* alice listening on"
             assert want in read_until(p, want)
         alice, bob, carol = procs
+        assert "* carol is here" in read_until(alice, "* carol is here")  # the member list
         assert alice.stdin is not None
         alice.stdin.write("hello room\n")
         alice.stdin.flush()
+        # the name comes from the sender's member record, not from the payload
         assert "alice> hello room" in read_until(bob, "alice> hello room")
         assert "alice> hello room" in read_until(carol, "alice> hello room")
+        bob_in = bob.stdin
+        assert bob_in is not None
+        bob_in.write("/who\n")
+        bob_in.flush()
+        assert "* in the room: alice, bob, carol" in read_until(bob, "* in the room")
         for p in procs:
             assert p.stdin is not None
             p.stdin.close()  # end of input: the member leaves
