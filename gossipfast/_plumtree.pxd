@@ -2,6 +2,9 @@
 import cython
 
 from gossipfast._cache cimport DedupCache, PayloadStore
+from gossipfast._catchup cimport CatchUp
+from gossipfast._fifo cimport FifoDelivery
+from gossipfast._graftdelay cimport GraftDelay
 from gossipfast._peers cimport EagerLazy
 
 
@@ -10,14 +13,11 @@ cdef object _SEQ_MAX
 cdef Py_ssize_t _HOPS_MAX
 cdef Py_ssize_t _MAX_ANNOUNCERS
 cdef Py_ssize_t _MAX_MISSING
-cdef Py_ssize_t _DIGEST_MAX_ORIGINS
 cdef Py_ssize_t _MAX_LIST
 cdef double _REQUEST_TTL
 cdef Py_ssize_t _MAX_TREES
 cdef Py_ssize_t _YOUNG
 cdef Py_ssize_t _LAG_HOPS
-cdef Py_ssize_t _FIFO_HOLD_MAX
-cdef double _FIFO_HOLD
 cdef object Gossip
 cdef object IHave
 cdef object Graft
@@ -78,11 +78,6 @@ cdef class _Lazy:
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, total=Py_ssize_t, d=object)
 cpdef Py_ssize_t _run_ids(object runs) except -1
 
-cpdef bint _valid_id(object origin, object seq) except -1
-
-@cython.locals(g=Py_ssize_t)
-cpdef _add_id(list ranges, object o, object s)
-
 
 cdef class Plumtree:
     cdef public object origin
@@ -103,14 +98,10 @@ cdef class Plumtree:
     cdef public double now
     cdef public double ihave_interval
     cdef public Py_ssize_t ihave_batch
-    cdef public double graft_timeout_1
     cdef public double graft_timeout_2
-    cdef public double graft_delay
-    cdef public double graft_delay_max
-    cdef public double graft_shrink_at
-    cdef public double graft_grow_at
-    cdef public object grafted_recent
-    cdef public Py_ssize_t early_grafts
+    cdef public GraftDelay graft_delay
+    cdef public CatchUp catchup
+    cdef public FifoDelivery fifo_order
     cdef public Py_ssize_t threshold
     cdef public Py_ssize_t catch_up_max
     cdef public bint fifo
@@ -129,20 +120,7 @@ cdef class Plumtree:
     cdef public object answers
     cdef public dict graft_batch
     cdef public dict want_batch
-    cdef public double first_up
-    cdef public double baseline_window
-    cdef public bint baseline_open
-    cdef public set known_before
-    cdef public dict skipped
-    cdef public double ae_interval
-    cdef public double retention
-    cdef public list ae_snapshot
-    cdef public Py_ssize_t ae_turn
-    cdef public dict next_seq
-    cdef public Py_ssize_t next_seq_cap
     cdef public Py_ssize_t dedup_warned
-    cdef public Py_ssize_t next_seq_max
-    cdef public dict held
     cdef public list gaps
     cdef public Py_ssize_t s_gossip
     cdef public Py_ssize_t s_ihave
@@ -166,7 +144,6 @@ cdef class Plumtree:
     cdef public Py_ssize_t catch_up_requested
     cdef public Py_ssize_t optimizations
     cdef public Py_ssize_t bad
-    cdef public Py_ssize_t fifo_skipped
     cdef public Py_ssize_t ihave_dropped
     cdef public Py_ssize_t grafts_withheld
     cdef public Py_ssize_t answers_refused
@@ -224,31 +201,24 @@ cdef class Plumtree:
 
     cpdef neighbor_up(self, str peer, double now)
 
-    cpdef list _recent_digest(self, list d)
-
     @cython.locals(t=_Tree)
     cpdef neighbor_down(self, str peer)
 
     cpdef on_frame(self, str peer, list msgs, double now, object other)
 
-    @cython.locals(
-        t=_Tree,
-        m=_Missing,
-        outbox=dict,
-        lst=list,
-        n=Py_ssize_t,
-        skip=object,
-        told=list,
-        up=object,
-        h=object,
-        lag=double,
-    )
+    @cython.locals(t=_Tree, m=_Missing, up=object, h=object, gd=GraftDelay)
     cpdef on_gossip(self, str peer, object msg, double now)
 
-    @cython.locals(now=double, d=double)
-    cpdef Py_ssize_t early_graft(self, tuple key) except -1
+    @cython.locals(t=_Tree, how=Py_ssize_t)
+    cpdef on_duplicate(self, str peer, object o, object s, double now)
 
-    cpdef grow_graft_delay(self, double d, double now)
+    cpdef _Tree relink(self, str peer, object o, _Tree t, _Missing m, bint answer)
+
+    @cython.locals(outbox=dict, lst=list, n=Py_ssize_t, skip=object, told=list)
+    cpdef forward(
+        self, str peer, object o, object s, object h, bytes payload, _Tree t, object up,
+        _Missing m, double now
+    )
 
     @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t, h=object, packed=object)
     cpdef optimize(self, str sender, object o, _Missing m, object hops)
@@ -325,32 +295,11 @@ cdef class Plumtree:
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree, b=_Budget)
     cpdef on_graft(self, str peer, object ids)
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, budget=Py_ssize_t, ranges=list)
-    cpdef on_digest(self, str peer, object entries, double now)
-
-    @cython.locals(n=Py_ssize_t)
-    cdef Py_ssize_t ranges_len(self, object ranges) except -1
-
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t, gone=list, b=_Budget, room=object)
-    cpdef on_want(self, str peer, object ranges)
-
-    @cython.locals(
-        n=Py_ssize_t, i=Py_ssize_t, got=Py_ssize_t, budget=Py_ssize_t,
-        dedup=DedupCache, missing=dict, new=list, counts=dict
-    )
-    cpdef on_gone(self, str peer, object ranges)
-
     cpdef pass_lost(self, object o)
 
     @cython.locals(t=_Tree)
     cpdef tuple broadcast(self, bytes payload, double now)
 
-    cpdef deliver_fifo(self, object o, object s, object h, bytes payload)
-
-    cpdef forget_next_seqs(self)
-
     cpdef warn_dropped(self, str peer)
-
-    cpdef release(self, object o)
 
     cpdef skip_gap(self, object o)

@@ -1,5 +1,5 @@
 # cython: annotation_typing=False
-"""Plumtree broadcast state machine (sans-IO), with catch-up and optional FIFO delivery.
+"""Plumtree broadcast state machine (sans-IO).
 
 Plumtree (Leitão, Pereira, Rodrigues, SRDS 2007; corrected Algorithm 1 of the 2019
 revision): every active neighbour starts *eager* (payloads are pushed to it); a duplicate
@@ -8,13 +8,10 @@ announcement of a message that does not arrive in time makes us ``Graft`` the an
 back into the eager set. The eager links converge to a spanning tree, the lazy links are
 its backups.
 
-Beyond the paper: when a neighbour comes up both sides exchange a ``Digest`` of the
-highest sequence number seen per origin and pull what they miss with ``Want`` ranges,
-answered from the :class:`~gossipfast._cache.PayloadStore` (partitions heal with their
-messages). Ids the answerer has seen but no longer stores come back as ``Gone`` ranges:
-the asker records them as lost for good (reported, never asked for again) and passes the
-``Gone`` on to its neighbours, which miss them too unless they have them. Optional
-per-origin FIFO delivery holds back out-of-order messages (bounded).
+This module keeps the trees, eager and lazy push, ``IHave``, ``Graft`` and ``Prune``. Its
+parts live next to it: catch-up (``Digest``/``Want``/``Gone``, :mod:`._catchup`), FIFO
+hold-back delivery (:mod:`._fifo`) and the adaptive graft delay (:mod:`._graftdelay`).
+docs/internals.md ("Plumtree choices beyond the paper") tells why each rule is there.
 
 This is a hot module: Cython compiles it with ``_plumtree.pxd``. No ``import cython``
 here, so the pure-Python build runs the same source.
@@ -27,6 +24,9 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from ._cache import DedupCache, PayloadStore
+from ._catchup import CatchUp
+from ._fifo import FifoDelivery
+from ._graftdelay import GraftDelay
 from ._peers import EagerLazy
 from .wire import Digest, Gone, Gossip, Graft, IHave, Prune, Want
 
@@ -40,28 +40,18 @@ _HOPS_MAX = 1 << 16
 _MAX_ANNOUNCERS = 8
 #: Missing-message timers alive at once; further announcements wait for catch-up.
 _MAX_MISSING = 1 << 16
-#: A big announcement (at least this many ids: its sender relays thousands of messages a
-#: second) is looked at this share of the graft delay after it came. Most of its ids are
-#: of payloads the tree pushes meanwhile, and a held id then costs a dedup check instead
-#: of a missing-message entry made and dropped (on a loopback cluster at full speed, 4
-#: in 10 messages were announced before their push). At most half the delay, so that a
-#: push later than that still finds its entry (the lag rule and optimize_lag act only on
-#: such pushes) and every timer keeps its deadline (arrival + delay). Small ones are
-#: looked at at once, so at low rates a push that follows its announcement sooner still
-#: counts as announced (the paper's hop optimisation, no push to its announcer).
+#: An announcement of at least ``_ANNOUNCE_HOLD_MIN`` ids is looked at this share of the
+#: graft delay after it came (most of its ids are pushed meanwhile); smaller ones at once.
 _ANNOUNCE_HOLD = 0.5
 _ANNOUNCE_HOLD_MIN = 32
-#: Announced ids held at once (as many as missing-message entries); beyond, the oldest
-#: announcements are looked at early.
+#: Announced ids held at once; beyond, the oldest announcements are looked at early.
 _MAX_ANN_HELD = 1 << 16
-#: Origins listed in one Digest (the most recently active ones when over).
-_DIGEST_MAX_ORIGINS = 4096
 #: List entries of a Graft or IHave we look at; the rest is ignored.
 _MAX_LIST = 1 << 17
 #: Seconds a Graft/Want request is remembered to count its answer as a recovery.
 _REQUEST_TTL = 30.0
-#: A copy can come this long after its payload left the stores (a Graft or Want answered
-#: late, a queued push): an origin is forgotten after store_max_age plus this unseen.
+#: A copy can come this long after its payload left the stores (a late answer, a queued
+#: push): an origin is forgotten after store_max_age plus this unseen.
 _DEDUP_SLACK = _REQUEST_TTL
 #: Under pressure a neighbour's budget of new origins is 1/this of the table as a burst,
 #: and as much again per idle horizon.
@@ -70,27 +60,12 @@ _ADMIT_SHARE = 8
 _MAX_TREES = 4096
 #: Public copy of the tree bound (the compiled module keeps ``_MAX_TREES`` C-level).
 MAX_TREES = _MAX_TREES
-#: The adaptive first-stage graft delay stays within [graft_timeout_1, this x it].
-_GRAFT_DELAY_MAX_FACTOR = 8.0
-#: Factor the delay shrinks by (at most once per current delay) while pushes come before
-#: any announcement of them.
-_GRAFT_DELAY_SHRINK = 0.98
-#: The delay grows to this many times the lag of a push behind its first announcement
-#: (at most once per current delay, up to the cap).
-_GRAFT_DELAY_LAG = 2.0
-#: An origin's own tree is young for its first messages: with the anchored tree it waits
-#: the longest graft delay for them (it starts as the anchor's tree and still lags).
+#: With the anchored tree, an origin's own tree is young (waits the longest graft delay)
+#: for its first this many messages: it starts as the anchor's tree and still lags.
 _YOUNG = 10
-#: A faster announcer replaces the parent (optimize_lag) only over a path at most this
-#: many hops longer (unbounded, one steady sender's young tree at 1,000 simulated nodes
-#: went 17 hops deep for a few messages; its settled depth is 9-10).
+#: optimize_lag moves the parent to a faster announcer only over a path at most this many
+#: hops longer (unbounded, young trees grew far deeper than their settled depth).
 _LAG_HOPS = 2
-#: Early grafts remembered (to notice the push that arrives after one).
-_GRAFTED_RECENT_MAX = 4096
-#: Messages held back per origin by FIFO delivery before a gap is skipped.
-_FIFO_HOLD_MAX = 4096
-#: Seconds FIFO delivery waits for a gap to fill (grafts and catch-up take < 1 s).
-_FIFO_HOLD = 1.0
 
 
 def _new_dedup(config: Any) -> DedupCache:
@@ -180,10 +155,9 @@ class _Budget:
 class _Missing:
     """A message announced by lazy peers that has not arrived yet.
 
-    One is made per message announced before its push (at full rate, 4 in 10 of a
-    relay's messages), so it is kept small: one list of announcers, their hop counts
-    packed in one int (16 bits each: hops < ``_HOPS_MAX``), and usually the timer of its
-    announcement (one per batch) rather than one of its own.
+    Many are made (one per message announced before its push), so it is kept small: one
+    list of announcers, their hop counts packed in one int (16 bits each: hops <
+    ``_HOPS_MAX``), and usually the timer of its announcement rather than one of its own.
     """
 
     __slots__ = ("grafted", "hops", "keep", "owner", "peers", "since", "timer")
@@ -219,8 +193,7 @@ class _Lazy:
     """Announcements queued for one lazy peer: runs ``[origin, first, last, hops, ...]``.
 
     A relay delivers each origin's messages mostly in order, so most announcements
-    extend the run of their origin: one run on the wire for a stream of ids (at full
-    rate, each id of a flat list was queued, encoded, decoded and looked at on its own).
+    extend the run of their origin: one run on the wire for a stream of ids.
     """
 
     __slots__ = ("at", "ids", "last", "lh", "lo", "ls", "runs")
@@ -237,23 +210,6 @@ class _Lazy:
         self.lh = 0
 
 
-def _valid_id(origin: Any, seq: Any) -> bool:
-    """True for an id inside the wire's ranges (origin u64, seq 1..2**63-1)."""
-    return 0 <= origin <= _U64 and 0 < seq <= _SEQ_MAX
-
-
-def _add_id(ranges: list, o: Any, s: Any) -> None:
-    """Add id (o, s) to ranges ``[origin, first, last, ...]``, extending the last range
-    when ``s`` follows it (ids come in ascending order per origin)."""
-    g = len(ranges)
-    if g and ranges[g - 3] == o and ranges[g - 1] == s - 1:
-        ranges[g - 1] = s
-    else:
-        ranges.append(o)
-        ranges.append(s)
-        ranges.append(s)
-
-
 class Plumtree:
     """Broadcast state of one node.
 
@@ -261,8 +217,13 @@ class Plumtree:
     ``deliveries``; after a drain it assigns fresh containers to both attributes. Timers
     go to the shared ``timers`` wheel as tuples (``("G", keys)`` the missing-message timer
     of one announcement's new ids, ``("g", origin, seq)`` that of one id, ``("i",)``
-    IHave flush) that the engine routes back to :meth:`graft_timers`,
-    :meth:`graft_timer` and :meth:`flush_ihaves`.
+    IHave flush, ``("h",)`` held announcements, ``("f", origin)`` a FIFO gap, ``("d",)``
+    anti-entropy) that the engine routes back here (the last two to :meth:`skip_gap` and
+    ``catchup.anti_entropy``).
+
+    Its parts: ``catchup`` (:class:`~gossipfast._catchup.CatchUp`), ``fifo_order``
+    (:class:`~gossipfast._fifo.FifoDelivery`, used when ``fifo``) and ``graft_delay``
+    (:class:`~gossipfast._graftdelay.GraftDelay`).
     """
 
     def __init__(self, origin: int, config: Any, timers: Any) -> None:
@@ -275,38 +236,21 @@ class Plumtree:
         self.store = PayloadStore(
             config.store_max_messages, config.store_max_bytes, config.store_max_age
         )
-        # ``peers`` is the shared tree (every origin's prunes and grafts shape it); it is
-        # the template of a new origin's tree. ``trees`` holds the per-origin trees.
+        # the shared tree (a new origin's template) and the per-origin trees
         self.peers = EagerLazy()
         self.eager: tuple = ()
         self.lazy: tuple = ()
         self.active: tuple = ()
         self.epoch = 0
         self.trees: dict[int, _Tree] = {}
-        # the shared tree is kept by the anchored tree (``_anchor.py``, set_shared_tree):
-        # first messages must not bend it
+        # the anchored tree (``_anchor.py``) keeps the shared tree: first messages must not bend it
         self.anchored = False
         self.prune_batch: dict[str, list[int]] = {}
         self.seq = 0
         self.now = 0.0  # time of the input being handled (for timers armed deep inside)
         self.ihave_interval = float(config.ihave_interval)
         self.ihave_batch = int(config.ihave_batch_max)
-        self.graft_timeout_1 = float(config.graft_timeout_1)
-        # First-stage graft delay, adapted to the tree's lag (AIMD): a push that arrives
-        # after we grafted the same message shows the graft was early (it only added a
-        # copy and reshaped the tree), so the delay grows; on-time pushes shrink it back.
-        self.graft_delay = self.graft_timeout_1
-        self.graft_delay_max = self.graft_timeout_1 * _GRAFT_DELAY_MAX_FACTOR
-        # the delay shrinks at most once per current delay: per on-time push it would
-        # collapse within milliseconds at thousands of messages a second, and the next
-        # late hop would set off a storm of early grafts (measured on loopback clusters)
-        self.graft_shrink_at = 0.0
-        # and it doubles at most once per current delay: the early grafts of one late
-        # batch are one event (as TCP halves its window once per window of losses); per
-        # push, one stale backlog took it from the floor to the cap within a millisecond
-        self.graft_grow_at = 0.0
-        self.grafted_recent: OrderedDict[tuple[int, int], int] = OrderedDict()
-        self.early_grafts = 0
+        self.graft_delay = GraftDelay(float(config.graft_timeout_1))
         self.graft_timeout_2 = float(config.graft_timeout_2)
         self.threshold = int(config.optimization_threshold)
         self.catch_up_max = int(config.catch_up_max)
@@ -314,8 +258,7 @@ class Plumtree:
         self.lazyq: dict[str, _Lazy] = {}
         self.ihave_armed = False
         self.missing: dict[tuple[int, int], _Missing] = {}
-        # per-neighbour shares and budgets (_Budget), made on first use, dropped when the
-        # neighbour leaves: a hostile announcer or requester is contained by its own
+        # per-neighbour shares and budgets: a hostile peer is contained by its own
         self.budgets: dict[str, _Budget] = {}
         self.peer_missing_max = int(config.peer_missing_max)
         self.graft_rate = float(config.peer_graft_rate)
@@ -326,37 +269,14 @@ class Plumtree:
         self.ann_ids = 0
         self.ann_armed = False
         self.requested: OrderedDict[tuple[int, int], float] = OrderedDict()
-        # (origin, seq, peer) we asked a payload from: its copy is an answer, not a push
-        # value: when we asked; (peer's _Budget, when) for a Graft/Want of a missing
-        # message, counted in the peer's ``asked`` until answered or forgotten
+        # (origin, seq, peer) we asked: its copy is an answer, not a push. Value: when we
+        # asked, or (peer's _Budget, when) while counted in the peer's ``asked``
         self.answers: OrderedDict[tuple[int, int, str], Any] = OrderedDict()
         self.graft_batch: dict[str, list[int]] = {}
         # fetches of first messages on the anchored tree: a Want moves no tree link
         self.want_batch: dict[str, list[int]] = {}
-        # fresh-join baseline: the first digest after the first neighbour came up sets the
-        # starting point of origins unknown so far (a new node does not pull old history).
-        # Only the first: an origin that shows up in a later digest may have started
-        # after we joined, and skipping it would lose its messages.
-        self.first_up = -1.0
-        self.baseline_window = max(float(config.neighbor_timeout), float(config.repair_interval))
-        self.baseline_open = False
-        self.known_before: set[int] = set()
-        # origin -> the seq the baseline skipped to: ids up to it were never seen here,
-        # so a Want of them gets no Gone (others may still store them)
-        self.skipped: dict[int, int] = {}
-        # anti-entropy: every interval one active neighbour in turn gets the digest taken
-        # one interval earlier (an id in it is that old: its lack is a loss, not a copy
-        # in flight), of the origins seen within the payload retention (older ones have
-        # nothing left to pull)
-        self.ae_interval = float(config.anti_entropy_interval)
-        self.retention = float(config.store_max_age)
-        self.ae_snapshot: list = []
-        self.ae_turn = 0
-        # FIFO delivery: origin -> {seq: (hops, payload)} held back until the gap fills
-        self.next_seq: dict[int, int] = {}
-        self.next_seq_cap = 2 * int(config.dedup_max_origins)
-        self.next_seq_max = self.next_seq_cap
-        self.held: dict[int, dict[int, tuple[int, bytes]]] = {}
+        self.catchup = CatchUp(self, config)
+        self.fifo_order = FifoDelivery(timers, self.dedup, 2 * int(config.dedup_max_origins))
         # (origin, count) of ids learnt lost for good since the engine last looked
         self.gaps: list[tuple[int, int]] = []
         # counters
@@ -382,7 +302,6 @@ class Plumtree:
         self.catch_up_requested = 0
         self.optimizations = 0
         self.bad = 0
-        self.fifo_skipped = 0
         self.ihave_dropped = 0
         self.grafts_withheld = 0
         self.answers_refused = 0
@@ -589,36 +508,11 @@ class Plumtree:
 
     def neighbor_up(self, peer: str, now: float) -> None:
         """A new active neighbour: push to it eagerly and offer it our digest."""
-        if self.first_up < 0.0:
-            self.first_up = now
-            self.baseline_open = True
-            d = self.dedup.digest()
-            self.known_before = {d[i] for i in range(0, len(d), 2)}
+        self.catchup.joined(now)
         self.peers.add(peer)
         self.refresh()
         self.active = self.eager + self.lazy
-        d = self.dedup.digest()
-        if len(d) > 2 * _DIGEST_MAX_ORIGINS:
-            d = self._recent_digest(d)
-        self.send(peer, Digest(d))
-        self.s_digest += 1
-
-    def anti_entropy(self, now: float) -> None:
-        """Send the previous snapshot of our digest to the next active neighbour in
-        turn and take a new one."""
-        peers = self.active
-        if peers and self.ae_snapshot:
-            self.ae_turn += 1
-            self.send(peers[self.ae_turn % len(peers)], Digest(self.ae_snapshot))
-            self.s_digest += 1
-        d = self.dedup.digest(now - self.retention)
-        if len(d) > 2 * _DIGEST_MAX_ORIGINS:
-            d = self._recent_digest(d)
-        self.ae_snapshot = d
-
-    def _recent_digest(self, d: list) -> list:
-        """Cap a digest to the most recent origins (the cache lists them newest first)."""
-        return d[: 2 * _DIGEST_MAX_ORIGINS]
+        self.catchup.offer_digest(peer)
 
     def neighbor_down(self, peer: str) -> None:
         """A neighbour left the active view."""
@@ -663,13 +557,13 @@ class Plumtree:
                     self.on_prune(peer, msg.origins)
                 elif t is Digest:
                     self.r_digest += 1
-                    self.on_digest(peer, msg.entries, now)
+                    self.catchup.on_digest(peer, msg.entries, now)
                 elif t is Want:
                     self.r_want += 1
-                    self.on_want(peer, msg.ranges)
+                    self.catchup.on_want(peer, msg.ranges)
                 elif t is Gone:
                     self.r_gone += 1
-                    self.on_gone(peer, msg.ranges)
+                    self.catchup.on_gone(peer, msg.ranges)
                 else:
                     other(peer, msg, now)
             except Exception:  # hostile input (wrong types) must never escape
@@ -690,45 +584,13 @@ class Plumtree:
             self.bad += 1
             return
         if o == self.origin or not self.dedup.check_and_insert(o, s):
-            if self.dedup.dropped:
-                # a new origin refused (table full of live origins, or its sender's
-                # budget spent): not a duplicate, no prune; counted by the dedup
-                self.dedup.dropped = False
-                if self.dedup_warned != 3:
-                    self.warn_dropped(peer)
-                return
-            self.duplicates += 1
-            if self.answers and self.take_answer(o, s, peer):
-                return  # the answer to our Graft/Want, not a push: no reason to prune
-            how = 0
-            if self.grafted_recent:
-                how = self.early_graft((o, s))
-            if self.is_active(peer):
-                if how == 2 or (self.anchored and peer in self.eager and not self.owns(o)):
-                    # the late push of one we fetched (the tree works, the push is late),
-                    # or a first message's copy over a link of the anchored tree (which
-                    # has no loops: it comes from a fetch further on). Pruning would cut
-                    # the tree.
-                    return
-                t = self.trees.get(o)
-                if t is not None and t.lazy is not None and t.up == peer and peer not in t.lazy:
-                    # our parent in the own tree: its push of the message we already
-                    # fetched or had from a grafted peer. It delivered our latest new
-                    # message, so it is the link that works; a slower parent is pruned
-                    # when its copy comes after a faster one's (which then is the parent).
-                    # Pruning it too left trees with no parent at all after a storm of
-                    # grafts (every neighbour's late push pruned; measured on loopback)
-                    return
-                # always answer a push with Prune, even if the sender is lazy for us
-                # already: its tree may still have us eager (trees are born apart)
-                self.to_lazy(o, peer)
-                self.queue_prune(peer, o)
+            self.on_duplicate(peer, o, s, now)
             return
         h += 1
         payload = msg.payload
         self.store.put(o, s, h, payload, now)
         if self.fifo:
-            self.deliver_fifo(o, s, h, payload)
+            self.delivered += self.fifo_order.deliver(self.deliveries, o, s, h, payload, now)
         else:
             self.deliveries.append((o, s, h, payload))
             self.delivered += 1
@@ -736,6 +598,7 @@ class Plumtree:
         if self.requested and self.requested.pop((o, s), None) is not None:
             self.recovered += 1
             answer = self.take_answer(o, s, peer)
+        # the tree's bookkeeping: who pushed its latest message, and over how many hops
         t = self.trees.get(o)
         if t is None or t.epoch != self.epoch:
             t = self.tree(o)
@@ -758,79 +621,109 @@ class Plumtree:
                 if type(m.timer) is int:
                     self.timers.cancel(m.timer)  # a batch's timer fires for the others
         if peer in t.lazy_t:
-            if not answer and t.lazy is None and not self.anchored:
-                # the paper: whoever pushes a new payload becomes (again) a tree link (an
-                # answer to our Graft is one already; one to a Want or a digest must not
-                # be). Only on the shared tree without the anchor: in an own tree such a
-                # push is one the sender sent before our Prune reached it, so it has us
-                # lazy already; a link eager at one end only leaves us with no parent
-                # (measured: 10 origins at 1,000/s each on 10 simulated nodes)
-                self.to_eager(o, peer)
-                t = self.tree(o)
-            elif (
-                answer
-                and t.lazy is not None
-                and m is not None
-                and m.grafted is not None
-                and not m.keep
-            ):
-                # fetched (a Want: the origin still used the anchored tree) and the
-                # origin's own tree starts now: as in the paper, the link of the first
-                # delivery is a tree link, at both ends (the late push of the old parent
-                # will prune it)
-                self.to_eager(o, peer)
-                self.queue_graft(peer, o, 0)
-                t = self.tree(o)
-                t.up = peer
+            t = self.relink(peer, o, t, m, answer)
         up = None
         if t.lazy is not None:
             if not answer and peer in t.eager:
                 t.up = peer
             up = t.up
+        gd = self.graft_delay
         if m is None:
-            # (not while big announcements are held: this push may be one of theirs, and
-            # shrinking the delay under full load set off graft storms; loopback cluster)
-            if (
-                self.graft_delay > self.graft_timeout_1
-                and now >= self.graft_shrink_at
-                and not self.ann_held
-            ):
-                d = self.graft_delay * _GRAFT_DELAY_SHRINK
-                self.graft_delay = d if d > self.graft_timeout_1 else self.graft_timeout_1
-                self.graft_shrink_at = now + self.graft_delay
+            # on time: shrink the delay (not while big announcements are held, as this
+            # push may be one of theirs)
+            if gd.value > gd.floor and not self.ann_held:
+                gd.on_time(now)
         elif m.grafted is not None:
             if peer not in m.grafted:
-                self.early_graft((o, s))  # the push beat the answer to our graft
+                gd.early_graft((o, s), now)  # the push beat the answer to our graft
         elif not answer:
-            # the tree's push came this long after the first announcement: a graft
-            # delay under twice that (as TCP's timeout over the round trip) grafts
-            # pushes that are late, not lost. Raised before any graft fires: at full
-            # speed such first grafts (thousands of ids at once, their late pushes then
-            # pruning the tree) cost a third of the runs half their rate (loopback)
-            lag = (now - m.since) * _GRAFT_DELAY_LAG
-            if lag > self.graft_delay:
-                self.grow_graft_delay(lag, now)
+            gd.lagged(m.since, now)  # the push came after its announcement: late, not lost
+        self.forward(peer, o, s, h, payload, t, up, m, now)
+        if m is not None:
+            # after the push: the new parent must not get this payload back from us
+            self.optimize(peer, o, m, h - 1)
+            if self.anchored and m.grafted is None:
+                self.optimize_lag(peer, o, m, h - 1, now)
+
+    def on_duplicate(self, peer: str, o: int, s: int, now: float) -> None:
+        """A copy of (o, s) we have (or refused): prune its sender unless the copy is an
+        answer of ours, a late push we expect, or comes over a link we must keep."""
+        if self.dedup.dropped:
+            # a new origin refused (table full, or its sender's budget spent): not a
+            # duplicate, no prune; counted by the dedup
+            self.dedup.dropped = False
+            if self.dedup_warned != 3:
+                self.warn_dropped(peer)
+            return
+        self.duplicates += 1
+        if self.answers and self.take_answer(o, s, peer):
+            return  # the answer to our Graft/Want, not a push: no reason to prune
+        how = 0
+        if self.graft_delay.recent:
+            how = self.graft_delay.early_graft((o, s), now)
+        if not self.is_active(peer):
+            return
+        if how == 2 or (self.anchored and peer in self.eager and not self.owns(o)):
+            # the late push of one we fetched, or a first message's copy over a link of
+            # the loop-free anchored tree: pruning would cut the tree
+            return
+        t = self.trees.get(o)
+        if t is not None and t.lazy is not None and t.up == peer and peer not in t.lazy:
+            # our parent in the own tree: it delivered our latest new message, so it is
+            # the link that works (pruning it can leave the tree with no parent)
+            return
+        # always answer a push with Prune, even from a lazy peer: its tree may still have
+        # us eager (trees are born apart)
+        self.to_lazy(o, peer)
+        self.queue_prune(peer, o)
+
+    def relink(self, peer: str, o: int, t: _Tree, m: _Missing | None, answer: bool) -> _Tree:
+        """A new payload came over a lazy link of ``o``'s tree: make that link a tree
+        link where the rules say so; returns the tree as it is now."""
+        if not answer and t.lazy is None and not self.anchored:
+            # the paper: whoever pushes a new payload becomes a tree link again. Only on
+            # the shared tree without the anchor (in an own tree the sender has us lazy
+            # already: a link eager at one end leaves us with no parent)
+            self.to_eager(o, peer)
+            return self.tree(o)
+        if answer and t.lazy is not None and m is not None and m.grafted is not None and not m.keep:
+            # fetched, and the origin's own tree starts now: the link of the first delivery
+            # is a tree link, at both ends
+            self.to_eager(o, peer)
+            self.queue_graft(peer, o, 0)
+            t = self.tree(o)
+            t.up = peer
+        return t
+
+    def forward(
+        self,
+        peer: str,
+        o: int,
+        s: int,
+        h: int,
+        payload: bytes,
+        t: _Tree,
+        up: Any,
+        m: Any,
+        now: float,
+    ) -> None:
+        """Push a new payload that came from ``peer`` to ``o``'s eager peers and announce
+        it to the lazy ones, skipping those that have it."""
         fwd = Gossip(o, s, h, payload)
         outbox = self.outbox
         n = 0
-        skip = None
-        told = None
+        skip = None  # peers we grafted for it: they answer with the payload
+        told = None  # peers that announced it: they have it
         if m is not None:
             skip = m.grafted
             told = m.peers
         for p in t.eager:
-            # not back to our parent either: it has the payload, and the duplicate would
-            # make it prune the link (a payload comes from elsewhere when it was fetched,
-            # or pushed by an old parent before our Prune reached it)
+            # not back to the sender or our parent: a copy would make it prune the link
             if p != peer and p != up:
                 if skip is not None and p in skip:
-                    continue  # it answers our Graft: it has the payload
-                if told and p in told:
-                    # it announced the payload, so it has it: the copy would only make it
-                    # prune us, and when we grafted it for other messages of the same
-                    # stalled tree that undoes the repair (measured: a node recovering a
-                    # whole 1 s stream, 640 ms late, its grafts pruned within 5 ms)
                     continue
+                if told and p in told:
+                    continue  # (the prune it answers with would undo our repair)
                 lst = outbox.get(p)
                 if lst is None:
                     outbox[p] = [fwd]
@@ -839,15 +732,8 @@ class Plumtree:
                 n += 1
         self.s_gossip += n
         for p in t.lazy_t:
-            # a peer that announced the payload has it: an IHave back is wasted work at
-            # both ends
             if p != peer and not (told and p in told):
                 self.announce(p, o, s, h, now)
-        if m is not None:
-            # after the push: the new parent must not get this payload back from us
-            self.optimize(peer, o, m, h - 1)
-            if self.anchored and m.grafted is None:
-                self.optimize_lag(peer, o, m, h - 1, now)
 
     def warn_dropped(self, peer: str) -> None:
         """Log (once for each reason) that messages of new origins are being dropped."""
@@ -869,28 +755,6 @@ class Plumtree:
                 "excess is dropped (stats origins_throttled)",
                 peer,
             )
-
-    def early_graft(self, key: tuple) -> int:
-        """A push of a message we grafted arrived anyway: wait longer before grafting.
-
-        No-op unless ``key`` is an early request still remembered (counted once).
-        Returns how it was made: 1 a Graft, 2 a Want (a fetch that kept the tree), 0 none.
-        """
-        how = self.grafted_recent.pop(key, 0)
-        if how == 0:
-            return 0
-        self.early_grafts += 1
-        self.grow_graft_delay(self.graft_delay * 2.0, self.now)
-        return how
-
-    def grow_graft_delay(self, d: float, now: float) -> None:
-        """Lengthen the first-stage graft delay to ``d`` (at most the cap), at most once
-        per current delay: the late pushes of one backlog are one event."""
-        if now < self.graft_grow_at:
-            return
-        self.graft_delay = d if d < self.graft_delay_max else self.graft_delay_max
-        self.graft_grow_at = now + self.graft_delay
-        self.graft_shrink_at = now + self.graft_delay
 
     def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:
         """Replace the eager parent ``sender`` by a lazy announcer with a shorter path."""
@@ -936,7 +800,7 @@ class Plumtree:
         equal paths from trading places.
         """
         t = self.trees.get(o)
-        if t is None or t.lazy is None or now - m.since < 0.5 * self.graft_delay:
+        if t is None or t.lazy is None or now - m.since < 0.5 * self.graft_delay.value:
             return
         p = m.peers[0] if m.peers else None
         if p is None or p == sender or (m.hops & 0xFFFF) > hops + _LAG_HOPS:
@@ -1034,7 +898,7 @@ class Plumtree:
         if n < _ANNOUNCE_HOLD_MIN:
             self.take_ihave(peer, runs, now)
             return
-        self.ann_held.append((now + self.graft_delay * _ANNOUNCE_HOLD, now, peer, runs, n))
+        self.ann_held.append((now + self.graft_delay.value * _ANNOUNCE_HOLD, now, peer, runs, n))
         self.ann_ids += n
         while self.ann_ids > _MAX_ANN_HELD:
             self.take_oldest_held()
@@ -1073,14 +937,11 @@ class Plumtree:
         if n % 4 or n > _MAX_LIST:
             self.bad += 1
             n = min(n - n % 4, _MAX_LIST)
-        # one timer for the ids this announcement is the first of (per delay): most are
-        # pushed within it, and at full rate a timer per id was a large part of the third
-        # of a relay's samples that on_ihave took
+        # one timer for the ids this announcement is the first of: most are pushed in time
         batch: list | None = None
         young: list | None = None
-        # unseen ids looked at: as many as one IHave of ours names. A run costs its
-        # sender a few bytes however long it claims to be, and each unseen id of it an
-        # entry and a Graft here
+        # unseen ids looked at: as many as one IHave of ours names (a run is cheap to
+        # forge, each unseen id of it costs an entry and a Graft here)
         left = self.ihave_batch
         dedup = self.dedup
         # new entries this announcer may still make (its share of the missing ids)
@@ -1093,7 +954,7 @@ class Plumtree:
             h = runs[i + 3]
             # (a valid first seq and first <= last <= the largest seq: every seq is valid)
             if (
-                not _valid_id(o, first)
+                not (0 <= o <= _U64 and 0 < first <= _SEQ_MAX)
                 or last < first
                 or last > _SEQ_MAX
                 or h < 0
@@ -1143,9 +1004,9 @@ class Plumtree:
             if s != 0:
                 break  # out of unseen ids to look at
         if batch is not None:
-            self.timers.schedule(now + self.graft_delay, ("G", batch))
+            self.timers.schedule(now + self.graft_delay.value, ("G", batch))
         if young is not None:
-            self.timers.schedule(now + self.graft_delay_max, ("G", young))
+            self.timers.schedule(now + self.graft_delay.cap, ("G", young))
 
     def graft_timers(self, batch: list, now: float) -> None:
         """The timer of one announcement's new ids fired: run :meth:`graft_timer` for
@@ -1171,19 +1032,13 @@ class Plumtree:
         keep = False
         if tr is not None and tr.lazy is not None:
             own = True
-            # the tree has pushed us newer messages since: it works, this one was lost or
-            # is late on its way. A Graft would add a second parent, the duplicates that
-            # follow prune one of the two, and under a backlog of such timers (a stalled
-            # hop at thousands of messages a second) the grafts and prunes crossing on
-            # the wire tear holes in the tree that set off the next backlog (measured on
-            # loopback clusters). Fetch it instead.
+            # the tree pushed newer messages since: it works, so fetch this one rather
+            # than graft a second parent (docs/internals.md)
             keep = tr.push_seq > s
-            if not keep and m.grafted is None and now - tr.push_at < self.graft_delay:
-                # the tree still delivers, older messages first (links keep order): this
-                # one is queued behind them. Under overload a graft (or a fetch) only adds
-                # to the load that made it late; wait until the tree passes it or stalls
-                # for a whole graft delay
-                m.timer = self.timers.schedule(tr.push_at + self.graft_delay, ("g", o, s))
+            if not keep and m.grafted is None and now - tr.push_at < self.graft_delay.value:
+                # the tree still delivers, older messages first: wait until it passes
+                # this one or stalls for a whole graft delay
+                m.timer = self.timers.schedule(tr.push_at + self.graft_delay.value, ("g", o, s))
                 return
         while m.peers:
             p = m.peers.pop(0)
@@ -1200,10 +1055,7 @@ class Plumtree:
                     self.queue_graft(p, o, s)
                 if m.grafted is None:
                     m.grafted = [p]
-                    gr = self.grafted_recent
-                    if len(gr) >= _GRAFTED_RECENT_MAX:
-                        gr.popitem(last=False)
-                    gr[key] = 2 if fetch else 1
+                    self.graft_delay.grafted(key, 2 if fetch else 1)
                 else:
                     m.grafted.append(p)
                 self.grafts += 1
@@ -1335,198 +1187,6 @@ class Plumtree:
                 self.send(peer, Gossip(o, s, item[0], item[1]))
                 self.s_gossip += 1
 
-    # -- catch-up --------------------------------------------------------------------------
-
-    def on_digest(self, peer: str, entries: Any, now: float) -> None:
-        """A neighbour's {origin: highest seq}: ask for what we miss, as ranges."""
-        if not self.is_active(peer):
-            return
-        n = len(entries)
-        if n % 2 or n > 4 * _DIGEST_MAX_ORIGINS:
-            self.bad += 1
-            n = min(n - n % 2, 4 * _DIGEST_MAX_ORIGINS)
-        fresh = self.baseline_open and now - self.first_up <= self.baseline_window
-        self.baseline_open = False
-        budget = self.catch_up_max
-        ranges: list[int] = []
-        for i in range(0, n, 2):
-            o = entries[i]
-            high = entries[i + 1]
-            if not _valid_id(o, high):
-                if high != 0:
-                    self.bad += 1
-                continue
-            if o == self.origin:
-                continue
-            if fresh and o not in self.known_before and o not in self.dedup:
-                # a new node starts at the present: no pull of old history
-                self.dedup.advance(o, high)
-                self.skipped[o] = high
-                continue
-            if budget <= 0:
-                continue
-            miss = self.dedup.missing(o, high, budget)
-            if miss and (self.missing or self.requested):
-                miss = self.not_pending(o, miss, now)
-            if not miss:
-                continue
-            budget -= len(miss)
-            self.catch_up_requested += len(miss)
-            first = miss[0]
-            last = first
-            self.remember_request(o, first, peer, now)
-            for j in range(1, len(miss)):
-                q = miss[j]
-                self.remember_request(o, q, peer, now)
-                if q == last + 1:
-                    last = q
-                else:
-                    ranges.append(o)
-                    ranges.append(first)
-                    ranges.append(last)
-                    first = q
-                    last = q
-            ranges.append(o)
-            ranges.append(first)
-            ranges.append(last)
-        if ranges:
-            self.send(peer, Want(ranges))
-            self.s_want += 1
-
-    def not_pending(self, o: int, seqs: list, now: float) -> list:
-        """``seqs`` of origin ``o`` less those on their way: announced (a graft timer
-        runs for them) or asked for within the last anti-entropy interval."""
-        missing = self.missing
-        requested = self.requested
-        recent = now - (self.ae_interval if self.ae_interval > 0.0 else 1.0)
-        out = []
-        for q in seqs:
-            key = (o, q)
-            if key in missing:
-                continue
-            when = requested.get(key)
-            if when is not None and when > recent:
-                continue
-            out.append(q)
-        return out
-
-    def ranges_len(self, ranges: Any) -> int:
-        """How much of a ``[origin, first, last, ...]`` list from the wire to read: whole
-        triples, at most ``_MAX_LIST`` items (anything else counts as bad input)."""
-        n = len(ranges)
-        if n % 3 or n > _MAX_LIST:
-            self.bad += 1
-            n = min(n - n % 3, _MAX_LIST)
-        return n
-
-    def on_want(self, peer: str, ranges: Any) -> None:
-        """Answer a catch-up request from the payload store (bounded per request); the
-        ids we have seen but no longer store are answered with one ``Gone``."""
-        if not self.is_active(peer):
-            return
-        n = self.ranges_len(ranges)
-        budget = self.catch_up_max
-        gone: list[int] = []
-        b = self.answer_tokens(peer)
-        for i in range(0, n, 3):
-            o = ranges[i]
-            first = ranges[i + 1]
-            last = ranges[i + 2]
-            if not _valid_id(o, first) or not _valid_id(o, last) or last < first:
-                self.bad += 1
-                continue
-            if last - first >= budget:
-                last = first + budget - 1
-            # each payload asked for spends one of the peer's answer tokens; the rest of
-            # the request is refused (counted)
-            room = int(b.resends)
-            if last - first >= room:
-                self.answers_refused += last - first + 1 - room
-                if room <= 0:
-                    break
-                last = first + room - 1
-            b.resends -= last - first + 1
-            s = first
-            while s <= last:
-                item = self.store.get(o, s)
-                if item is not None:
-                    self.send(peer, Gossip(o, s, item[0], item[1]))
-                    self.s_gossip += 1
-                elif self.dedup.contains(o, s) and s > self.skipped.get(o, 0):
-                    # seen here once, no longer stored: gone (unseen ids, those the
-                    # fresh-join baseline skipped included: no answer)
-                    _add_id(gone, o, s)
-                s += 1
-            budget -= last - first + 1
-            if budget <= 0:
-                break
-        if gone:
-            self.send(peer, Gone(gone))
-            self.s_gone += 1
-
-    def on_gone(self, peer: str, ranges: Any) -> None:
-        """A neighbour says these ids are lost for good (seen there, stored nowhere it
-        knows). Record those we lack as seen, so that catch-up stops asking for them
-        and a late copy is not delivered; report them (``gaps``) and pass the news on
-        to every other neighbour. Ids still announced to us (a missing-message timer
-        runs: a push may come) are left alone.
-
-        Bounded like a ``Want``: at most ``catch_up_max`` ids looked at per message, and
-        none more than ``catch_up_max`` past the highest seq we know of the origin (a
-        forged range at 2**63 does not move it); the rest counts as bad input.
-        """
-        if not self.is_active(peer) or self.catch_up_max <= 0:
-            return
-        n = self.ranges_len(ranges)
-        budget = self.catch_up_max
-        dedup = self.dedup
-        missing = self.missing
-        new: list[int] = []
-        counts: dict[int, int] = {}
-        for i in range(0, n, 3):
-            if budget <= 0:
-                self.bad += 1
-                break
-            o = ranges[i]
-            first = ranges[i + 1]
-            last = ranges[i + 2]
-            if not _valid_id(o, first) or not _valid_id(o, last) or last < first:
-                self.bad += 1
-                continue
-            if o == self.origin:
-                continue
-            top = dedup.highest(o) + self.catch_up_max
-            if last > top or last - first >= budget:
-                self.bad += 1
-                if last > top:
-                    last = top
-                if last - first >= budget:
-                    last = first + budget - 1
-                if last < first:
-                    continue
-            budget -= last - first + 1
-            got = 0
-            s = dedup.first_missing(o, first, last)
-            while s != 0:
-                if (o, s) not in missing and dedup.check_and_insert(o, s):
-                    got += 1
-                    _add_id(new, o, s)
-                s = 0 if s == last else dedup.first_missing(o, s + 1, last)
-            if got:
-                counts[o] = counts.get(o, 0) + got
-        if not counts:
-            return
-        for o, c in counts.items():
-            self.lost += c
-            self.gaps.append((o, c))
-            if self.fifo:
-                self.pass_lost(o)
-        msg = Gone(new)
-        for p in self.active:
-            if p != peer:
-                self.send(p, msg)
-                self.s_gone += 1
-
     # -- local broadcast ------------------------------------------------------------------
 
     def broadcast(self, payload: bytes, now: float) -> tuple[int, int]:
@@ -1556,75 +1216,10 @@ class Plumtree:
 
     # -- FIFO delivery ---------------------------------------------------------------------
 
-    def deliver_fifo(self, o: int, s: int, h: int, payload: bytes) -> None:
-        """Deliver in per-origin sequence order, holding back (bounded) what comes early."""
-        nxt = self.next_seq.get(o, 0)
-        if nxt == 0 or s == nxt:
-            self.deliveries.append((o, s, h, payload))
-            self.delivered += 1
-            if nxt == 0 and len(self.next_seq) >= self.next_seq_max:
-                self.forget_next_seqs()
-            self.next_seq[o] = s + 1
-            self.release(o)
-            return
-        if s < nxt:  # older than what we already passed: deliver late, not lose it
-            self.deliveries.append((o, s, h, payload))
-            self.delivered += 1
-            return
-        held = self.held.get(o)
-        if held is None:
-            held = {}
-            self.held[o] = held
-            # give the gap a bounded time to fill (graft, catch-up), then skip it
-            self.timers.schedule(self.now + _FIFO_HOLD, ("f", o))
-        held[s] = (h, payload)
-        if len(held) > _FIFO_HOLD_MAX:
-            # the gap will not fill in time: skip to the oldest held message
-            self.fifo_skipped += 1
-            self.next_seq[o] = min(held)
-            self.release(o)
-
-    def forget_next_seqs(self) -> None:
-        """Bound FIFO's per-origin table: drop the origins dedup forgot (idle ones)."""
-        dedup = self.dedup
-        held = self.held
-        self.next_seq = {o: n for o, n in self.next_seq.items() if o in dedup or o in held}
-        # amortised: the next pass only after as many new origins again
-        self.next_seq_max = max(self.next_seq_cap, 2 * len(self.next_seq))
-
-    def release(self, o: int) -> None:
-        """Deliver held messages of ``o`` that are now in order."""
-        held = self.held.get(o)
-        if not held:
-            return
-        nxt = self.next_seq[o]
-        while nxt in held:
-            h, payload = held.pop(nxt)
-            self.deliveries.append((o, nxt, h, payload))
-            self.delivered += 1
-            nxt += 1
-        self.next_seq[o] = nxt
-        if not held:
-            del self.held[o]
-
     def pass_lost(self, o: int) -> None:
-        """FIFO delivery: the next seq of ``o`` is lost for good; stop waiting for it."""
-        nxt = self.next_seq.get(o, 0)
-        if nxt == 0:
-            return
-        held = self.held.get(o)
-        while (held is None or nxt not in held) and self.dedup.contains(o, nxt):
-            nxt += 1  # (contains() is False above the highest seq seen)
-        self.next_seq[o] = nxt
-        self.release(o)
+        """FIFO delivery: the next seqs of ``o`` are lost for good; stop waiting for them."""
+        self.delivered += self.fifo_order.pass_lost(self.deliveries, o)
 
     def skip_gap(self, o: int) -> None:
         """Timer ``("f", origin)``: stop waiting for the gap that holds back ``o``."""
-        held = self.held.get(o)
-        if not held:
-            return
-        self.next_seq[o] = min(held)
-        self.fifo_skipped += 1
-        self.release(o)
-        if o in self.held:  # another gap further on: wait for it in turn
-            self.timers.schedule(self.now + _FIFO_HOLD, ("f", o))
+        self.delivered += self.fifo_order.skip_gap(self.deliveries, o, self.now)

@@ -178,8 +178,8 @@ class Engine:
         if not self._maint_armed:
             self._maint_armed = True
             self.timers.schedule(now + self._maint_interval, ("m",))
-            if self.pt.ae_interval > 0.0:
-                self.timers.schedule(now + self.pt.ae_interval, ("d",))
+            if self.pt.catchup.ae_interval > 0.0:
+                self.timers.schedule(now + self.pt.catchup.ae_interval, ("d",))
             self.timers.schedule(now + self.members.interval, ("M",))
         self.hv.start(now)
         if self.tree is not None:
@@ -308,8 +308,8 @@ class Engine:
                 if self.tree is not None and not hv.left:
                     self.tree.on_timer(item, now)
             elif kind == "d":
-                pt.anti_entropy(now)
-                self.timers.schedule(now + pt.ae_interval, ("d",))
+                pt.catchup.anti_entropy(now)
+                self.timers.schedule(now + pt.catchup.ae_interval, ("d",))
             elif kind == "F":
                 self.members.flush()
             elif kind == "S":
@@ -410,9 +410,9 @@ class Engine:
         s["lost"] = pt.lost
         s["gaps"] = self._gaps
         s["optimizations"] = pt.optimizations
-        s["early_grafts"] = pt.early_grafts
-        s["graft_delay_ms"] = round(pt.graft_delay * 1000.0)
-        s["fifo_skipped"] = pt.fifo_skipped
+        s["early_grafts"] = pt.graft_delay.early
+        s["graft_delay_ms"] = round(pt.graft_delay.value * 1000.0)
+        s["fifo_skipped"] = pt.fifo_order.skipped
         s["ihave_dropped"] = pt.ihave_dropped
         s["grafts_withheld"] = pt.grafts_withheld
         s["answers_refused"] = pt.answers_refused

@@ -215,6 +215,6 @@ def test_fifo_next_seq_table_stays_bounded_under_churn() -> None:
         t += 2.0  # a new incarnation every 2 s: 16 seen within the 31 s idle horizon
         e.on_frame(peer(1), [wire.Gossip(o, 1, 1, b""), wire.Gossip(o, 2, 1, b"")], t)
         assert len(e.drain()[2]) == 2
-        assert len(e.pt.next_seq) <= 2 * cap + 1
+        assert len(e.pt.fifo_order.next_seq) <= 2 * cap + 1
     st = e.stats()
     assert st["origins"] <= cap and st["origins_refused"] == st["origins_throttled"] == 0

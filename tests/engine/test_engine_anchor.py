@@ -114,7 +114,7 @@ def test_a_missing_first_message_is_fetched_with_a_want_that_moves_no_link() -> 
     hang(e, peer(1), hops=2)
     e.drain()
     e.on_frame(peer(3), [IHave([77, 1, 1, 1])], 2.0)
-    e.tick(2.0 + e.pt.graft_delay + 0.01)
+    e.tick(2.0 + e.pt.graft_delay.value + 0.01)
     outbox, *_ = e.drain()
     assert sent(outbox, Want) == {peer(3): [Want([77, 1, 1])]} and sent(outbox, Graft) == {}
     assert e.eager_peers == (peer(1),)  # the anchor's tree is unchanged
@@ -180,7 +180,7 @@ def test_with_no_shorter_neighbour_the_node_waits_detached_and_grafts_as_the_pap
     assert e.tree.up is None and sent(outbox, Beacon) == {}
     assert not e.pt.anchored
     e.on_frame(peer(3), [IHave([77, 1, 1, 1])], 2.1)
-    e.tick(2.1 + e.pt.graft_delay + 0.01)
+    e.tick(2.1 + e.pt.graft_delay.value + 0.01)
     e.drain()
     assert peer(3) in e.eager_peers  # detached: the graft repairs the tree (the paper)
     hang(e, peer(3), hops=3, epoch=2, now=11.0)  # the next epoch re-attaches

@@ -192,7 +192,7 @@ def test_anti_entropy_leaves_out_origins_idle_past_the_retention() -> None:
     e.on_frame(peer(1), [Gossip(X + 1, 2, 0, b"y")], 9.5)
     e.tick(10.0)
     # X was last seen before 1.5, over 5 s ago: its payloads are gone everywhere
-    assert e.pt.ae_snapshot == [X + 1, 2]
+    assert e.pt.catchup.ae_snapshot == [X + 1, 2]
 
 
 def test_no_anti_entropy_when_disabled() -> None:
