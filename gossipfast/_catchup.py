@@ -148,6 +148,11 @@ class CatchUp:
             miss = pt.dedup.missing(o, high, budget)
             if miss and (pt.missing or pt.requested):
                 miss = self.not_pending(o, miss, now)
+            if miss and self.flowing(o, now):
+                # the origin's stream reaches us now: what is past our highest seq is on
+                # its way (asked for, each copy would come twice and prune the link)
+                top = pt.dedup.highest(o)
+                miss = [q for q in miss if q < top]
             if not miss:
                 continue
             budget -= len(miss)
@@ -156,6 +161,14 @@ class CatchUp:
         if ranges:
             pt.send(peer, Want(ranges))
             pt.s_want += 1
+
+    def flowing(self, o: int, now: float) -> bool:
+        """True when a push of origin ``o`` came within the last anti-entropy interval
+        (with anti-entropy on: the next digest asks for what did not come after all)."""
+        if self.ae_interval <= 0.0:
+            return False  # no later digest would ask again: ask now
+        t = self.pt.trees.get(o)
+        return t is not None and t.push_at > now - self.ae_interval
 
     def ask(self, peer: str, ranges: list, o: int, miss: list, now: float) -> None:
         """Book the request of ``o``'s seqs ``miss`` (ascending) from ``peer`` and add

@@ -103,8 +103,8 @@ def test_origin_first_seen_in_a_later_digest_is_not_lost() -> None:
 def test_fresh_node_still_pulls_origins_it_knew_before() -> None:
     e = engine()
     e.on_frame(peer(9), [Gossip(X, 1, 0, b"x")], 0.0)  # heard from a stranger
-    e.on_frame(peer(1), [Neighbor(True)], 0.1)
-    e.on_frame(peer(1), [Digest([X, 3])], 0.1)
+    e.on_frame(peer(1), [Neighbor(True)], 1.5)  # (its stream stopped: 2, 3 are missing)
+    e.on_frame(peer(1), [Digest([X, 3])], 1.5)
     outbox, _, _, _ = e.drain()
     assert sent(outbox, Want) == {peer(1): [Want([X, 2, 3])]}
 
@@ -207,7 +207,7 @@ def test_no_anti_entropy_when_disabled() -> None:
 def test_digest_does_not_ask_for_ids_on_their_way() -> None:
     e = seasoned()
     make_active(e, [peer(2)], now=10.0)
-    e.on_frame(peer(1), [Gossip(X, 1, 0, b"1")], 10.0)
+    e.on_frame(peer(1), [Gossip(X, 1, 0, b"1")], 8.0)
     e.on_frame(peer(1), [IHave([X, 2, 2, 1])], 10.0)  # its graft timer runs
     e.on_frame(peer(2), [Digest([X, 4])], 10.01)
     assert sent(e.drain()[0], Want) == {peer(2): [Want([X, 3, 4])]}
@@ -254,3 +254,17 @@ def test_messages_of_a_partition_reach_the_other_side_past_a_fresh_bridge(seed: 
             continue  # the fresh node starts at the present
         assert {i for i in ids if i[0] != net.engines[a].origin} <= got, a
     assert not [ev for a in net.live() for ev in net.events[a] if type(ev).__name__ == "Gap"]
+
+
+def test_a_digest_does_not_ask_for_what_a_flowing_stream_brings_next() -> None:
+    # a neighbour's digest runs ahead of a stream still reaching us: its newest ids are
+    # on their way, and asking for them would bring each twice (and prune the link)
+    e = seasoned(anti_entropy_interval=1.0)
+    make_active(e, [peer(2)], now=10.0)
+    e.on_frame(peer(1), [Gossip(X, s, 0, b"%d" % s) for s in (1, 2, 4, 5)], 10.0)
+    e.drain()
+    e.on_frame(peer(2), [Digest([X, 8])], 10.5)
+    assert sent(e.drain()[0], Want) == {peer(2): [Want([X, 3, 3])]}  # the hole only
+    # the stream stopped more than an interval ago: what it did not bring is missing
+    e.on_frame(peer(2), [Digest([X, 8])], 12.0)  # (3: asked over an interval ago)
+    assert sent(e.drain()[0], Want) == {peer(2): [Want([X, 3, 3, X, 6, 8])]}

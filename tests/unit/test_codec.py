@@ -107,7 +107,9 @@ SAMPLE_STREAM = b"".join(_frame(wire.encoder.encode(b)) for b in SAMPLE)
 
 
 @pytest.mark.parametrize("cls", _MESSAGE_TYPES, ids=lambda c: c.__name__)
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_round_trip_each_message_type(
     codec: ModuleType, cls: type[msgspec.Struct], data: st.DataObject
@@ -121,7 +123,9 @@ def test_round_trip_each_message_type(
     assert dec.buffered == 0
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(bs=batches)
 def test_encode_frames_is_the_concatenation(codec: ModuleType, bs: list[list]) -> None:
     stream = codec.encode_frames(bs)
@@ -182,7 +186,9 @@ def test_every_three_way_split_of_a_short_stream(codec: ModuleType) -> None:
             assert got == want
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(bs=batches, data=st.data())
 def test_random_chunkings(codec: ModuleType, bs: list[list], data: st.DataObject) -> None:
     stream = codec.encode_frames(bs)
@@ -321,7 +327,9 @@ def test_malformed_body_completed_from_the_tail(codec: ModuleType) -> None:
     assert fault is not None and fault.kind == "malformed"
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=st.binary(min_size=1, max_size=200), split=st.integers(0, 204))
 def test_garbage_bodies_never_raise(codec: ModuleType, body: bytes, split: int) -> None:
     stream = _frame(body)
@@ -340,7 +348,9 @@ def test_garbage_bodies_never_raise(codec: ModuleType, body: bytes, split: int) 
         assert (first + second, f2) == (want, None)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(noise=st.binary(max_size=400), data=st.data())
 def test_arbitrary_streams_never_raise(
     codec: ModuleType, noise: bytes, data: st.DataObject
