@@ -45,14 +45,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import wire
+from ._admission import Admission
 from ._backpressure import BackPressure
 from ._codec import FrameDecoder, encode_frame, encode_frames
 from .config import Config
 
 log = logging.getLogger("gossipfast")
 
-#: Remote hosts whose accept-rate buckets are kept (idle ones are forgotten beyond it).
-_MAX_HOSTS = 65536
 #: Kernel send and receive buffer of each connection (Linux doubles it). Left to
 #: autotuning, loopback buffers grow to several MiB each way: under overload that is
 #: seconds of queue per hop, which outlives the graft timers and the dedup window (late
@@ -64,12 +63,6 @@ WRITE_HIGH_WATER = 64 << 10
 #: Publishes (``broadcast()`` calls, or messages of one ``broadcast_many``) whose
 #: outputs may wait for the end of the loop turn; at this many they are written at once.
 PUBLISH_BATCH_MAX = 256
-
-#: Addresses dialled without charge to ``Config.dial_rate`` (a node of our cluster
-#: answered a dial to them), at most this many, least recently reached forgotten first;
-#: and for how long after that answer.
-MAX_KNOWN_GOOD = 4096
-KNOWN_GOOD_TTL = 3600.0
 #: Exceptions of a dial that mean the TCP connection was up and TLS failed (a handshake
 #: refused, reset or timed out by the peer).
 _TLS_ERRORS = (_ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
@@ -390,14 +383,8 @@ class Transport:
             self._c,
             config.send_queue_bytes // 4,
         )
-        #: Inbound connections open per remote IP, and each IP's accept bucket.
-        self._per_host: dict[str, int] = {}
-        self._accept: dict[str, tuple[float, float]] = {}
-        #: Known-good addresses (see MAX_KNOWN_GOOD) -> when they last answered a dial,
-        #: and the dial_rate bucket for the others.
-        self._good: dict[str, float] = {}
-        self._dial_tokens = max(1.0, config.dial_rate)
-        self._dial_at = self.loop.time()
+        #: Who may connect to us and whom we may dial (see gossipfast._admission).
+        self.admission = Admission(config, self.loop.time(), self._c, self._log_once)
         #: Bucket size of peer_read_rate: one second, and at least one whole frame.
         self.read_burst = max(config.peer_read_rate, config.max_frame_size + 4)
         hb = config.heartbeat_interval
@@ -713,47 +700,15 @@ class Transport:
     # ------------------------------------------------------------------ dialling
     def _dial(self, link: _Link) -> None:
         link.dialing = True
-        if not self._dial_allowed(link.peer):
+        if not self.admission.dial_allowed(link.peer, self.loop.time()):
             # Over dial_rate for addresses never reached: fail at once, as an unreachable
             # peer would (the engine moves on), without a socket or a task.
-            self._c["dials_limited"] += 1
-            self._log_once(
-                "dial-rate",
-                "not dialling %s: over dial_rate=%g new addresses/s",
-                link.peer,
-                self.config.dial_rate,
-            )
             self.loop.call_soon(self._dial_failed, link, False)
             return
         self._c["dials"] += 1
         task = self.loop.create_task(self._dial_task(link))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _dial_allowed(self, peer: str) -> bool:
-        """True if ``peer`` may be dialled now: a known-good address, or a token of the
-        ``dial_rate`` bucket for addresses never reached (taken here)."""
-        now = self.loop.time()
-        seen = self._good.get(peer)
-        if seen is not None and now - seen < KNOWN_GOOD_TTL:
-            return True
-        rate = self.config.dial_rate
-        burst = max(1.0, rate)
-        tokens = min(burst, self._dial_tokens + (now - self._dial_at) * rate)
-        self._dial_at = now
-        if tokens < 1.0:
-            self._dial_tokens = tokens
-            return False
-        self._dial_tokens = tokens - 1.0
-        return True
-
-    def _mark_good(self, peer: str) -> None:
-        """``peer`` answered our dial with a valid Hello: dial it freely from now on."""
-        good = self._good
-        good.pop(peer, None)
-        good[peer] = self.loop.time()
-        if len(good) > MAX_KNOWN_GOOD:
-            del good[next(iter(good))]  # least recently reached
 
     async def _dial_task(self, link: _Link) -> None:
         peer = link.peer
@@ -859,11 +814,10 @@ class Transport:
             return
         if not c.outbound and c.host is None:  # behind TLS it was admitted at accept
             host = self._remote_host(c)
-            if self._admission(host) is not None:
+            if not self._admit(host):
                 c.close("refused", abort=True)
                 return
             c.host = host
-            self._per_host[host] = self._per_host.get(host, 0) + 1
         self._conns.add(c)
         self._c["connections"] += 1
         self._c["connections_opened"] += 1
@@ -871,42 +825,17 @@ class Transport:
             self._c["connections_accepted"] += 1
         self._conn_up(c)
 
-    def _admission(self, host: str) -> str | None:
-        """Why a new inbound connection from ``host`` is refused (counted and logged
-        here), or None: then it is charged to the host's accept bucket."""
-        cfg = self.config
+    def _admit(self, host: str) -> bool:
+        """True if a new inbound connection from ``host`` is admitted (then it counts
+        against the host's limits until :meth:`Admission.host_closed`)."""
         unready = self._tls_handshaking + sum(
             1 for x in self._conns if not x.ready and not x.outbound
         )
         opened = len(self._conns) + self._tls_handshaking
-        if unready >= cfg.max_handshaking or opened >= cfg.max_connections:
-            # Bounded memory against connection floods: refuse, count, log once.
-            self._c["connections_refused"] += 1
-            self._log_once(
-                "conn-limit",
-                "refusing a connection: %d open, %d in handshake (limits %d, %d)",
-                opened,
-                unready,
-                cfg.max_connections,
-                cfg.max_handshaking,
-            )
-            return "limit"
-        why = self._host_refusal(host)
-        if why is not None:
-            # One address may not take every slot, nor churn links faster than
-            # accept_rate (join/leave loops, connection floods from one machine).
-            self._c["connections_refused"] += 1
-            self._c["host_refusals"] += 1
-            self._log_once("host-" + why, "refusing a connection from %s: %s", host, why)
-            return why
-        return None
-
-    def _host_gone(self, host: str) -> None:
-        n = self._per_host.get(host, 0) - 1
-        if n > 0:
-            self._per_host[host] = n
-        else:
-            self._per_host.pop(host, None)
+        if self.admission.admit(host, opened, unready, self.loop.time()) is not None:
+            return False
+        self.admission.host_opened(host)
+        return True
 
     # -- TLS listener: our own accept loop, so that TLS handshakes count against the
     # limits above and their failures are seen (the TLS servers of asyncio and uvloop
@@ -937,10 +866,9 @@ class Transport:
                     await asyncio.sleep(0.1)
                     continue
                 host = str(addr[0])
-                if self._admission(host) is not None:
+                if not self._admit(host):
                     sock.close()
                     continue
-                self._per_host[host] = self._per_host.get(host, 0) + 1
                 self._tls_handshaking += 1
                 task = self.loop.create_task(self._tls_accept(sock, host, addr))
                 self._tasks.add(task)
@@ -953,7 +881,7 @@ class Transport:
 
         def factory() -> Connection:
             c = Connection(self, False, None)
-            c.host = host  # admitted, and counted in _per_host, by _accept_loop
+            c.host = host  # admitted, and counted per host, by _accept_loop
             made.append(c)
             return c
 
@@ -966,12 +894,12 @@ class Transport:
             )
         except asyncio.CancelledError:
             if not any(c.tr is not None for c in made):
-                self._host_gone(host)
+                self.admission.host_closed(host)
             raise
         except Exception as e:  # whatever the peer's bytes made the TLS layer raise
             # (the loop's transport owns the socket now and closes it)
             if not any(c.tr is not None for c in made):
-                self._host_gone(host)
+                self.admission.host_closed(host)
             if not self._closed:
                 self._tls_failed("tls-in", format_address(host, int(addr[1])), e)
         finally:
@@ -1171,29 +1099,6 @@ class Transport:
             return str(name[0])
         return str(name)
 
-    def _host_refusal(self, host: str) -> str | None:
-        """Why a new inbound connection from ``host`` is refused, or None (then charged)."""
-        cfg = self.config
-        if self._per_host.get(host, 0) >= cfg.max_connections_per_host:
-            return f"{cfg.max_connections_per_host} connections open (max_connections_per_host)"
-        now = self.loop.time()
-        rate = cfg.accept_rate
-        cap = max(1.0, rate)
-        tokens, at = self._accept.get(host, (cap, now))
-        tokens = min(cap, tokens + (now - at) * rate)
-        if tokens < 1.0:
-            self._accept[host] = (tokens, now)
-            return f"over accept_rate={rate:g} connections/s"
-        if len(self._accept) >= _MAX_HOSTS and host not in self._accept:
-            # Bounded memory: forget hosts whose bucket has refilled (they lose nothing).
-            for h, (t, a) in list(self._accept.items()):
-                if t + (now - a) * rate >= cap:
-                    del self._accept[h]
-            if len(self._accept) >= _MAX_HOSTS:
-                self._accept.clear()
-        self._accept[host] = (tokens - 1.0, now)
-        return None
-
     def _heartbeats(self, c: Connection, msgs: list[Any], now: float) -> list[Any]:
         app = []
         for m in msgs:
@@ -1234,7 +1139,7 @@ class Transport:
             return False
         if c.outbound:
             assert c.peer is not None
-            self._mark_good(c.peer)
+            self.admission.mark_good(c.peer, self.loop.time())
             if h.address != c.peer:
                 self._log_once(
                     "address-alias",
@@ -1341,11 +1246,7 @@ class Transport:
             # handshake is done; its refusal arrives as an alert on the first read.
             self._tls_failed("tls-out" if c.outbound else "tls-in", c.peer or "a peer", exc)
         if c.host is not None:
-            n = self._per_host.get(c.host, 0) - 1
-            if n > 0:
-                self._per_host[c.host] = n
-            else:
-                self._per_host.pop(c.host, None)
+            self.admission.host_closed(c.host)
             c.host = None
         if c.hs_timer is not None:
             c.hs_timer.cancel()
