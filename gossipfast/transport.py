@@ -36,30 +36,22 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl as _ssl
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import wire
 from ._admission import Admission
 from ._backpressure import BackPressure
-from ._codec import FrameDecoder, encode_frame, encode_frames
+from ._codec import encode_frame, encode_frames
+from ._connection import SOCKET_BUFFER as SOCKET_BUFFER
+from ._connection import Connection, format_address, parse_address
 from .config import Config
 
 log = logging.getLogger("gossipfast")
 
-#: Kernel send and receive buffer of each connection (Linux doubles it). Left to
-#: autotuning, loopback buffers grow to several MiB each way: under overload that is
-#: seconds of queue per hop, which outlives the graft timers and the dedup window (late
-#: copies were taken for old duplicates and lost). Bounded buffers turn overload into
-#: back-pressure that reaches the publisher instead.
-SOCKET_BUFFER = 64 << 10
-#: Write-buffer high-water mark of a connection (at most send_queue_bytes / 4).
-WRITE_HIGH_WATER = 64 << 10
 #: Publishes (``broadcast()`` calls, or messages of one ``broadcast_many``) whose
 #: outputs may wait for the end of the loop turn; at this many they are written at once.
 PUBLISH_BATCH_MAX = 256
@@ -123,192 +115,12 @@ class EngineLike(Protocol):
         """Peers of the active view."""
 
 
-def parse_address(address: str) -> tuple[str, int]:
-    """Split ``"host:port"`` (or ``"[v6]:port"``) into host and port; ValueError if bad."""
-    host, sep, port_s = address.rpartition(":")
-    if not sep or not host or not port_s.isdigit():
-        raise ValueError(f"not a host:port address: {address!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    port = int(port_s)
-    if port > 65535:
-        raise ValueError(f"port out of range in {address!r}")
-    return host, port
-
-
-def format_address(host: str, port: int) -> str:
-    """Join host and port as ``"host:port"`` (brackets around an IPv6 host)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _split(msgs: list[Any], limit: int) -> list[list[Any]]:
     """Cut a batch into frames whose bodies stay under ``limit`` bytes."""
     if len(encode_frame(msgs)) - 4 <= limit or len(msgs) == 1:
         return [msgs]
     mid = len(msgs) // 2
     return _split(msgs[:mid], limit) + _split(msgs[mid:], limit)
-
-
-class Connection(asyncio.Protocol):
-    """One TCP connection, before and after its handshake."""
-
-    def __init__(self, owner: Transport, outbound: bool, peer: str | None) -> None:
-        self.owner = owner
-        #: True when this side dialled.
-        self.outbound = outbound
-        #: Peer address (dialled address, or the address its Hello advertised).
-        self.peer: str | None = peer
-        self.tr: asyncio.Transport | None = None
-        self.decoder = FrameDecoder(owner.config.max_frame_size)
-        self.ready = False  # the peer's Hello arrived and was accepted
-        self.incarnation = -1
-        self.node_id = ""
-        self.paused = False
-        #: Why we closed it (None: the peer closed it or the socket failed).
-        self.close_reason: str | None = None
-        now = owner.loop.time()
-        self.last_recv = now
-        self.last_send = now
-        self.last_app = now
-        self.hs_timer: asyncio.TimerHandle | None = None
-        self.eof_sent = False
-        self.closing_since = 0.0
-        self.paused_since = 0.0
-        #: Remote IP of an inbound connection counted against max_connections_per_host.
-        self.host: str | None = None
-        #: Token buckets of the read limits (bytes, control messages), refilled by time.
-        self.bucket_bytes = float(owner.read_burst)
-        self.bucket_ctrl = float(owner.config.peer_control_rate)
-        self.bucket_at = now
-        self.read_paused = False
-        #: Reading paused because another link of ours is congested (back-pressure).
-        self.bp_paused = False
-        #: Bytes handed to this connection's transport so far.
-        self.sent_bytes = 0
-        #: (when, position in this connection's byte stream) of bytes queued: in the
-        #: transport's buffer, or in the link's queue until written. They tell the
-        #: age of the oldest byte still queued (``queue_delay``).
-        self.marks: deque[tuple[float, int]] = deque()
-        #: Bytes passed on to the kernel, as last seen, and when that count last grew.
-        self.drained = 0
-        self.drained_at = now
-        #: When the partial frame held by the decoder started (0: none held).
-        self.partial_since = 0.0
-        #: Its dial failed or was cancelled: it is no link of ours (see ``_abandon``).
-        self.abandoned = False
-        #: ``_conn_lost`` ran for it (it runs once, whoever calls it first).
-        self.lost = False
-
-    # -- asyncio.Protocol -----------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Socket is up: send our Hello, start the handshake timer."""
-        # uvloop's transports are not asyncio.Transport subclasses, only look alike.
-        self.tr = transport  # type: ignore[assignment]
-        self.owner._conn_made(self)
-
-    def data_received(self, data: bytes) -> None:
-        """Hand the whole buffer to the decoder and the batch to the engine."""
-        self.owner._conn_data(self, data)
-
-    def eof_received(self) -> bool | None:
-        """Peer closed its side: close ours too."""
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Socket gone: tell the owner (who may tell the engine)."""
-        self.owner._conn_lost(self, exc)
-
-    def pause_writing(self) -> None:
-        """The kernel buffer is full: queue further output ourselves."""
-        now = self.owner.loop.time()
-        if not self.paused:
-            self.owner.bp.writes_paused()
-            self.drained_at = now  # a new episode: moving until it stops
-        self.paused = True
-        self.paused_since = now
-
-    def resume_writing(self) -> None:
-        """The kernel buffer drained: send what was queued."""
-        was_paused = self.paused
-        self.paused = False
-        self.owner._conn_resumed(self, was_paused)
-
-    # -- helpers ----------------------------------------------------------------------
-    def write(self, data: bytes, now: float) -> None:
-        """Write bytes (already framed) and note the time.
-
-        A transport that died under us (uvloop raises RuntimeError on a closed handle,
-        both loops on a write after EOF) fails this connection instead of raising into
-        the caller (flush() runs as a loop callback and serves every other peer too).
-        """
-        assert self.tr is not None
-        try:
-            self.tr.write(data)
-        except (RuntimeError, OSError) as e:
-            self.owner._c["send_drops"] += 1
-            self.owner._log_once("write-failed", "write to %s failed: %s", self.peer, e)
-            self.close("write-failed", abort=True)
-            return
-        self.last_send = now
-        self.sent_bytes += len(data)
-        self.owner._c["bytes_sent"] += len(data)
-        marks = self.marks
-        if self.tr.get_write_buffer_size():
-            if not marks or marks[-1][1] < self.sent_bytes:
-                marks.append((now, self.sent_bytes))
-        else:
-            while marks and marks[0][1] <= self.sent_bytes:
-                marks.popleft()
-
-    def queue_delay(self, now: float) -> float:
-        """How long the oldest byte queued for this connection (in the transport's
-        buffer, or in the link's queue behind it) has waited (0: none).
-
-        Also notes progress: ``drained_at`` moves when bytes left for the kernel since
-        the last look.
-        """
-        tr = self.tr
-        if tr is None:
-            return 0.0
-        head = self.sent_bytes - tr.get_write_buffer_size()
-        if head != self.drained:
-            self.drained = head
-            self.drained_at = now
-        marks = self.marks
-        while marks and marks[0][1] <= head:
-            marks.popleft()
-        return now - marks[0][0] if marks else 0.0
-
-    def close(self, reason: str, abort: bool = False) -> None:
-        """Close on purpose; ``reason`` decides what the engine is told."""
-        if self.close_reason is None:
-            self.close_reason = reason
-        if self.hs_timer is not None:
-            self.hs_timer.cancel()
-            self.hs_timer = None
-        tr = self.tr
-        if tr is not None and not tr.is_closing():
-            if abort:
-                tr.abort()
-            elif tr.can_write_eof() and not self.eof_sent:
-                # Half-close and let the peer close its side: closing with unread
-                # bytes in our receive buffer would send an RST that can destroy what
-                # we just wrote. The ticker closes it for good if the peer never does.
-                self.eof_sent = True
-                self.closing_since = self.owner.loop.time()
-                try:
-                    tr.write_eof()
-                except (OSError, RuntimeError):
-                    # The peer reset the socket already (ENOTCONN), or uvloop's handle is
-                    # closed: nothing to drain.
-                    tr.abort()
-            else:
-                tr.close()
-
-    @property
-    def closing(self) -> bool:
-        """True once closing started (by either side)."""
-        return self.close_reason is not None or self.tr is None or self.tr.is_closing()
 
 
 class _Link:
@@ -379,7 +191,7 @@ class Transport:
             self.loop,
             self._conns,
             self._pending_of,
-            self._resume_reading,
+            Connection.resume_reading,
             self._c,
             config.send_queue_bytes // 4,
         )
@@ -813,7 +625,7 @@ class Transport:
             c.close("dial-failed", abort=True)
             return
         if not c.outbound and c.host is None:  # behind TLS it was admitted at accept
-            host = self._remote_host(c)
+            host = c.remote_host()
             if not self._admit(host):
                 c.close("refused", abort=True)
                 return
@@ -823,7 +635,14 @@ class Transport:
         self._c["connections_opened"] += 1
         if not c.outbound:
             self._c["connections_accepted"] += 1
-        self._conn_up(c)
+        c.start(self._hello, self.loop.time())
+        if c.outbound:
+            assert c.peer is not None
+            link = self._link(c.peer)
+            if link.conn is None:
+                link.conn = c
+                # Pipeline: what waited for the dial follows our Hello at once.
+                self._write_pending(link, c)
 
     def _admit(self, host: str) -> bool:
         """True if a new inbound connection from ``host`` is admitted (then it counts
@@ -905,279 +724,17 @@ class Transport:
         finally:
             self._tls_handshaking -= 1
 
-    def _conn_up(self, c: Connection) -> None:
-        """The connection is usable (TLS done, if any): tune it, say Hello."""
-        assert c.tr is not None
-        sock = c.tr.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (OSError, AttributeError):
-                pass
-            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-                with contextlib.suppress(OSError, AttributeError):
-                    sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        with contextlib.suppress(AttributeError, NotImplementedError):
-            # Room to batch, bounded memory and latency (see SOCKET_BUFFER).
-            c.tr.set_write_buffer_limits(
-                high=min(WRITE_HIGH_WATER, self.config.send_queue_bytes // 4)
-            )
-        c.write(self._hello, self.loop.time())
-        c.hs_timer = self.loop.call_later(self.config.connect_timeout, self._hs_timeout, c)
-        if c.outbound:
-            assert c.peer is not None
-            link = self._link(c.peer)
-            if link.conn is None:
-                link.conn = c
-                # Pipeline: what waited for the dial follows our Hello at once.
-                self._write_pending(link, c)
+    def _conn_received(self, c: Connection, msgs: list[Any]) -> None:
+        """Messages of a ready connection for the engine."""
+        assert self.engine is not None and c.peer is not None
+        self._engine_call(self.engine.on_frame, c.peer, msgs)
 
-    def _hs_timeout(self, c: Connection) -> None:
-        c.hs_timer = None
-        if c.ready or c.closing:
-            return
-        self._c["handshake_timeouts"] += 1
-        self._c["handshake_failures"] += 1
-        self._log_once(
-            "handshake-timeout",
-            "closing connection %s: no Hello within connect_timeout=%.3gs",
-            c.peer or self._peername(c),
-            self.config.connect_timeout,
-        )
-        c.close("handshake", abort=True)
-
-    def _peername(self, c: Connection) -> str:
-        if c.tr is None:
-            return "?"
-        name = c.tr.get_extra_info("peername")
-        if isinstance(name, tuple) and len(name) >= 2:
-            return format_address(str(name[0]), int(name[1]))
-        return str(name)
-
-    def _reject(self, c: Connection, counter: str, cause: str, msg: str, *args: Any) -> None:
-        self._c[counter] += 1
-        if counter not in ("bad_frames", "handshake_failures"):
-            self._c["handshake_failures"] += 1  # a version/cluster mismatch is one too
-        self._log_once(cause, msg, *args)
-        c.close("rejected", abort=True)
-
-    def _conn_data(self, c: Connection, data: bytes) -> None:
-        if c.closing:
-            return
-        now = self.loop.time()
-        c.last_recv = now
-        self._c["bytes_received"] += len(data)
-        msgs, fault = c.decoder.feed(data)
-        if c.decoder.buffered:
-            if msgs or not c.partial_since:
-                c.partial_since = now  # a new partial frame started in this read
-        else:
-            c.partial_since = 0.0
-        if not c.ready:
-            if msgs:
-                first = msgs[0]
-                if type(first) is not wire.Hello:
-                    self._reject(
-                        c,
-                        "bad_frames",
-                        "before-hello",
-                        "closing connection from %s: %s before Hello",
-                        self._peername(c),
-                        type(first).__name__,
-                    )
-                    return
-                if not self._on_hello(c, first):
-                    return
-                msgs = msgs[1:]
-            elif fault is None:
-                if c.decoder.buffered > self.config.max_hello_bytes:
-                    # A Hello is tiny: an unauthenticated peer may not make us buffer
-                    # up to max_frame_size before saying who it is.
-                    self._reject(
-                        c,
-                        "bad_frames",
-                        "hello-size",
-                        "closing connection from %s: %d bytes before a complete Hello",
-                        self._peername(c),
-                        c.decoder.buffered,
-                    )
-                return
-        ctrl = 0
-        if msgs:
-            app = msgs
-            beats = False
-            for m in msgs:
-                t = type(m)
-                if t is wire.Gossip or t is wire.IHave:
-                    continue
-                # A Graft or Want costs what it asks for: each id may resend a payload.
-                if t is wire.Graft:
-                    ctrl += 1 + (len(m.ids) >> 1)
-                elif t is wire.Want:
-                    ctrl += 1 + self._want_cost(m.ranges)
-                else:
-                    ctrl += 1
-                    if t is wire.Ping or t is wire.Pong or t is wire.Hello:
-                        beats = True
-            if beats:
-                app = self._heartbeats(c, msgs, now)
-            if app and c.peer is not None and self.engine is not None:
-                c.last_app = now
-                self._engine_call(self.engine.on_frame, c.peer, app)
-            if self.bp.paused_links:  # (the common case skips the call)
-                self.bp.maybe_pause(c, msgs, now)
-        if fault is not None:
-            self._reject(
-                c,
-                "bad_frames",
-                f"frame-{fault.kind}",
-                "closing connection to %s: bad frame (%s): %s",
-                c.peer or self._peername(c),
-                fault.kind,
-                fault.detail,
-            )
-            return
-        self._charge(c, len(data), ctrl, now)
-
-    def _want_cost(self, ranges: list[int]) -> int:
-        """Payloads a Want may make us resend: its ranges' spans, each at most catch_up_max
-        (what the engine answers); a 20-byte request must not buy 100,000 resends."""
-        cap = self.config.catch_up_max
-        cost = 0
-        for i in range(0, len(ranges) - 2, 3):
-            span = ranges[i + 2] - ranges[i + 1] + 1
-            if span > 0:
-                cost += span if span < cap else cap
-        return cost
-
-    def _charge(self, c: Connection, nbytes: int, ctrl: int, now: float) -> None:
-        """Take a read from the connection's buckets; pause reading while in debt.
-
-        Pausing (not dropping) keeps the protocol intact for an honest peer that bursts,
-        while TCP pushes back on a flooding one: its kernel buffers fill and it blocks.
-        """
-        cfg = self.config
-        dt = now - c.bucket_at
-        c.bucket_at = now
-        b = min(float(self.read_burst), c.bucket_bytes + dt * cfg.peer_read_rate) - nbytes
-        k = min(float(cfg.peer_control_rate), c.bucket_ctrl + dt * cfg.peer_control_rate) - ctrl
-        c.bucket_bytes = b
-        c.bucket_ctrl = k
-        if (b >= 0.0 and k >= 0.0) or c.read_paused or c.closing or c.tr is None:
-            return
-        wait = max(-b / cfg.peer_read_rate, -k / cfg.peer_control_rate)
-        self._c["read_throttles"] += 1
-        self._log_once(
-            "throttle",
-            "pausing reads from %s for %.3gs: over peer_read_rate=%d B/s or "
-            "peer_control_rate=%d msg/s",
-            c.peer or self._peername(c),
-            wait,
-            cfg.peer_read_rate,
-            cfg.peer_control_rate,
-        )
-        with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
-            c.tr.pause_reading()
-            c.read_paused = True
-            # Our pause, not the peer's silence: do not count it against heartbeats.
-            c.last_recv = now + wait
-            if c.partial_since:
-                c.partial_since += wait
-            self.loop.call_later(wait, self._resume_reading, c)
-
-    def _resume_reading(self, c: Connection) -> None:
-        c.read_paused = False
-        if c.closing or c.tr is None or c.bp_paused:
-            return
-        c.last_recv = max(c.last_recv, self.loop.time())
-        with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
-            c.tr.resume_reading()
-
-    def _remote_host(self, c: Connection) -> str:
-        name = c.tr.get_extra_info("peername") if c.tr is not None else None
-        if isinstance(name, tuple) and name:
-            return str(name[0])
-        return str(name)
-
-    def _heartbeats(self, c: Connection, msgs: list[Any], now: float) -> list[Any]:
-        app = []
-        for m in msgs:
-            t = type(m)
-            if t is wire.Ping:
-                if not c.paused and not c.closing:
-                    c.write(encode_frame([wire.Pong(m.nonce)]), now)
-            elif t is wire.Pong:
-                pass
-            elif t is wire.Hello:
-                self._log_once("second-hello", "ignoring a second Hello from %s", c.peer)
-            else:
-                app.append(m)
-        return app
-
-    def _on_hello(self, c: Connection, h: wire.Hello) -> bool:
-        if h.version != wire.PROTOCOL_VERSION:
-            self._reject(
-                c,
-                "version_mismatches",
-                "version",
-                "refusing %s: protocol version %r, ours is %r",
-                h.address or self._peername(c),
-                h.version,
-                wire.PROTOCOL_VERSION,
-            )
-            return False
-        if h.cluster != self.config.cluster:
-            self._reject(
-                c,
-                "cluster_mismatches",
-                "cluster",
-                "refusing %s: cluster %r, ours is %r",
-                h.address or self._peername(c),
-                h.cluster,
-                self.config.cluster,
-            )
-            return False
-        if c.outbound:
-            assert c.peer is not None
-            self.admission.mark_good(c.peer, self.loop.time())
-            if h.address != c.peer:
-                self._log_once(
-                    "address-alias",
-                    "peer dialled as %s advertises %s; keeping %s",
-                    c.peer,
-                    h.address,
-                    c.peer,
-                )
-        else:
-            try:
-                parse_address(h.address)
-            except ValueError:
-                self._reject(
-                    c,
-                    "bad_frames",
-                    "hello-address",
-                    "refusing %s: bad advertised address %r",
-                    self._peername(c),
-                    h.address,
-                )
-                return False
-            if h.address == self.address:
-                self._reject(
-                    c,
-                    "handshake_failures",
-                    "self",
-                    "refusing a connection that claims our own address %s",
-                    h.address,
-                )
-                return False
-            c.peer = h.address
-        if c.hs_timer is not None:
-            c.hs_timer.cancel()
-            c.hs_timer = None
-        c.ready = True
-        c.incarnation = h.incarnation
-        c.node_id = h.node_id
+    def _link_ready(self, c: Connection) -> bool:
+        """``c`` accepted its peer's Hello: make it the peer's link, or resolve it against
+        the link we have (a restarted peer, a simultaneous dial). False if ``c`` was
+        refused (a stale incarnation)."""
         peer = c.peer
+        assert peer is not None
         link = self._link(peer)
         cur = link.conn
         if cur is None or cur is c:
@@ -1185,8 +742,7 @@ class Transport:
         elif cur.ready and cur.incarnation != c.incarnation:
             # The peer restarted: the newer incarnation wins.
             if c.incarnation < cur.incarnation:
-                self._reject(
-                    c,
+                c.reject(
                     "handshake_failures",
                     "stale",
                     "refusing %s: stale incarnation %d",
@@ -1248,9 +804,7 @@ class Transport:
         if c.host is not None:
             self.admission.host_closed(c.host)
             c.host = None
-        if c.hs_timer is not None:
-            c.hs_timer.cancel()
-            c.hs_timer = None
+        c.cancel_handshake_timer()
         if c.paused:
             c.paused = False
             self.bp.writes_resumed()
@@ -1299,34 +853,9 @@ class Transport:
         active = set(self.engine.active_view) if self.engine is not None else set()
         ping: bytes | None = None
         for c in list(self._conns):
-            if c.eof_sent:
-                if now - c.closing_since > cfg.heartbeat_timeout and c.tr is not None:
-                    c.tr.close()
+            if not c.check(now):
                 continue
-            if c.partial_since and now - c.partial_since > cfg.frame_timeout and not c.closing:
-                self._c["frame_timeouts"] += 1
-                self._log_once(
-                    "frame-timeout",
-                    "closing connection to %s: a frame of %d+ bytes not whole within "
-                    "frame_timeout=%.3gs",
-                    c.peer or self._peername(c),
-                    c.decoder.buffered,
-                    cfg.frame_timeout,
-                )
-                c.close("slowloris", abort=True)
-                continue
-            if c.closing or not c.ready or c.peer is None:
-                continue
-            if now - c.last_recv > cfg.heartbeat_timeout and not c.bp_paused:
-                self._c["heartbeat_timeouts"] += 1
-                self._log_once(
-                    "heartbeat",
-                    "closing link to %s: silent for %.3gs (heartbeat_timeout)",
-                    c.peer,
-                    now - c.last_recv,
-                )
-                c.close("heartbeat", abort=True)
-                continue
+            assert c.peer is not None
             link = self._links.get(c.peer)
             primary = link is not None and link.conn is c
             if not primary:
@@ -1343,12 +872,12 @@ class Transport:
                 c.close("idle")
                 continue
             if c.paused and link is not None and link.pending:
-                if now - c.paused_since > cfg.heartbeat_timeout:
-                    # It has not taken a byte from us for a heartbeat timeout while we
-                    # have output waiting: slow. (broadcast() may be waiting on it.)
+                if c.is_slow(now):
+                    # Output waits for it and it took nothing for a heartbeat timeout.
+                    # (broadcast() may be waiting on it.)
                     self._drop_slow(link, c, link.pending_bytes)
                 continue
-            if now - c.last_send >= cfg.heartbeat_interval and not c.paused:
+            if c.ping_due(now):
                 if ping is None:
                     ping = encode_frame([wire.Ping(int(now * 1000) & 0xFFFFFFFF)])
                 c.write(ping, now)
