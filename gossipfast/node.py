@@ -315,19 +315,10 @@ class Node:
         """
         if self._state != "running":
             self._check_running()
-        tr = self._transport
-        assert tr is not None
-        try:
-            # the engine converts a bytes-like payload and raises PayloadTooLarge
-            # before it changes anything
-            origin, seq = self._engine.broadcast(payload, tr.loop.time())
-        except BaseException:
-            tr.dispatch()  # whatever earlier calls of this turn queued leaves as usual
-            raise
-        # The engine is drained once per loop turn, not once per call: the outbox keeps
-        # the order either way.
-        if tr.published():
-            await tr.wait_writable()
+        assert self._transport is not None
+        # the engine converts a bytes-like payload and raises PayloadTooLarge before it
+        # changes anything
+        origin, seq = await self._transport.publish(self._engine.broadcast, payload, 1)
         return _message_id(origin, seq)
 
     async def broadcast_many(self, payloads: Iterable[bytes]) -> list[MessageId]:
@@ -348,12 +339,9 @@ class Node:
         batch = list(payloads)  # the engine converts bytes-likes to bytes
         if not batch:
             return []
-        tr = self._transport
-        assert tr is not None
+        assert self._transport is not None
         # the engine checks every size before it sends any
-        ids = tr.run(self._engine.broadcast_many, batch)
-        if tr.published_many():
-            await tr.wait_writable()
+        ids = await self._transport.publish(self._engine.broadcast_many, batch, len(batch))
         return [_message_id(o, s) for o, s in ids]
 
     def handle_broadcast(self, message: Message) -> None:
@@ -550,10 +538,10 @@ class Node:
         o = int(origin, 16)
         if o == self._origin:
             return self._node_id
-        tr = self._transport
-        for c in list(getattr(tr, "_conns", ())):
-            if c.ready and c.node_id and make_origin(c.node_id, c.incarnation) == o:
-                return str(c.node_id)
+        if self._transport is not None:
+            for node_id, incarnation in self._transport.peer_identities():
+                if make_origin(node_id, incarnation) == o:
+                    return node_id
         return None
 
     def _log_limited(self, key: str, level: int, now: float, msg: str, *args: Any) -> None:

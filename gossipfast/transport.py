@@ -173,9 +173,8 @@ class Transport:
         self._conns: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._out: dict[str, list[Any]] = {}
-        self._out_count = 0
-        #: Engine inputs since the last drain whose outputs wait for the end of the loop
-        #: turn (``broadcast()`` calls: see :meth:`defer`).
+        #: Messages published since the last drain whose outputs wait for the end of the
+        #: loop turn (see :meth:`publish`).
         self.deferred = 0
         self._closing: set[str] = set()
         self._flush_handle: asyncio.Handle | None = None
@@ -306,17 +305,31 @@ class Transport:
             self._log_once(f"engine:{getattr(fn, '__name__', fn)}", "engine raised", exc=True)
         self.dispatch()
 
-    def defer(self) -> None:
-        """The engine took an input whose outputs may wait for the end of this loop turn.
+    async def publish(self, fn: Callable[[Any, float], Any], arg: Any, count: int) -> Any:
+        """Run the publishing engine input ``fn(arg, now)`` (``Engine.broadcast`` or
+        ``broadcast_many``) for ``count`` messages; return its result.
 
-        ``broadcast()`` calls this instead of draining the engine after every call:
-        the engine's outbox collects the turn's messages in order and :meth:`flush`
-        (scheduled here) drains and writes them once. Any other input drains first, so
-        the order of outputs is the order of inputs either way.
+        The node's one way to publish. The engine's outbox collects the turn's messages
+        in order and :meth:`flush` (scheduled here) drains and writes them once, or at
+        once when more than ``PUBLISH_BATCH_MAX`` messages would wait (a caller that
+        never yields still meets back-pressure, and a turn's batch stays bounded). Any
+        other input drains first, so the order of outputs is the order of inputs either
+        way. Then awaits while a link is congested (:meth:`wait_writable`).
         """
-        self.deferred += 1
-        if self._flush_handle is None and not self._closed:
+        try:
+            result = fn(arg, self.loop.time())
+        except BaseException:
+            self.dispatch()  # whatever earlier calls of this turn queued leaves as usual
+            raise
+        self.deferred += count
+        if self.deferred > PUBLISH_BATCH_MAX:
+            self.flush()  # (drains the engine: deferred > 0)
+        elif self._flush_handle is None and not self._closed:
             self._flush_handle = self.loop.call_soon(self.flush)
+        bp = self.bp
+        if bp.paused_links and bp.congested(self.loop.time()):
+            await bp.wait_writable()
+        return result
 
     def dispatch(self) -> None:
         """Drain the engine's outputs now: route its messages to this turn's flush, hand
@@ -334,7 +347,6 @@ class Transport:
             for peer, msgs in outbox.items():
                 if not msgs:
                     continue
-                self._out_count += len(msgs)
                 have = out.get(peer)
                 if have is None:
                     out[peer] = list(msgs)
@@ -350,27 +362,6 @@ class Transport:
             self._emit(events)
         self._arm_timer()
 
-    def published(self) -> bool:
-        """The engine's ``broadcast`` just ran: its outputs leave with this loop turn's
-        flush, or at once every ``PUBLISH_BATCH_MAX`` calls (a caller that never yields
-        still meets back-pressure, and a turn's batch stays bounded). True when the
-        publisher should await :meth:`wait_writable` now."""
-        if self.deferred >= PUBLISH_BATCH_MAX:
-            self.flush()
-        else:
-            self.defer()
-        bp = self.bp
-        return bp.paused_links > 0 and bp.congested(self.loop.time())
-
-    def published_many(self) -> bool:
-        """The engine's ``broadcast_many`` just ran and was dispatched (:meth:`run`):
-        write at once when the turn holds ``PUBLISH_BATCH_MAX`` messages or more. True
-        when the publisher should await :meth:`wait_writable` now."""
-        if self._out_count >= PUBLISH_BATCH_MAX:
-            self.flush()
-        bp = self.bp
-        return bp.paused_links > 0 and bp.congested(self.loop.time())
-
     def _schedule_flush(self) -> None:
         if self._flush_handle is None and not self._closed:
             self._flush_handle = self.loop.call_soon(self.flush)
@@ -383,7 +374,6 @@ class Transport:
             self._flush_handle.cancel()
             self._flush_handle = None
         out, self._out = self._out, {}
-        self._out_count = 0
         limit = self.config.max_frame_size
         now = self.loop.time()
         for peer, msgs in out.items():
@@ -893,6 +883,10 @@ class Transport:
         await self.bp.wait_writable()
 
     # ------------------------------------------------------------------ figures
+    def peer_identities(self) -> list[tuple[str, int]]:
+        """``(node id, incarnation)`` of every peer whose Hello we accepted."""
+        return [(c.node_id, c.incarnation) for c in self._conns if c.ready and c.node_id]
+
     def counters(self) -> dict[str, int]:
         """A copy of the transport counters (see :data:`COUNTER_NAMES`)."""
         return dict(self._c)
