@@ -86,6 +86,22 @@ def want_cost(ranges: list[int], cap: int) -> int:
     return cost
 
 
+def tune(tr: asyncio.Transport, send_queue_bytes: int) -> None:
+    """No Nagle delay; bounded kernel and transport buffers (see ``SOCKET_BUFFER``)."""
+    sock = tr.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        # Room to batch, bounded memory and latency.
+        tr.set_write_buffer_limits(high=min(WRITE_HIGH_WATER, send_queue_bytes // 4))
+
+
 class ReadBudget:
     """The two token buckets of one connection's reads: bytes (``peer_read_rate``, one
     second's worth and at least one whole frame) and control messages
@@ -241,20 +257,7 @@ class Connection(asyncio.Protocol):
         """The connection is usable (TLS done, if any): tune it, say Hello, start the
         handshake timer."""
         assert self.tr is not None
-        sock = self.tr.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (OSError, AttributeError):
-                pass
-            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-                with contextlib.suppress(OSError, AttributeError):
-                    sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        with contextlib.suppress(AttributeError, NotImplementedError):
-            # Room to batch, bounded memory and latency (see SOCKET_BUFFER).
-            self.tr.set_write_buffer_limits(
-                high=min(WRITE_HIGH_WATER, self.config.send_queue_bytes // 4)
-            )
+        tune(self.tr, self.config.send_queue_bytes)
         self.write(hello, now)
         self.hs_timer = self.owner.loop.call_later(self.config.connect_timeout, self._hs_timeout)
 

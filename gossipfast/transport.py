@@ -1,9 +1,11 @@
 """TCP transport: the asyncio glue between sockets and the sans-IO :class:`Engine`.
 
 The split follows asyncpg: the engine is a state machine that never touches asyncio or
-a clock; :class:`Transport` owns the listening socket, one :class:`Connection`
-(an ``asyncio.Protocol``) per TCP link, the handshake, heartbeats, write coalescing and
-back-pressure, and feeds the engine one call per socket read.
+a clock; :class:`Transport` owns the listening socket, dialling, the engine's inputs and
+outputs and write coalescing. Each TCP link is a :class:`Connection`
+(:mod:`gossipfast._connection`: handshake, read budgets, heartbeats); the links by peer
+are :mod:`gossipfast._links`, admission :mod:`gossipfast._admission`, back-pressure
+:mod:`gossipfast._backpressure`, the TLS accept loop :mod:`gossipfast._tls_listener`.
 
 Rules kept here:
 
@@ -37,9 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl as _ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from . import wire
@@ -48,6 +49,8 @@ from ._backpressure import BackPressure
 from ._codec import encode_frame, encode_frames
 from ._connection import SOCKET_BUFFER as SOCKET_BUFFER
 from ._connection import Connection, format_address, parse_address
+from ._links import Link, Links
+from ._tls_listener import TlsListener
 from .config import Config
 
 log = logging.getLogger("gossipfast")
@@ -123,20 +126,6 @@ def _split(msgs: list[Any], limit: int) -> list[list[Any]]:
     return _split(msgs[:mid], limit) + _split(msgs[mid:], limit)
 
 
-class _Link:
-    """Per-peer state: the primary connection and bytes waiting for it."""
-
-    __slots__ = ("close_after_flush", "conn", "dialing", "peer", "pending", "pending_bytes")
-
-    def __init__(self, peer: str) -> None:
-        self.peer = peer
-        self.conn: Connection | None = None
-        self.dialing = False
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.close_after_flush = False
-
-
 class Transport:
     """Drives one engine over TCP: listen, dial, handshake, heartbeats, batching.
 
@@ -165,11 +154,11 @@ class Transport:
         self.incarnation = 0
         self._server: asyncio.AbstractServer | None = None
         #: Behind TLS: the listening socket, its accept loop and the TLS handshakes
-        #: under way (see _listen_tls).
-        self._lsock: socket.socket | None = None
-        self._accept_task: asyncio.Task[None] | None = None
-        self._tls_handshaking = 0
-        self._links: dict[str, _Link] = {}
+        #: under way (see gossipfast._tls_listener).
+        self._tls: TlsListener | None = None
+        #: The links by peer address (``_links`` is ``links.by_peer``).
+        self.links = Links(self)
+        self._links = self.links.by_peer
         self._conns: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._out: dict[str, list[Any]] = {}
@@ -189,7 +178,7 @@ class Transport:
         self.bp = BackPressure(
             self.loop,
             self._conns,
-            self._pending_of,
+            self.links.pending_of,
             Connection.resume_reading,
             self._c,
             config.send_queue_bytes // 4,
@@ -205,7 +194,8 @@ class Transport:
     async def listen(self, host: str, port: int) -> tuple[str, int]:
         """Bind the server socket (not yet accepting); return the bound host and port."""
         if self._ssl is not None:
-            return self._listen_tls(host, port)
+            self._tls = TlsListener(self, self._ssl, host, port)
+            return host, self._tls.port
         self._server = await self.loop.create_server(
             lambda: Connection(self, False, None),
             host,
@@ -230,10 +220,8 @@ class Transport:
         self._ticker = self.loop.call_later(self._tick_every, self._on_ticker)
         if self._server is not None:
             await self._server.start_serving()
-        if self._lsock is not None:
-            self._accept_task = self.loop.create_task(self._accept_loop(self._lsock))
-            self._tasks.add(self._accept_task)
-            self._accept_task.add_done_callback(self._tasks.discard)
+        if self._tls is not None:
+            self._tls.start()
         self._arm_timer()
 
     async def close(self, grace: float = 1.0) -> None:
@@ -250,8 +238,8 @@ class Transport:
             t.cancel()
         if self._server is not None:
             self._server.close()
-        if self._lsock is not None and self._accept_task is None:
-            self._lsock.close()  # (else the accept loop closes it as it ends)
+        if self._tls is not None:
+            self._tls.close()
         for c in list(self._conns):
             c.close("shutdown")
         if self._conns:
@@ -276,8 +264,8 @@ class Transport:
             t.cancel()
         if self._server is not None:
             self._server.close()
-        if self._lsock is not None and self._accept_task is None:
-            self._lsock.close()  # (else the accept loop closes it as it ends)
+        if self._tls is not None:
+            self._tls.close()
         for c in list(self._conns):
             c.close("shutdown", abort=True)
         self.bp.wake_writers()
@@ -376,6 +364,7 @@ class Transport:
         out, self._out = self._out, {}
         limit = self.config.max_frame_size
         now = self.loop.time()
+        links = self.links
         for peer, msgs in out.items():
             if peer == self.address:
                 self._c["send_drops"] += len(msgs)
@@ -392,7 +381,7 @@ class Transport:
                 self._log_once("encode", "cannot encode a batch for %s", peer, exc=True)
                 continue
             self._c["frames_sent"] += 1
-            self._send(self._link(peer), data, now)
+            links.send(links.link(peer), data, now)
         self.bp.stale()  # queues grew: the congestion verdict is stale
         if self._closing:
             for peer in self._closing:
@@ -404,71 +393,6 @@ class Transport:
                 elif link.conn is not None:
                     link.conn.close("engine")
             self._closing.clear()
-
-    def _link(self, peer: str) -> _Link:
-        link = self._links.get(peer)
-        if link is None:
-            link = self._links[peer] = _Link(peer)
-        return link
-
-    def _send(self, link: _Link, data: bytes, now: float) -> None:
-        c = link.conn
-        if (
-            c is not None
-            and not c.paused
-            and not link.pending
-            and not c.closing
-            and (c.ready or c.outbound)
-        ):
-            c.write(data, now)
-            c.last_app = now
-            return
-        link.pending.append(data)
-        link.pending_bytes += len(data)
-        if c is not None:
-            # where these bytes will sit in c's stream, and since when they wait
-            c.marks.append((now, c.sent_bytes + link.pending_bytes))
-        queued = link.pending_bytes
-        if c is not None and c.tr is not None:
-            queued += c.tr.get_write_buffer_size()
-        if queued > self.config.send_queue_bytes:
-            if c is not None and c.ready and not c.closing:
-                self._drop_slow(link, c, queued)
-            else:
-                # No link yet (dialling): keep the newest bytes, bounded.
-                while link.pending and link.pending_bytes > self.config.send_queue_bytes:
-                    link.pending_bytes -= len(link.pending.pop(0))
-                    self._c["send_drops"] += 1
-        if c is None and not link.dialing and not self._closed:
-            self._dial(link)
-
-    def _drop_slow(self, link: _Link, c: Connection, queued: int) -> None:
-        self._c["slow_drops"] += 1
-        self._log_once(
-            "slow",
-            "dropping slow peer %s: %d bytes queued (send_queue_bytes=%d), writes paused %.3gs",
-            link.peer,
-            queued,
-            self.config.send_queue_bytes,
-            self.loop.time() - c.paused_since if c.paused else 0.0,
-        )
-        link.pending.clear()
-        link.pending_bytes = 0
-        c.close("slow", abort=True)
-        self.bp.wake_writers()
-
-    def _write_pending(self, link: _Link, c: Connection) -> None:
-        if not link.pending or c.closing:
-            return
-        now = self.loop.time()
-        data = b"".join(link.pending) if len(link.pending) > 1 else link.pending[0]
-        link.pending.clear()
-        link.pending_bytes = 0
-        c.write(data, now)
-        c.last_app = now
-        if link.close_after_flush:
-            link.close_after_flush = False
-            c.close("engine")
 
     def _arm_timer(self) -> None:
         engine = self.engine
@@ -500,7 +424,7 @@ class Transport:
         self._engine_call(engine.tick)
 
     # ------------------------------------------------------------------ dialling
-    def _dial(self, link: _Link) -> None:
+    def _dial(self, link: Link) -> None:
         link.dialing = True
         if not self.admission.dial_allowed(link.peer, self.loop.time()):
             # Over dial_rate for addresses never reached: fail at once, as an unreachable
@@ -508,11 +432,16 @@ class Transport:
             self.loop.call_soon(self._dial_failed, link, False)
             return
         self._c["dials"] += 1
-        task = self.loop.create_task(self._dial_task(link))
+        self._spawn(self._dial_task(link))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task of ours: cancelled when the transport closes."""
+        task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _dial_task(self, link: _Link) -> None:
+    async def _dial_task(self, link: Link) -> None:
         peer = link.peer
         made: list[Connection] = []
 
@@ -555,16 +484,16 @@ class Transport:
             if link.conn is None and link.pending and not self._closed:
                 self._dial(link)  # sent to since: dial again
             else:
-                self._drop_link_if_idle(link)
+                self.links.drop_if_idle(link)
             return
         self._dial_failed(link, True)
 
-    def _dial_failed(self, link: _Link, tried: bool) -> None:
+    def _dial_failed(self, link: Link, tried: bool) -> None:
         """A dial to ``link.peer`` failed (``tried``) or was refused by ``dial_rate``."""
         if not tried:
             link.dialing = False
         if link.conn is None:
-            self._drop_link_if_idle(link, force=True)
+            self.links.drop_if_idle(link, force=True)
             if self.engine is not None and not self._closed:
                 self._engine_call(self.engine.on_disconnected, link.peer, "failed")
 
@@ -588,18 +517,6 @@ class Transport:
                     c.close("dial-failed", abort=True)
                     self._conn_lost(c, None)
         return up
-
-    def _drop_link_if_idle(self, link: _Link, force: bool = False) -> None:
-        if force:
-            link.pending.clear()
-            link.pending_bytes = 0
-        if (
-            link.conn is None
-            and not link.dialing
-            and not link.pending
-            and self._links.get(link.peer) is link
-        ):
-            del self._links[link.peer]
 
     # ------------------------------------------------------------------ connections
     def _tls_failed(self, cause: str, who: str, exc: BaseException) -> None:
@@ -628,91 +545,22 @@ class Transport:
         c.start(self._hello, self.loop.time())
         if c.outbound:
             assert c.peer is not None
-            link = self._link(c.peer)
+            link = self.links.link(c.peer)
             if link.conn is None:
                 link.conn = c
                 # Pipeline: what waited for the dial follows our Hello at once.
-                self._write_pending(link, c)
+                self.links.write_pending(link, c)
 
     def _admit(self, host: str) -> bool:
         """True if a new inbound connection from ``host`` is admitted (then it counts
         against the host's limits until :meth:`Admission.host_closed`)."""
-        unready = self._tls_handshaking + sum(
-            1 for x in self._conns if not x.ready and not x.outbound
-        )
-        opened = len(self._conns) + self._tls_handshaking
+        tls = self._tls.handshaking if self._tls is not None else 0
+        unready = tls + sum(1 for x in self._conns if not x.ready and not x.outbound)
+        opened = len(self._conns) + tls
         if self.admission.admit(host, opened, unready, self.loop.time()) is not None:
             return False
         self.admission.host_opened(host)
         return True
-
-    # -- TLS listener: our own accept loop, so that TLS handshakes count against the
-    # limits above and their failures are seen (the TLS servers of asyncio and uvloop
-    # drop them silently).
-    def _listen_tls(self, host: str, port: int) -> tuple[str, int]:
-        family, kind, proto, _name, addr = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(addr)
-            sock.listen(511)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self._lsock = sock
-        return host, int(sock.getsockname()[1])
-
-    async def _accept_loop(self, lsock: socket.socket) -> None:
-        try:
-            while not self._closed:
-                try:
-                    sock, addr = await self.loop.sock_accept(lsock)
-                except OSError as e:  # out of descriptors and the like: retry shortly
-                    self._log_once("accept", "accepting a connection failed: %s", e)
-                    await asyncio.sleep(0.1)
-                    continue
-                host = str(addr[0])
-                if not self._admit(host):
-                    sock.close()
-                    continue
-                self._tls_handshaking += 1
-                task = self.loop.create_task(self._tls_accept(sock, host, addr))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        finally:
-            lsock.close()
-
-    async def _tls_accept(self, sock: socket.socket, host: str, addr: Any) -> None:
-        made: list[Connection] = []
-
-        def factory() -> Connection:
-            c = Connection(self, False, None)
-            c.host = host  # admitted, and counted per host, by _accept_loop
-            made.append(c)
-            return c
-
-        try:
-            await self.loop.connect_accepted_socket(
-                factory,
-                sock,
-                ssl=self._ssl,
-                ssl_handshake_timeout=self.config.connect_timeout,
-            )
-        except asyncio.CancelledError:
-            if not any(c.tr is not None for c in made):
-                self.admission.host_closed(host)
-            raise
-        except Exception as e:  # whatever the peer's bytes made the TLS layer raise
-            # (the loop's transport owns the socket now and closes it)
-            if not any(c.tr is not None for c in made):
-                self.admission.host_closed(host)
-            if not self._closed:
-                self._tls_failed("tls-in", format_address(host, int(addr[1])), e)
-        finally:
-            self._tls_handshaking -= 1
 
     def _conn_received(self, c: Connection, msgs: list[Any]) -> None:
         """Messages of a ready connection for the engine."""
@@ -720,63 +568,17 @@ class Transport:
         self._engine_call(self.engine.on_frame, c.peer, msgs)
 
     def _link_ready(self, c: Connection) -> bool:
-        """``c`` accepted its peer's Hello: make it the peer's link, or resolve it against
-        the link we have (a restarted peer, a simultaneous dial). False if ``c`` was
-        refused (a stale incarnation)."""
-        peer = c.peer
-        assert peer is not None
-        link = self._link(peer)
-        cur = link.conn
-        if cur is None or cur is c:
-            link.conn = c
-        elif cur.ready and cur.incarnation != c.incarnation:
-            # The peer restarted: the newer incarnation wins.
-            if c.incarnation < cur.incarnation:
-                c.reject(
-                    "handshake_failures",
-                    "stale",
-                    "refusing %s: stale incarnation %d",
-                    peer,
-                    c.incarnation,
-                )
-                return False
-            link.conn = c
-            cur.close("replaced")
-            if self.engine is not None:
-                self._engine_call(self.engine.on_disconnected, peer, "failed")
-        else:
-            self._c["duplicate_links"] += 1
-            keep = self._prefer(cur, c)
-            lose = c if keep is cur else cur
-            link.conn = keep
-            # The loser is drained; its dialler closes it once it is quiet (ticker).
-            lose.last_app = self.loop.time()
-        if link.conn is c:
-            self._write_pending(link, c)
-        return True
-
-    def _prefer(self, a: Connection, b: Connection) -> Connection:
-        """The connection both ends keep: the one dialled by the lower address."""
-        assert b.peer is not None
-        want_outbound = self.address < b.peer
-        if a.outbound == want_outbound and b.outbound != want_outbound:
-            return a
-        return b
+        """``c`` accepted its peer's Hello: see :meth:`Links.adopt`."""
+        return self.links.adopt(c)
 
     def _conn_resumed(self, c: Connection, was_paused: bool) -> None:
-        if c.peer is not None:
-            link = self._links.get(c.peer)
-            if link is not None and link.conn is c:
-                self._write_pending(link, c)
+        link = self.links.primary(c)
+        if link is not None:
+            self.links.write_pending(link, c)
         if was_paused:
             self.bp.writes_resumed()
         else:
             self.bp.wake_writers()
-
-    def _pending_of(self, c: Connection) -> int:
-        """Bytes the link of ``c`` still holds in our own queue."""
-        link = self._links.get(c.peer) if c.peer is not None else None
-        return link.pending_bytes if link is not None and link.conn is c else 0
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
         if c.lost:
@@ -804,12 +606,10 @@ class Transport:
             if not self._conns and self._all_gone is not None and not self._all_gone.done():
                 self._all_gone.set_result(None)
         self.bp.wake_writers()
-        peer = c.peer
-        if peer is None:
+        link = self.links.primary(c)
+        if link is None:
             return
-        link = self._links.get(peer)
-        if link is None or link.conn is not c:
-            return
+        peer = link.peer
         link.conn = None
         reason = c.close_reason
         if self._closed:
@@ -827,9 +627,9 @@ class Transport:
             if link.pending and not link.dialing:
                 self._dial(link)
             else:
-                self._drop_link_if_idle(link)
+                self.links.drop_if_idle(link)
             return
-        self._drop_link_if_idle(link, force=True)
+        self.links.drop_if_idle(link, force=True)
         if self.engine is not None:
             self._engine_call(self.engine.on_disconnected, peer, report)
 
@@ -839,35 +639,10 @@ class Transport:
             return
         self._ticker = self.loop.call_later(self._tick_every, self._on_ticker)
         now = self.loop.time()
-        cfg = self.config
         active = set(self.engine.active_view) if self.engine is not None else set()
         ping: bytes | None = None
         for c in list(self._conns):
-            if not c.check(now):
-                continue
-            assert c.peer is not None
-            link = self._links.get(c.peer)
-            primary = link is not None and link.conn is c
-            if not primary:
-                # A duplicate link: its dialler closes it once it has been quiet a while.
-                if c.outbound and now - c.last_app > cfg.heartbeat_interval:
-                    c.close("duplicate")
-                continue
-            if (
-                c.peer not in active
-                and now - c.last_app > cfg.heartbeat_timeout
-                and link is not None
-                and not link.pending
-            ):
-                c.close("idle")
-                continue
-            if c.paused and link is not None and link.pending:
-                if c.is_slow(now):
-                    # Output waits for it and it took nothing for a heartbeat timeout.
-                    # (broadcast() may be waiting on it.)
-                    self._drop_slow(link, c, link.pending_bytes)
-                continue
-            if c.ping_due(now):
+            if c.check(now) and self.links.check(c, now, active):
                 if ping is None:
                     ping = encode_frame([wire.Ping(int(now * 1000) & 0xFFFFFFFF)])
                 c.write(ping, now)
