@@ -25,11 +25,8 @@ from .config import Config
 if TYPE_CHECKING:
     from .transport import Transport
 
-#: Kernel send and receive buffer of each connection (Linux doubles it). Left to
-#: autotuning, loopback buffers grow to several MiB each way: under overload that is
-#: seconds of queue per hop, which outlives the graft timers and the dedup window (late
-#: copies were taken for old duplicates and lost). Bounded buffers turn overload into
-#: back-pressure that reaches the publisher instead.
+#: Kernel send and receive buffer of each connection (Linux doubles it): bounded, so
+#: that overload becomes back-pressure, not seconds of queue per hop (docs/internals.md).
 SOCKET_BUFFER = 64 << 10
 #: Write-buffer high-water mark of a connection (at most send_queue_bytes / 4).
 WRITE_HIGH_WATER = 64 << 10

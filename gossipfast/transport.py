@@ -501,12 +501,9 @@ class Transport:
         """Drop the connections of a dial that failed or was cancelled; True if one of
         them was already up (connection_made ran).
 
-        A connect timeout may cancel ``create_connection`` after ``connection_made``:
-        asyncio then closes the transport and calls ``connection_lost`` later, but uvloop
-        closes the handle directly, never calls ``connection_lost`` and still reports
-        ``is_closing()`` False. Left alone, such a connection stayed the peer's link for
-        good: every write to it raised (``Exception in callback Transport.flush``), the
-        peer was never reported nor redialled. So the dial ends it here, once.
+        A connect timeout may cancel ``create_connection`` after ``connection_made``, and
+        uvloop then never calls ``connection_lost``: the dial ends such a connection here,
+        once (docs/internals.md, "A dial cut by its timeout after connection_made").
         """
         up = False
         for c in made:
