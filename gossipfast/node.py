@@ -368,19 +368,10 @@ class Node:
         """
         if self._state != "running":
             self._check_running()
-        tr = self._transport
-        assert tr is not None
-        try:
-            # the engine converts a bytes-like payload and raises PayloadTooLarge
-            # before it changes anything
-            origin, seq = self._engine.broadcast(payload, tr.loop.time())
-        except BaseException:
-            tr.dispatch()  # whatever earlier calls of this turn queued leaves as usual
-            raise
-        # The engine is drained once per loop turn, not once per call: the outbox keeps
-        # the order either way.
-        if tr.published():
-            await tr.wait_writable()
+        assert self._transport is not None
+        # the engine converts a bytes-like payload and raises PayloadTooLarge before it
+        # changes anything
+        origin, seq = await self._transport.publish(self._engine.broadcast, payload, 1)
         return _message_id(origin, seq)
 
     async def broadcast_many(self, payloads: Iterable[bytes]) -> list[MessageId]:
@@ -401,12 +392,9 @@ class Node:
         batch = list(payloads)  # the engine converts bytes-likes to bytes
         if not batch:
             return []
-        tr = self._transport
-        assert tr is not None
+        assert self._transport is not None
         # the engine checks every size before it sends any
-        ids = tr.run(self._engine.broadcast_many, batch)
-        if tr.published_many():
-            await tr.wait_writable()
+        ids = await self._transport.publish(self._engine.broadcast_many, batch, len(batch))
         return [_message_id(o, s) for o, s in ids]
 
     def handle_broadcast(self, message: Message) -> None:

@@ -1166,19 +1166,3 @@ def test_dials_to_new_addresses_are_rate_limited(arun: Any) -> None:
         await b.close()
 
     arun(main())
-
-
-@pytest.mark.timeout(30)
-def test_known_good_addresses_are_bounded(arun: Any) -> None:
-    async def main() -> None:
-        from gossipfast.transport import MAX_KNOWN_GOOD
-
-        a, _ea = await make()
-        for i in range(MAX_KNOWN_GOOD + 100):
-            a._mark_good(f"10.0.{i >> 8}.{i & 255}:1")
-        assert len(a._good) == MAX_KNOWN_GOOD
-        assert "10.0.0.0:1" not in a._good  # the least recently reached went first
-        assert f"10.0.{(MAX_KNOWN_GOOD + 99) >> 8}.{(MAX_KNOWN_GOOD + 99) & 255}:1" in a._good
-        await a.close()
-
-    arun(main())
