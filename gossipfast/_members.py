@@ -270,7 +270,7 @@ class MemberList:
             return
         self.on_records(peer, recs, now, msg.table)
 
-    def on_records(self, peer: str | None, recs: list, now: float, table: bool) -> None:
+    def on_records(self, peer: str | None, recs: list[Any], now: float, table: bool) -> None:
         """Merge ``recs`` from ``peer``; flood on what is new (see the module docstring)."""
         new = []
         records = self.records

@@ -147,7 +147,7 @@ class Engine:
         self._sent[_KIND[type(msg)]] += 1
 
     def _tree_peers(self) -> tuple[str, ...]:
-        return self.pt.eager  # type: ignore[no-any-return]
+        return self.pt.eager
 
     def _emit(self, event: object) -> None:
         self.events.append(event)
@@ -235,9 +235,9 @@ class Engine:
         if t is Members or t is MemberSync:
             if peer not in self.hv.active:
                 return  # member news only over active links (a late one after a drop)
-            if t is Members:
+            if isinstance(msg, Members):
                 self.members.on_members(peer, msg, now)
-            else:
+            elif isinstance(msg, MemberSync):
                 self.members.on_sync(peer, msg, now)
             return
         self.hv.on_message(peer, msg, now)
