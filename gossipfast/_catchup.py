@@ -266,9 +266,9 @@ class CatchUp:
             if item is not None:
                 pt.send(peer, Gossip(o, s, item[0], item[1]))
                 pt.s_gossip += 1
-            elif s > skipped and pt.dedup.contains(o, s):
-                # seen here, no longer stored (unseen ids and those the fresh-join
-                # baseline skipped get no answer)
+            elif s > skipped and pt.dedup.contains(o, s) and (o, s) not in pt.refused:
+                # seen here, no longer stored (unseen ids, those the fresh-join
+                # baseline skipped and those the validator refused get no answer)
                 _add_id(gone, o, s)
             s += 1
 

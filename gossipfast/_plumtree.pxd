@@ -14,6 +14,7 @@ cdef Py_ssize_t _HOPS_MAX
 cdef Py_ssize_t _MAX_ANNOUNCERS
 cdef Py_ssize_t _MAX_MISSING
 cdef Py_ssize_t _MAX_LIST
+cdef Py_ssize_t _MAX_REFUSED
 cdef double _REQUEST_TTL
 cdef Py_ssize_t _MAX_TREES
 cdef Py_ssize_t _YOUNG
@@ -147,6 +148,9 @@ cdef class Plumtree:
     cdef public Py_ssize_t ihave_dropped
     cdef public Py_ssize_t grafts_withheld
     cdef public Py_ssize_t answers_refused
+    cdef public object validator
+    cdef public Py_ssize_t rejected
+    cdef public object refused
 
     @cython.locals(lst=list)
     cpdef send(self, str peer, object msg)

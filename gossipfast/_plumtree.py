@@ -48,6 +48,8 @@ _ANNOUNCE_HOLD_MIN = 32
 _MAX_ANN_HELD = 1 << 16
 #: List entries of a Graft or IHave we look at; the rest is ignored.
 _MAX_LIST = 1 << 17
+#: Refused ids remembered (so that catch-up does not report them as lost).
+_MAX_REFUSED = 1 << 16
 #: Seconds a Graft/Want request is remembered to count its answer as a recovery.
 _REQUEST_TTL = 30.0
 #: A copy can come this long after its payload left the stores (a late answer, a queued
@@ -305,6 +307,11 @@ class Plumtree:
         self.ihave_dropped = 0
         self.grafts_withheld = 0
         self.answers_refused = 0
+        # validator(origin, seq, hops, payload) -> bool: False rejects a new message
+        self.validator: Any = None
+        self.rejected = 0
+        # ids refused lately: a Want of them gets no Gone (they are not lost, refused)
+        self.refused: OrderedDict[tuple[int, int], bool] = OrderedDict()
         self.dedup_warned = 0  # bits: refusals (1) and budget drops (2) logged
 
     # -- outputs ---------------------------------------------------------------------------
@@ -588,6 +595,9 @@ class Plumtree:
             return
         h += 1
         payload = msg.payload
+        if self.validator is not None and not self.validator(o, s, h, payload):
+            self.reject(o, s)
+            return
         self.store.put(o, s, h, payload, now)
         if self.fifo:
             self.delivered += self.fifo_order.deliver(self.deliveries, o, s, h, payload, now)
@@ -644,6 +654,23 @@ class Plumtree:
             self.optimize(peer, o, m, h - 1)
             if self.anchored and m.grafted is None:
                 self.optimize_lag(peer, o, m, h - 1, now)
+
+    def reject(self, o: int, s: int) -> None:
+        """A message the validator refused: it stays seen (not asked for or checked
+        again) but is not stored, delivered, pushed or announced."""
+        self.rejected += 1
+        refused = self.refused
+        if len(refused) >= _MAX_REFUSED:
+            refused.popitem(last=False)
+        refused[(o, s)] = True
+        if self.requested:
+            self.requested.pop((o, s), None)
+        if self.missing:
+            m = self.missing.pop((o, s), None)
+            if m is not None:
+                m.owner.missing -= 1
+                if type(m.timer) is int:
+                    self.timers.cancel(m.timer)
 
     def on_duplicate(self, peer: str, o: int, s: int, now: float) -> None:
         """A copy of (o, s) we have (or refused): prune its sender unless the copy is an

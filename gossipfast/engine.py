@@ -9,6 +9,7 @@ after every input. See ``docs/internals.md`` for the contract.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from ._anchor import AnchorTree
 from ._hyparview import HyParView, valid_address
@@ -328,6 +329,11 @@ class Engine:
         """Earliest time :meth:`tick` has something to do (None: no timer pending)."""
         return self.timers.next_deadline()
 
+    def set_validator(self, validator: Callable[[int, int, int, bytes], bool] | None) -> None:
+        """Check each new message with ``validator(origin, seq, hops, payload)`` before
+        it is stored, delivered, pushed or announced: False rejects it (None: no check)."""
+        self.pt.validator = validator
+
     def leave(self, now: float) -> None:
         """Tell every neighbour we leave (``Disconnect(alive=False)``); then go quiet."""
         self.pt.flush_ihaves()
@@ -416,6 +422,7 @@ class Engine:
         s["ihave_dropped"] = pt.ihave_dropped
         s["grafts_withheld"] = pt.grafts_withheld
         s["answers_refused"] = pt.answers_refused
+        s["rejected"] = pt.rejected
         tree = self.tree
         mem = self.members
         s["bad_messages"] = self._bad + pt.bad + hv.bad + (tree.bad if tree else 0) + mem.bad

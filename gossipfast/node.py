@@ -108,6 +108,7 @@ class Node:
         self._events_lagged_total = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._hook_errors = 0
+        self._validate_errors = 0
         self._lagged_total = 0
         self._origin_names: dict[int, str] = {}
         self._senders: dict[int, str] = {}  # origin -> node id (the member list's)
@@ -150,6 +151,8 @@ class Node:
         if self._meta:
             self._engine.members.set_meta(self._meta, 0.0)
         self._senders = self._engine.members.origins
+        if type(self).validate is not Node.validate:
+            self._engine.set_validator(self._validate)
         self._state = "running"
         await self._transport.start(
             self._engine,
@@ -410,6 +413,26 @@ class Node:
             self._lagged_total += 1
         q.append(message)
         self._wake()
+
+    def validate(self, message: Message) -> bool:
+        """Override to refuse messages: called once per new message, before it is
+        delivered, stored or passed on. False (or an exception, logged once) refuses it:
+        not delivered here, not relayed, announced or served to other nodes, counted in
+        ``stats()["rejected"]``; the default accepts everything. Runs inside the event
+        loop on the receive path: keep it short and do not block.
+        """
+        return True
+
+    def _validate(self, origin: int, seq: int, hops: int, payload: bytes) -> bool:
+        sender = self._senders.get(origin)
+        m = Message(_message_id(origin, seq), origin_str(origin), payload, hops, sender)
+        try:
+            return bool(self.validate(m))
+        except Exception:
+            if not self._validate_errors:
+                log.exception("validate raised; the message is refused (further errors not logged)")
+            self._validate_errors += 1
+            return False
 
     async def messages(self) -> AsyncIterator[Message | Lagged]:
         """Deliveries in order; a :class:`Lagged` first when older ones were dropped.

@@ -75,6 +75,10 @@ class Stats(Mapping[str, int]):
     #: Payloads a neighbour asked for (GRAFT/WANT) beyond its answer budget
     #: (``Config.peer_answer_rate``), ignored.
     answers_refused: int = 0
+    #: Messages :meth:`Node.validate` refused: not delivered, stored, relayed or announced.
+    rejected: int = 0
+    #: Nodes in the member list (this one included), as ``members()`` lists them.
+    members: int = 0
     # -- membership
     #: Gauges: peers in the active / passive view, eager / lazy Plumtree links.
     active: int = 0
