@@ -214,12 +214,12 @@ cdef class Plumtree:
     cpdef on_gossip(self, str peer, object msg, double now)
 
     @cython.locals(t=_Tree, how=Py_ssize_t)
-    cpdef on_duplicate(self, str peer, object o, object s, double now)
+    cdef on_duplicate(self, str peer, object o, object s, double now)
 
-    cpdef _Tree relink(self, str peer, object o, _Tree t, _Missing m, bint answer)
+    cdef _Tree relink(self, str peer, object o, _Tree t, _Missing m, bint answer)
 
     @cython.locals(outbox=dict, lst=list, n=Py_ssize_t, skip=object, told=list)
-    cpdef forward(
+    cdef forward(
         self, str peer, object o, object s, object h, bytes payload, _Tree t, object up,
         _Missing m, double now
     )
