@@ -203,7 +203,7 @@ def _size(r: random.Random) -> int:
 
 def random_message(r: random.Random) -> Any:
     """One wire message of a random type with field values from the extremes above."""
-    kind = r.randrange(18)
+    kind = r.randrange(20)
     if kind == 0:
         return wire.Hello(_int(r), r.choice(["gossipfast", "x"]), "n", _addr(r), _int(r))
     if kind == 1:
@@ -241,7 +241,24 @@ def random_message(r: random.Random) -> Any:
         return wire.Beacon(_int(r), _int(r), _int(r), _int(r), r.random() < 0.5)
     if kind == 16:
         return wire.Gone(_ids(r, 3 * _size(r)))
+    if kind == 18:
+        return wire.Members([_record(r) for _ in range(min(_size(r), 5000))], r.random() < 0.5)
+    if kind == 19:
+        return wire.MemberSync(_record(r), r.choice([0, U64, _int(r) & U64]), _int(r))
     return wire.Want(_ids(r, 3 * _size(r)))
+
+
+def _record(r: random.Random) -> Any:
+    """A member record: a plausible one mostly, extreme fields sometimes."""
+    meta = {_addr(r): _addr(r) for _ in range(r.choice([0, 1, 3, 50]))}
+    return wire.MemberRecord(
+        r.choice(["n", "", "x" * 300, _addr(r)]),
+        _addr(r),
+        _int(r),
+        r.choice([1, 2, _int(r)]),
+        r.choice([0, 1, 2, 3, _int(r)]),
+        meta,
+    )
 
 
 def encode_frame(msgs: list[Any]) -> bytes:
