@@ -3,8 +3,8 @@
 Sans-IO like the rest of the engine: inputs carry ``now``, outputs go through the
 engine's ``send`` and ``emit``. Each node owns one record of itself, ``(id, address,
 incarnation, version, status, meta)``; only the node raises its own version (a metadata
-change, or the denial of a rumour of its death). Any node may mark a record LEFT or
-FAILED at the version it knows. Between two records of one id the higher version wins;
+change, or the denial of a rumour of its death). Any node may mark a record SUSPECT,
+LEFT or FAILED at the version it knows. Between two records of one id the higher version wins;
 at equal versions a dead status wins over ALIVE.
 
 Spreading: a record that changes the table is flooded along the broadcast tree (the
@@ -206,7 +206,9 @@ class MemberList:
             self.send(peer, MemberSync(self.own, self.hash, _ASK))
             self.syncs += 1
         if self.refresh > 0.0 and not self.leaving:
-            if now - self.refreshed >= self.refresh:
+            if self.refreshed == 0.0:
+                self.refreshed = now  # the first refresh one interval after the start
+            elif now - self.refreshed >= self.refresh:
                 self.refreshed = now
                 self._bump(dict(self.own.meta), now)
             self._expire(now - 3.0 * self.refresh, now)
