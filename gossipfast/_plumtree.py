@@ -529,6 +529,10 @@ class Plumtree:
         for t in self.trees.values():
             if t.lazy is not None:
                 t.lazy.discard(peer)
+            if t.parent == peer:
+                # what was on its way over this link is lost with it: not "flowing" any
+                # more, so the next digest asks for it (see CatchUp.flowing)
+                t.push_at = 0.0
         self.lazyq.pop(peer, None)
         self.budgets.pop(peer, None)
         self.graft_batch.pop(peer, None)

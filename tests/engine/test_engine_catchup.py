@@ -268,3 +268,17 @@ def test_a_digest_does_not_ask_for_what_a_flowing_stream_brings_next() -> None:
     # the stream stopped more than an interval ago: what it did not bring is missing
     e.on_frame(peer(2), [Digest([X, 8])], 12.0)  # (3: asked over an interval ago)
     assert sent(e.drain()[0], Want) == {peer(2): [Want([X, 3, 3, X, 6, 8])]}
+
+
+def test_a_stream_whose_link_failed_is_not_taken_for_flowing() -> None:
+    # pushes in flight when a link fails are lost with it: when the sender comes back,
+    # its digest must pull them even though its stream reached us a moment ago
+    e = seasoned(anti_entropy_interval=1.0)
+    e.on_frame(peer(1), [Gossip(X, s, 0, b"%d" % s) for s in (1, 2, 3)], 10.0)
+    e.drain()
+    e.on_disconnected(peer(1), "failed", 10.2)
+    e.drain()
+    make_active(e, [peer(1)], now=10.3)
+    e.drain()
+    e.on_frame(peer(1), [Digest([X, 7])], 10.4)
+    assert sent(e.drain()[0], Want) == {peer(1): [Want([X, 4, 7])]}

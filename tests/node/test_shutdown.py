@@ -116,8 +116,18 @@ def test_pending_broadcasts_are_flushed_before_leaving(arun: Any) -> None:
             loop = asyncio.get_running_loop()
             _out, err = await loop.run_in_executor(None, lambda: p.communicate(lines, 30))
             assert p.returncode == 0, err[-2000:]
-            await until(lambda: len(got) == n, 10, "every broadcast delivered")
-            assert got == [f"m {i}".encode() for i in range(n)]
+            try:
+                await until(lambda: len(got) == n, 10, "every broadcast delivered")
+            except AssertionError:
+                have = {int(x.split()[1]) for x in got}
+                missing = sorted(set(range(n)) - have)
+                raise AssertionError(
+                    f"{len(got)} of {n} delivered; missing {missing[:5]}..{missing[-5:]}; "
+                    f"stats {dict(a.stats())}; child stderr {err[-1500:]}"
+                ) from None
+            # exactly once; not in order: a link that failed under load is repaired by
+            # a pull, and order is promised only with Config(fifo=True)
+            assert sorted(got) == sorted(f"m {i}".encode() for i in range(n))
             c.cancel()
 
     arun(main())
