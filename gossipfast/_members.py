@@ -7,9 +7,12 @@ change, or the denial of a rumour of its death). Any node may mark a record SUSP
 LEFT or FAILED at the version it knows. Between two records of one id the higher version wins;
 at equal versions a dead status wins over ALIVE.
 
-Spreading: a record that changes the table is flooded along the broadcast tree (the
-shared tree's eager links; every active link while there is none); news of the next
-50 ms goes out together, one message a link. When a link comes up the two ends send
+Spreading: news (a new member, a changed status, address or metadata) is flooded over
+every active link, so that it reaches every node the overlay connects even while the
+broadcast tree is being repaired; a refresh (only the version is higher) goes along the
+tree (the shared tree's eager links; every active link while there is none). Either is
+sent on only by a node to which it is new, and what is queued within 50 ms goes out
+together, one message a link. When a link comes up the two ends send
 each other their own records. Repair: every ``member_sync_interval`` a node compares a
 hash of its listed records with one active neighbour in turn; on a mismatch both push
 their whole tables, in chunks. What a table brings is flooded on only when it is a few
@@ -68,6 +71,17 @@ def _valid_meta(meta: Any, limit: int) -> bool:
         if type(k) is not str or type(v) is not str:
             return False
     return meta_size(meta) <= limit
+
+
+def _is_news(old: MemberRecord | None, r: MemberRecord) -> bool:
+    """True unless ``r`` only refreshes ``old`` (a higher version, nothing else changed)."""
+    return (
+        old is None
+        or r.status != old.status
+        or r.meta != old.meta
+        or r.address != old.address
+        or r.incarnation != old.incarnation
+    )
 
 
 def member_key(r: MemberRecord) -> int:
@@ -141,11 +155,11 @@ class MemberList:
         """Replace this node's metadata (checked by the caller) and flood it."""
         self._bump(dict(meta), now)
 
-    def _bump(self, meta: dict[str, str], now: float, past: int = 0) -> None:
+    def _bump(self, meta: dict[str, str], now: float, past: int = 0, news: bool = True) -> None:
         o = self.own
         rec = MemberRecord(o.id, o.address, o.incarnation, max(o.version, past) + 1, ALIVE, meta)
         self._store(rec, now)
-        self._flood([rec], None, now)
+        self._flood([rec], None, now, news)
 
     def leave(self, now: float) -> None:
         """Flood this node's LEFT record (before the engine says goodbye to its links)."""
@@ -210,7 +224,7 @@ class MemberList:
                 self.refreshed = now  # the first refresh one interval after the start
             elif now - self.refreshed >= self.refresh:
                 self.refreshed = now
-                self._bump(dict(self.own.meta), now)
+                self._bump(dict(self.own.meta), now, news=False)
             self._expire(now - 3.0 * self.refresh, now)
         if self.dead_since:
             limit = now - self.retention
@@ -275,6 +289,7 @@ class MemberList:
     def on_records(self, peer: str | None, recs: list[Any], now: float, table: bool) -> None:
         """Merge ``recs`` from ``peer``; flood on what is new (see the module docstring)."""
         new = []
+        refreshes = []
         records = self.records
         for r in recs:
             if type(r) is not MemberRecord:
@@ -298,9 +313,16 @@ class MemberList:
                 self.refused += 1
                 continue
             self._store(r, now)
-            new.append(r)
-        if new and (not table or len(new) <= _TABLE_FLOOD_MAX):
+            if _is_news(old, r):
+                new.append(r)
+            else:
+                refreshes.append(r)
+        if table and len(new) + len(refreshes) > _TABLE_FLOOD_MAX:
+            return
+        if new:
             self._flood(new, peer, now)
+        if refreshes:
+            self._flood(refreshes, peer, now, False)
 
     def _about_us(self, r: MemberRecord, now: float) -> None:
         # a rumour of our death (or an old record of ours): deny it with a higher version
@@ -351,10 +373,13 @@ class MemberList:
         elif was and not listed:
             self.emit(MemberDown(Member(r.id, r.address, dict(r.meta)), _REASON[r.status]))  # type: ignore[arg-type]
 
-    def _flood(self, recs: list[MemberRecord], skip: str | None, now: float) -> None:
-        """Queue ``recs`` for the tree's links (but ``skip``'s), sent within _FLOOD_DELAY."""
+    def _flood(
+        self, recs: list[MemberRecord], skip: str | None, now: float, news: bool = True
+    ) -> None:
+        """Queue ``recs`` for every active link (news) or the tree's links (refreshes),
+        but ``skip``'s; sent within _FLOOD_DELAY."""
         out = self.out
-        for p in self.tree() or self.peers:
+        for p in self.peers if news else (self.tree() or self.peers):
             if p != skip:
                 q = out.get(p)
                 if q is None:

@@ -220,3 +220,42 @@ def test_a_node_whose_neighbours_all_crashed_with_it_is_found_by_the_refresh() -
     for a in net.live():
         downs = {ev.member.id for ev in net.events[a] if type(ev) is MemberDown}
         assert downs == ids(net, gone), a
+
+
+def test_news_goes_over_every_link_and_refreshes_along_the_tree() -> None:
+    # news must reach every node the overlay connects even where the broadcast tree is
+    # broken; refreshes (every member, every interval) keep to the cheaper tree
+    from gossipfast._members import MemberList
+    from gossipfast._timers import TimerWheel
+
+    out: list[tuple[str, Any]] = []
+    ml = MemberList(
+        "me",
+        peer(9),
+        1,
+        Config(),
+        TimerWheel(),
+        send=lambda p, m: out.append((p, m)),
+        emit=lambda ev: None,
+        tree=lambda: (peer(1), peer(2)),
+    )
+    for p in (peer(1), peer(2), peer(3)):
+        ml.link_up(p, 0.0)
+    out.clear()
+
+    def flooded(recs: list[MemberRecord], now: float) -> set[str]:
+        ml.on_records(peer(1), recs, now, False)
+        ml.flush()
+        got = {p for p, m in out if type(m) is Members}
+        out.clear()
+        return got
+
+    x = MemberRecord("x", "10.2.0.1:1", 1, 4, ALIVE, {})
+    assert flooded([x], 1.0) == {peer(2), peer(3)}  # a new member: every link but its source
+    refresh = MemberRecord("x", "10.2.0.1:1", 1, 5, ALIVE, {})
+    assert flooded([refresh], 2.0) == {peer(2)}  # a refresh: the tree only
+    meta = MemberRecord("x", "10.2.0.1:1", 1, 6, ALIVE, {"zone": "b"})
+    assert flooded([meta], 3.0) == {peer(2), peer(3)}  # new metadata is news
+    suspect = MemberRecord("x", "10.2.0.1:1", 1, 6, SUSPECT, {"zone": "b"})
+    assert flooded([suspect], 4.0) == {peer(2), peer(3)}  # so is a status
+    assert flooded([suspect], 5.0) == set()  # and nothing that is not new here
