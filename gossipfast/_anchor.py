@@ -47,8 +47,11 @@ class AnchorTree:
     """Anchored shared tree of one node (sans-IO; driven by the engine).
 
     ``pt`` is the node's :class:`~gossipfast._plumtree.Plumtree` (its shared tree is set
-    here), ``send(peer, msg)`` queues a message, ``timers`` is the engine's wheel (items
-    ``("a", kind, generation)`` come back through :meth:`on_timer`).
+    here), ``send(peer, msg)`` queues a message, ``timers`` is the engine's wheel; its
+    timers there are ``(handler, *args)`` tuples the engine calls back as
+    ``handler(item, now)``: :meth:`timer_watchdog`, :meth:`timer_beacon` and
+    :meth:`timer_election` (the last two carry the generation they were armed in; an
+    older one is void). After :meth:`stop` every timer is ignored.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class AnchorTree:
         self.nb: dict[str, tuple[tuple[int, int, int], int, bool]] = {}
         self.fresh_at = 0.0
         self.gen = 0  # timers of an older generation are ignored
+        self.stopped = False
         self.started = False
         self.elections = 0
         self.bad = 0
@@ -124,7 +128,9 @@ class AnchorTree:
         self.fresh_at = now
         # the first candidate comes within one interval (not three): a new cluster gets
         # its tree soon; nodes that join later hear of it from their first neighbour
-        self.timers.schedule(now + self.rng.uniform(0.5, 1.0) * self.interval, ("a", "w", 0))
+        self.timers.schedule(
+            now + self.rng.uniform(0.5, 1.0) * self.interval, (self.timer_watchdog,)
+        )
 
     def neighbor_up(self, peer: str, now: float) -> None:
         """A new neighbour: tell it our tree; it is lazy in the shared tree until it
@@ -196,24 +202,33 @@ class AnchorTree:
         elif old is None or old[2] != up:
             self.apply()  # a child (un)registered
 
-    def on_timer(self, item: tuple[str, str, int], now: float) -> None:
-        """Route a tree timer: ``"w"`` watchdog, ``"b"`` anchor beacon, ``"e"`` election."""
-        kind = item[1]
-        if kind == "w":
-            self.timers.schedule(now + self.interval, ("a", "w", 0))
-            if not self.is_anchor and now - self.fresh_at >= self._stale_after():
-                self._arm_election(now, self.interval)
-        elif kind == "b":
-            if item[2] == self.gen and self.is_anchor:
-                term, a, epoch = self.key
-                self.key = (term, a, epoch + 1)
-                self.fresh_at = now
-                self._publish()
-                self.timers.schedule(now + self.interval, ("a", "b", self.gen))
-        elif kind == "e" and item[2] == self.gen and not self.is_anchor:
-            stale = now - self.fresh_at >= self._stale_after()
-            if stale or self.up is None:
-                self._elect(now)
+    def stop(self) -> None:
+        """The node leaves: ignore every timer from now on."""
+        self.stopped = True
+
+    def timer_watchdog(self, item: tuple[Any, ...], now: float) -> None:
+        """Timer: stand as a candidate when no anchor was heard of for too long."""
+        if self.stopped:
+            return
+        self.timers.schedule(now + self.interval, (self.timer_watchdog,))
+        if not self.is_anchor and now - self.fresh_at >= self._stale_after():
+            self._arm_election(now, self.interval)
+
+    def timer_beacon(self, item: tuple[Any, ...], now: float) -> None:
+        """Timer ``(handler, generation)``: the anchor starts the next epoch."""
+        if not self.stopped and item[1] == self.gen and self.is_anchor:
+            term, a, epoch = self.key
+            self.key = (term, a, epoch + 1)
+            self.fresh_at = now
+            self._publish()
+            self.timers.schedule(now + self.interval, (self.timer_beacon, self.gen))
+
+    def timer_election(self, item: tuple[Any, ...], now: float) -> None:
+        """Timer ``(handler, generation)``: stand as the anchor if still without one."""
+        if self.stopped or item[1] != self.gen or self.is_anchor:
+            return
+        if now - self.fresh_at >= self._stale_after() or self.up is None:
+            self._elect(now)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -225,7 +240,7 @@ class AnchorTree:
         if not self.pt.active:
             return  # alone: nobody to anchor; the membership's repair comes first
         self.gen += 1
-        self.timers.schedule(now + self.rng.uniform(0.0, spread), ("a", "e", self.gen))
+        self.timers.schedule(now + self.rng.uniform(0.0, spread), (self.timer_election, self.gen))
 
     def _elect(self, now: float) -> None:
         if not self.pt.active:
@@ -239,7 +254,7 @@ class AnchorTree:
         self.elections += 1
         self.gen += 1
         self._publish()
-        self.timers.schedule(now + self.interval, ("a", "b", self.gen))
+        self.timers.schedule(now + self.interval, (self.timer_beacon, self.gen))
 
     def _adopt(self, key: tuple[int, int, int], hops: int, peer: str) -> None:
         if self.is_anchor and -key[1] != self.origin:

@@ -45,6 +45,8 @@ cdef class CatchUp:
 
     @cython.locals(pt=Plumtree, peers=tuple, d=list)
     cpdef anti_entropy(self, double now)
+    cpdef start(self, double now)
+    cpdef timer_anti_entropy(self, tuple item, double now)
 
     @cython.locals(pt=Plumtree, n=Py_ssize_t, i=Py_ssize_t, budget=Py_ssize_t, ranges=list, fresh=bint)
     cpdef on_digest(self, str peer, object entries, double now)

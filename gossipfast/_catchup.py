@@ -100,9 +100,19 @@ class CatchUp:
         self.pt.send(peer, Digest(d))
         self.pt.s_digest += 1
 
+    def start(self, now: float) -> None:
+        """Arm the anti-entropy timer (nothing when ``anti_entropy_interval`` is 0)."""
+        if self.ae_interval > 0.0:
+            self.pt.timers.schedule(now + self.ae_interval, (self.timer_anti_entropy,))
+
+    def timer_anti_entropy(self, item: tuple, now: float) -> None:
+        """Timer: run :meth:`anti_entropy` and re-arm."""
+        self.anti_entropy(now)
+        self.pt.timers.schedule(now + self.ae_interval, (self.timer_anti_entropy,))
+
     def anti_entropy(self, now: float) -> None:
-        """Timer ``("d",)``: send the previous snapshot of our digest to the next active
-        neighbour in turn and take a new one."""
+        """Send the previous snapshot of our digest to the next active neighbour in turn
+        and take a new one."""
         pt = self.pt
         peers = pt.active
         if peers and self.ae_snapshot:

@@ -10,6 +10,7 @@ cdef double _HOLD
 
 cdef class FifoDelivery:
     cdef public object timers
+    cdef public object on_gap
     cdef public DedupCache dedup
     cdef public dict next_seq
     cdef public Py_ssize_t cap

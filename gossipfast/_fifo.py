@@ -22,13 +22,15 @@ class FifoDelivery:
 
     Each method appends what it delivers to ``out`` (the engine's deliveries, as
     ``(origin, seq, hops, payload)``) and returns how many it appended. A gap arms the
-    timer ``("f", origin)`` on the shared wheel, which the engine routes to
-    :meth:`skip_gap`. ``skipped`` counts the gaps given up (stats ``fifo_skipped``).
+    timer ``(on_gap, origin)`` on the shared wheel, which the engine calls back as
+    ``on_gap(item, now)``: the owner then calls :meth:`skip_gap`. ``skipped`` counts the
+    gaps given up (stats ``fifo_skipped``).
     """
 
-    def __init__(self, timers: Any, dedup: DedupCache, cap: int) -> None:
+    def __init__(self, timers: Any, dedup: DedupCache, cap: int, on_gap: Any) -> None:
         """Order deliveries; the table of next seqs is trimmed past ``cap`` origins."""
         self.timers = timers
+        self.on_gap = on_gap
         self.dedup = dedup
         # origin -> the next seq to deliver; origin -> {seq: (hops, payload)} held back
         self.next_seq: dict[int, int] = {}
@@ -53,7 +55,7 @@ class FifoDelivery:
         if held is None:
             held = {}
             self.held[o] = held
-            self.timers.schedule(now + _HOLD, ("f", o))
+            self.timers.schedule(now + _HOLD, (self.on_gap, o))
         held[s] = (h, payload)
         if len(held) > _HOLD_MAX:
             # the gap will not fill in time: skip to the oldest held message
@@ -99,7 +101,7 @@ class FifoDelivery:
         return self.release(out, o)
 
     def skip_gap(self, out: list, o: int, now: float) -> int:
-        """Timer ``("f", origin)``: stop waiting for the gap that holds back ``o``."""
+        """The gap timer of ``o`` is due: stop waiting for the gap that holds it back."""
         held = self.held.get(o)
         if not held:
             return 0
@@ -107,5 +109,5 @@ class FifoDelivery:
         self.skipped += 1
         n = self.release(out, o)
         if o in self.held:  # another gap further on: wait for it in turn
-            self.timers.schedule(now + _HOLD, ("f", o))
+            self.timers.schedule(now + _HOLD, (self.on_gap, o))
         return n

@@ -43,9 +43,10 @@ class HyParView:
     """Membership state of one node.
 
     Outputs go through callables handed in by the engine: ``send(peer, msg)``,
-    ``close(peer)``, ``up(peer, now)``, ``down(peer, reason, now)``; timers are tuples on
-    the shared wheel (``("s",)`` shuffle, ``("n", peer)`` neighbour timeout, ``("r",)``
-    repair, ``("c",)`` reconnect probe) routed back by the engine.
+    ``close(peer)``, ``up(peer, now)``, ``down(peer, reason, now)``. Its timers on the
+    shared wheel are ``(handler, *args)`` tuples that the engine calls back as
+    ``handler(item, now)``: :meth:`timer_shuffle`, :meth:`timer_neighbor` (a NEIGHBOR
+    request unanswered), :meth:`timer_repair` and :meth:`timer_reconnect`.
     """
 
     def __init__(
@@ -118,7 +119,9 @@ class HyParView:
         if self.started:
             return
         self.started = True
-        self.timers.schedule(now + self._jitter(self.config.shuffle_interval), ("s",))
+        self.timers.schedule(
+            now + self._jitter(self.config.shuffle_interval), (self.timer_shuffle,)
+        )
         if self.graveyard:
             self.arm_reconnect(now)
 
@@ -220,7 +223,7 @@ class HyParView:
             if peer is None:
                 break
             self.pending[peer] = self.timers.schedule(
-                now + self.config.neighbor_timeout, ("n", peer)
+                now + self.config.neighbor_timeout, (self.timer_neighbor, peer)
             )
             n = len(self.active)
             self.send(peer, Neighbor(n == 0 or (self.stuck and n <= self.size // 2)))
@@ -236,7 +239,7 @@ class HyParView:
             return
         self.repair_armed = True
         backoff = self.backoff if self.active else 1
-        self.timers.schedule(now + self.config.repair_interval * backoff, ("r",))
+        self.timers.schedule(now + self.config.repair_interval * backoff, (self.timer_repair,))
 
     # -- local inputs ----------------------------------------------------------------------
 
@@ -331,7 +334,9 @@ class HyParView:
         if self.reconnect_armed or self.left or not self.started:
             return
         self.reconnect_armed = True
-        self.timers.schedule(now + self._jitter(self.config.reconnect_interval), ("c",))
+        self.timers.schedule(
+            now + self._jitter(self.config.reconnect_interval), (self.timer_reconnect,)
+        )
 
     def reconnect(self, now: float) -> None:
         """Probe one random failed peer (it answers if the network to it healed)."""
@@ -345,7 +350,7 @@ class HyParView:
             self.probes += 1
             if g[peer]:
                 self.pending[peer] = self.timers.schedule(
-                    now + self.config.neighbor_timeout, ("n", peer)
+                    now + self.config.neighbor_timeout, (self.timer_neighbor, peer)
                 )
                 self.send(peer, Neighbor(True))
             else:
@@ -356,22 +361,27 @@ class HyParView:
 
     # -- timers ----------------------------------------------------------------------------
 
-    def on_timer(self, item: tuple, now: float) -> None:
-        """Route a membership timer."""
-        if self.left:
-            return
-        kind = item[0]
-        if kind == "s":
+    def timer_shuffle(self, item: tuple, now: float) -> None:
+        """Timer: start the periodic SHUFFLE."""
+        if not self.left:
             self.shuffle(now)
-        elif kind == "n":
-            peer = item[1]
-            if peer in self.pending:
-                del self.pending[peer]
-                self.tried.add(peer)
-                self.fill(now)
-        elif kind == "r":
+
+    def timer_neighbor(self, item: tuple, now: float) -> None:
+        """Timer ``(handler, peer)``: ``peer`` did not answer our NEIGHBOR in time."""
+        peer = item[1]
+        if not self.left and peer in self.pending:
+            del self.pending[peer]
+            self.tried.add(peer)
+            self.fill(now)
+
+    def timer_repair(self, item: tuple, now: float) -> None:
+        """Timer: the isolation repair."""
+        if not self.left:
             self.repair(now)
-        elif kind == "c":
+
+    def timer_reconnect(self, item: tuple, now: float) -> None:
+        """Timer: probe a failed peer."""
+        if not self.left:
             self.reconnect(now)
 
     def repair(self, now: float) -> None:
@@ -437,7 +447,9 @@ class HyParView:
 
     def shuffle(self, now: float) -> None:
         """Start a SHUFFLE walk with samples of both views; re-arm the timer."""
-        self.timers.schedule(now + self._jitter(self.config.shuffle_interval), ("s",))
+        self.timers.schedule(
+            now + self._jitter(self.config.shuffle_interval), (self.timer_shuffle,)
+        )
         peer = self.active.random(self.rng)
         if peer is None:
             return

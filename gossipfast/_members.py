@@ -200,15 +200,32 @@ class MemberList:
         self._store(rec, now)
         self._flood([rec], None, now)
 
+    # -- timers (``(handler, *args)`` on the engine's wheel: it calls handler(item, now)) --
+
+    def start(self, now: float) -> None:
+        """Arm the periodic comparison (:meth:`tick`)."""
+        self.timers.schedule(now + self.interval, (self.timer_tick,))
+
+    def timer_tick(self, item: tuple[Any, ...], now: float) -> None:
+        """Timer: :meth:`tick`, then re-arm."""
+        self.tick(now)
+        self.timers.schedule(now + self.interval, (self.timer_tick,))
+
+    def timer_flush(self, item: tuple[Any, ...], now: float) -> None:
+        """Timer: send the news queued within the last _FLOOD_DELAY."""
+        self.flush()
+
+    def timer_suspicion(self, item: tuple[Any, ...], now: float) -> None:
+        """Timer ``(handler, member id, version)``: a suspicion's time is over."""
+        self.suspicion_over(item[1], item[2], now)
+
     def suspicion_over(self, mid: str, version: int, now: float) -> None:
-        """The timer of a suspicion: undenied, the member is taken for failed."""
+        """Undenied, the suspected member is taken for failed."""
         r = self.records.get(mid)
         if r is not None and r.status == SUSPECT and r.version == version:
             self._store(
                 MemberRecord(r.id, r.address, r.incarnation, r.version, FAILED, r.meta), now
             )
-
-    # -- timer ------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
         """Compare tables with the next neighbour in turn; refresh our own record;
@@ -367,7 +384,9 @@ class MemberList:
             self.own = r
         self.origins[make_origin(r.id, r.incarnation)] = r.id
         if r.status == SUSPECT and r.id != self.node_id:
-            self.timers.schedule(now + self.suspect_timeout, ("S", r.id, r.version))
+            self.timers.schedule(
+                now + self.suspect_timeout, (self.timer_suspicion, r.id, r.version)
+            )
         if listed and not was:
             self.emit(MemberUp(Member(r.id, r.address, dict(r.meta))))
         elif was and not listed:
@@ -388,7 +407,7 @@ class MemberList:
                     q[r.id] = r  # a later record of the same member replaces the queued one
         if out and not self.out_armed:
             self.out_armed = True
-            self.timers.schedule(now + _FLOOD_DELAY, ("F",))
+            self.timers.schedule(now + _FLOOD_DELAY, (self.timer_flush,))
 
     def flush(self) -> None:
         """Send the queued news, one message (per chunk) per link."""

@@ -306,4 +306,8 @@ cdef class Plumtree:
 
     cpdef warn_dropped(self, str peer)
 
-    cpdef skip_gap(self, object o)
+    cpdef timer_grafts(self, tuple item, double now)
+    cpdef timer_graft(self, tuple item, double now)
+    cpdef timer_ihaves(self, tuple item, double now)
+    cpdef timer_held(self, tuple item, double now)
+    cpdef timer_fifo_gap(self, tuple item, double now)

@@ -216,12 +216,12 @@ class Plumtree:
     """Broadcast state of one node.
 
     The engine owns the outputs and hands them in: ``outbox`` (peer -> messages) and
-    ``deliveries``; after a drain it assigns fresh containers to both attributes. Timers
-    go to the shared ``timers`` wheel as tuples (``("G", keys)`` the missing-message timer
-    of one announcement's new ids, ``("g", origin, seq)`` that of one id, ``("i",)``
-    IHave flush, ``("h",)`` held announcements, ``("f", origin)`` a FIFO gap, ``("d",)``
-    anti-entropy) that the engine routes back here (the last two to :meth:`skip_gap` and
-    ``catchup.anti_entropy``).
+    ``deliveries``; after a drain it assigns fresh containers to both attributes. Its
+    timers on the shared ``timers`` wheel are ``(handler, *args)`` tuples that the engine
+    calls back as ``handler(item, now)``: :meth:`timer_grafts` (the missing-message timer
+    of one announcement's new ids), :meth:`timer_graft` (that of one id),
+    :meth:`timer_ihaves`, :meth:`timer_held` (announcements held back) and
+    :meth:`timer_fifo_gap`; ``catchup`` arms its own anti-entropy timer.
 
     Its parts: ``catchup`` (:class:`~gossipfast._catchup.CatchUp`), ``fifo_order``
     (:class:`~gossipfast._fifo.FifoDelivery`, used when ``fifo``) and ``graft_delay``
@@ -278,7 +278,9 @@ class Plumtree:
         # fetches of first messages on the anchored tree: a Want moves no tree link
         self.want_batch: dict[str, list[int]] = {}
         self.catchup = CatchUp(self, config)
-        self.fifo_order = FifoDelivery(timers, self.dedup, 2 * int(config.dedup_max_origins))
+        self.fifo_order = FifoDelivery(
+            timers, self.dedup, 2 * int(config.dedup_max_origins), self.timer_fifo_gap
+        )
         # (origin, count) of ids learnt lost for good since the engine last looked
         self.gaps: list[tuple[int, int]] = []
         # counters
@@ -871,7 +873,7 @@ class Plumtree:
             self.lazyq[peer] = a
             if self.ihave_interval > 0.0 and not self.ihave_armed:
                 self.ihave_armed = True
-                self.timers.schedule(now + self.ihave_interval, ("i",))
+                self.timers.schedule(now + self.ihave_interval, (self.timer_ihaves,))
         runs = a.runs
         oc = o
         sc = s
@@ -904,7 +906,7 @@ class Plumtree:
             self.s_ihave += 1
 
     def flush_ihaves(self) -> None:
-        """Send every queued IHave batch (timer ``("i",)`` or immediately)."""
+        """Send every queued IHave batch (at its timer or immediately)."""
         self.ihave_armed = False
         if not self.lazyq:
             return
@@ -936,7 +938,7 @@ class Plumtree:
         self.arm_held()
 
     def release_held(self, now: float) -> None:
-        """The hold of the oldest announcements is over: look at them (timer ``("h",)``)."""
+        """The hold of the oldest announcements is over: look at them."""
         self.ann_armed = False
         held = self.ann_held
         while held and held[0][0] <= now:
@@ -947,7 +949,7 @@ class Plumtree:
         """Arm the timer of the oldest held announcement, if any and none is armed."""
         if self.ann_held and not self.ann_armed:
             self.ann_armed = True
-            self.timers.schedule(self.ann_held[0][0], ("h",))
+            self.timers.schedule(self.ann_held[0][0], (self.timer_held,))
 
     def take_oldest_held(self) -> None:
         """Look at the oldest held announcement (as of its arrival), unless its sender
@@ -1035,9 +1037,9 @@ class Plumtree:
             if s != 0:
                 break  # out of unseen ids to look at
         if batch is not None:
-            self.timers.schedule(now + self.graft_delay.value, ("G", batch))
+            self.timers.schedule(now + self.graft_delay.value, (self.timer_grafts, batch))
         if young is not None:
-            self.timers.schedule(now + self.graft_delay.cap, ("G", young))
+            self.timers.schedule(now + self.graft_delay.cap, (self.timer_grafts, young))
 
     def graft_timers(self, batch: list, now: float) -> None:
         """The timer of one announcement's new ids fired: run :meth:`graft_timer` for
@@ -1069,7 +1071,9 @@ class Plumtree:
             if not keep and m.grafted is None and now - tr.push_at < self.graft_delay.value:
                 # the tree still delivers, older messages first: wait until it passes
                 # this one or stalls for a whole graft delay
-                m.timer = self.timers.schedule(tr.push_at + self.graft_delay.value, ("g", o, s))
+                m.timer = self.timers.schedule(
+                    tr.push_at + self.graft_delay.value, (self.timer_graft, o, s)
+                )
                 return
         while m.peers:
             p = m.peers.pop(0)
@@ -1097,7 +1101,7 @@ class Plumtree:
                     b = self.budgets[p]
                     self.answers[k] = (b, now)
                     b.asked += 1
-                m.timer = self.timers.schedule(now + self.graft_timeout_2, ("g", o, s))
+                m.timer = self.timers.schedule(now + self.graft_timeout_2, (self.timer_graft, o, s))
                 return
         del self.missing[key]
         m.owner.missing -= 1
@@ -1251,6 +1255,25 @@ class Plumtree:
         """FIFO delivery: the next seqs of ``o`` are lost for good; stop waiting for them."""
         self.delivered += self.fifo_order.pass_lost(self.deliveries, o)
 
-    def skip_gap(self, o: int) -> None:
-        """Timer ``("f", origin)``: stop waiting for the gap that holds back ``o``."""
-        self.delivered += self.fifo_order.skip_gap(self.deliveries, o, self.now)
+    # -- timers (``(handler, *args)`` on the wheel; the engine calls handler(item, now)) ----
+
+    def timer_grafts(self, item: tuple, now: float) -> None:
+        """Timer ``(handler, keys)``: one announcement's new ids are due."""
+        self.graft_timers(item[1], now)
+
+    def timer_graft(self, item: tuple, now: float) -> None:
+        """Timer ``(handler, origin, seq)``: one missing id is due."""
+        self.graft_timer(item[1], item[2], now)
+
+    def timer_ihaves(self, item: tuple, now: float) -> None:
+        """Timer: send the queued IHave batches."""
+        self.flush_ihaves()
+
+    def timer_held(self, item: tuple, now: float) -> None:
+        """Timer: the hold of the oldest announcements is over."""
+        self.release_held(now)
+
+    def timer_fifo_gap(self, item: tuple, now: float) -> None:
+        """Timer ``(handler, origin)``: stop waiting for the gap that holds back origin."""
+        self.now = now
+        self.delivered += self.fifo_order.skip_gap(self.deliveries, item[1], now)

@@ -178,10 +178,9 @@ class Engine:
     def _start(self, now: float) -> None:
         if not self._maint_armed:
             self._maint_armed = True
-            self.timers.schedule(now + self._maint_interval, ("m",))
-            if self.pt.catchup.ae_interval > 0.0:
-                self.timers.schedule(now + self.pt.catchup.ae_interval, ("d",))
-            self.timers.schedule(now + self.members.interval, ("M",))
+            self.timers.schedule(now + self._maint_interval, (self._timer_maintenance,))
+            self.pt.catchup.start(now)
+            self.members.start(now)
         self.hv.start(now)
         if self.tree is not None:
             self.tree.start(now)
@@ -289,41 +288,19 @@ class Engine:
         return [bc(p, now) for p in payloads]
 
     def tick(self, now: float) -> None:
-        """Fire the timers due at ``now``."""
-        pt = self.pt
-        hv = self.hv
+        """Fire the timers due at ``now``.
+
+        Every layer puts its timers on the shared wheel as ``(handler, *args)`` tuples, its
+        own methods: each is called back as ``handler(item, now)``, so a layer adds a timer
+        without a change here.
+        """
         for item in self.timers.expire(now):
-            kind = item[0]
-            if kind == "G":
-                pt.graft_timers(item[1], now)
-            elif kind == "g":
-                pt.graft_timer(item[1], item[2], now)
-            elif kind == "i":
-                pt.flush_ihaves()
-            elif kind == "h":
-                pt.release_held(now)
-            elif kind == "f":
-                pt.now = now
-                pt.skip_gap(item[1])
-            elif kind == "a":
-                if self.tree is not None and not hv.left:
-                    self.tree.on_timer(item, now)
-            elif kind == "d":
-                pt.catchup.anti_entropy(now)
-                self.timers.schedule(now + pt.catchup.ae_interval, ("d",))
-            elif kind == "F":
-                self.members.flush()
-            elif kind == "S":
-                self.members.suspicion_over(item[1], item[2], now)
-            elif kind == "M":
-                self.members.tick(now)
-                self.timers.schedule(now + self.members.interval, ("M",))
-            elif kind == "m":
-                pt.expire(now)
-                self.timers.schedule(now + self._maint_interval, ("m",))
-            else:
-                hv.on_timer(item, now)
-        pt.flush_grafts()
+            item[0](item, now)
+        self.pt.flush_grafts()
+
+    def _timer_maintenance(self, item: tuple, now: float) -> None:
+        self.pt.expire(now)
+        self.timers.schedule(now + self._maint_interval, (self._timer_maintenance,))
 
     def next_deadline(self) -> float | None:
         """Earliest time :meth:`tick` has something to do (None: no timer pending)."""
@@ -339,6 +316,8 @@ class Engine:
         self.pt.flush_ihaves()
         self.members.leave(now)
         self.hv.leave(now)
+        if self.tree is not None:
+            self.tree.stop()
 
     def drain(self) -> tuple[dict[str, list], list[str], list, list]:
         """Take the outputs accumulated so far: ``(outbox, closing, deliveries, events)``.
