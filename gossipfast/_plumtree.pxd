@@ -83,6 +83,10 @@ cpdef Py_ssize_t _run_ids(object runs) except -1
 cdef class Plumtree:
     cdef public object origin
     cdef public object timers
+    cdef public object t_grafts
+    cdef public object t_graft
+    cdef public object t_ihaves
+    cdef public object t_held
     cdef public dict outbox
     cdef public list deliveries
     cdef public DedupCache dedup

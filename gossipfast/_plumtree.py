@@ -232,6 +232,12 @@ class Plumtree:
         """Create an empty broadcast state for the node whose origin is ``origin``."""
         self.origin = origin
         self.timers = timers
+        # timer handlers bound once: a bound method per timer would be one more object
+        # for the cyclic GC to count and traverse
+        self.t_grafts = self.timer_grafts
+        self.t_graft = self.timer_graft
+        self.t_ihaves = self.timer_ihaves
+        self.t_held = self.timer_held
         self.outbox: dict[str, list] = {}
         self.deliveries: list[tuple[int, int, int, bytes]] = []
         self.dedup = _new_dedup(config)
@@ -873,7 +879,7 @@ class Plumtree:
             self.lazyq[peer] = a
             if self.ihave_interval > 0.0 and not self.ihave_armed:
                 self.ihave_armed = True
-                self.timers.schedule(now + self.ihave_interval, (self.timer_ihaves,))
+                self.timers.schedule(now + self.ihave_interval, (self.t_ihaves,))
         runs = a.runs
         oc = o
         sc = s
@@ -949,7 +955,7 @@ class Plumtree:
         """Arm the timer of the oldest held announcement, if any and none is armed."""
         if self.ann_held and not self.ann_armed:
             self.ann_armed = True
-            self.timers.schedule(self.ann_held[0][0], (self.timer_held,))
+            self.timers.schedule(self.ann_held[0][0], (self.t_held,))
 
     def take_oldest_held(self) -> None:
         """Look at the oldest held announcement (as of its arrival), unless its sender
@@ -1037,9 +1043,9 @@ class Plumtree:
             if s != 0:
                 break  # out of unseen ids to look at
         if batch is not None:
-            self.timers.schedule(now + self.graft_delay.value, (self.timer_grafts, batch))
+            self.timers.schedule(now + self.graft_delay.value, (self.t_grafts, batch))
         if young is not None:
-            self.timers.schedule(now + self.graft_delay.cap, (self.timer_grafts, young))
+            self.timers.schedule(now + self.graft_delay.cap, (self.t_grafts, young))
 
     def graft_timers(self, batch: list, now: float) -> None:
         """The timer of one announcement's new ids fired: run :meth:`graft_timer` for
@@ -1101,7 +1107,7 @@ class Plumtree:
                     b = self.budgets[p]
                     self.answers[k] = (b, now)
                     b.asked += 1
-                m.timer = self.timers.schedule(now + self.graft_timeout_2, (self.timer_graft, o, s))
+                m.timer = self.timers.schedule(now + self.graft_timeout_2, (self.t_graft, o, s))
                 return
         del self.missing[key]
         m.owner.missing -= 1
