@@ -32,7 +32,6 @@ Beacons are rare control messages; this module is not compiled.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 from .wire import Beacon
@@ -47,7 +46,8 @@ class AnchorTree:
     """Anchored shared tree of one node (sans-IO; driven by the engine).
 
     ``pt`` is the node's :class:`~gossipfast._plumtree.Plumtree` (its shared tree is set
-    here), ``send(peer, msg)`` queues a message, ``timers`` is the engine's wheel; its
+    here), ``out`` the engine's :class:`~gossipfast._outputs.Outputs` (beacons are sent
+    there), ``timers`` the engine's wheel; its
     timers there are ``(handler, *args)`` tuples the engine calls back as
     ``handler(item, now)``: :meth:`timer_watchdog`, :meth:`timer_beacon` and
     :meth:`timer_election` (the last two carry the generation they were armed in; an
@@ -60,7 +60,7 @@ class AnchorTree:
         interval: float,
         timers: Any,
         pt: Any,
-        send: Callable[[str, object], None],
+        out: Any,
     ) -> None:
         """Create the tree state; nothing happens before :meth:`start`."""
         self.origin = origin
@@ -68,7 +68,7 @@ class AnchorTree:
         self.timeout = 3.0 * self.interval
         self.timers = timers
         self.pt = pt
-        self.send = send
+        self.send = out.send
         # independent of the engine's generator: the membership's random choices (and
         # every seeded simulation figure) stay as they were without the tree
         self.rng = random.Random(origin ^ 0x5EED)

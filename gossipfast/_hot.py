@@ -18,6 +18,7 @@ from types import ModuleType
 
 #: Modules that setup.py compiles when a compiler is present (dotted: in a subpackage).
 HOT_MODULES: tuple[str, ...] = (
+    "_outputs",
     "_codec",
     "_cache",
     "_peers",

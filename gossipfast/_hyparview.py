@@ -42,8 +42,9 @@ def valid_address(x: Any) -> bool:
 class HyParView:
     """Membership state of one node.
 
-    Outputs go through callables handed in by the engine: ``send(peer, msg)``,
-    ``close(peer)``, ``up(peer, now)``, ``down(peer, reason, now)``. Its timers on the
+    Messages and link closes go to ``out``, the engine's
+    :class:`~gossipfast._outputs.Outputs`; the other layers hear of links through the
+    engine's ``up(peer, now)`` and ``down(peer, reason, now)``. Its timers on the
     shared wheel are ``(handler, *args)`` tuples that the engine calls back as
     ``handler(item, now)``: :meth:`timer_shuffle`, :meth:`timer_neighbor` (a NEIGHBOR
     request unanswered), :meth:`timer_repair` and :meth:`timer_reconnect`.
@@ -55,19 +56,19 @@ class HyParView:
         config: Any,
         rng: Any,
         timers: Any,
+        out: Any,
         *,
-        send: Callable[[str, object], None],
-        close: Callable[[str], None],
         up: Callable[[str, float], None],
         down: Callable[[str, str, float], None],
     ) -> None:
-        """Create empty views for the node listening at ``address``."""
+        """Create empty views for the node listening at ``address``; messages and link
+        closes go to ``out`` (the engine's :class:`~gossipfast._outputs.Outputs`)."""
         self.address = address
         self.config = config
         self.rng = rng
         self.timers = timers
-        self.send = send
-        self.close = close
+        self.send = out.send
+        self.close = out.close
         self.up = up
         self.down = down
         self.size = int(config.active_view_size)

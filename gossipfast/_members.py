@@ -1,7 +1,7 @@
 """The cluster-wide member list: every node's id, address, origin and metadata.
 
-Sans-IO like the rest of the engine: inputs carry ``now``, outputs go through the
-engine's ``send`` and ``emit``. Each node owns one record of itself, ``(id, address,
+Sans-IO like the rest of the engine: inputs carry ``now``, outputs go to the
+engine's :class:`~gossipfast._outputs.Outputs`. Each node owns one record of itself, ``(id, address,
 incarnation, version, status, meta)``; only the node raises its own version (a metadata
 change, or the denial of a rumour of its death). Any node may mark a record SUSPECT,
 LEFT or FAILED at the version it knows. Between two records of one id the higher version wins;
@@ -99,16 +99,17 @@ class MemberList:
         incarnation: int,
         config: Any,
         timers: Any,
+        out: Any,
         *,
-        send: Callable[[str, object], None],
-        emit: Callable[[object], None],
         tree: Callable[[], Any],
     ) -> None:
-        """The table of node ``node_id``, holding its own ALIVE record (version 1)."""
+        """The table of node ``node_id``, holding its own ALIVE record (version 1);
+        messages and events go to ``out`` (the engine's
+        :class:`~gossipfast._outputs.Outputs`)."""
         self.node_id = node_id
         self.timers = timers
-        self.send = send
-        self.emit = emit
+        self.send = out.send
+        self.emit = out.emit
         self.tree = tree
         self.suspect_timeout = float(config.member_suspect_timeout)
         self.refresh = float(config.member_refresh_interval)

@@ -5,6 +5,7 @@ from gossipfast._cache cimport DedupCache, PayloadStore
 from gossipfast._catchup cimport CatchUp
 from gossipfast._fifo cimport FifoDelivery
 from gossipfast._graftdelay cimport GraftDelay
+from gossipfast._outputs cimport Outputs
 from gossipfast._peers cimport EagerLazy
 
 
@@ -87,8 +88,7 @@ cdef class Plumtree:
     cdef public object t_graft
     cdef public object t_ihaves
     cdef public object t_held
-    cdef public dict outbox
-    cdef public list deliveries
+    cdef public Outputs out
     cdef public DedupCache dedup
     cdef public PayloadStore store
     cdef public EagerLazy peers
@@ -156,7 +156,7 @@ cdef class Plumtree:
     cdef public Py_ssize_t rejected
     cdef public object refused
 
-    @cython.locals(lst=list)
+    @cython.locals(lst=list, outbox=dict)
     cpdef send(self, str peer, object msg)
 
     cpdef refresh(self)

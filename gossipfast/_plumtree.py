@@ -27,6 +27,7 @@ from ._cache import DedupCache, PayloadStore
 from ._catchup import CatchUp
 from ._fifo import FifoDelivery
 from ._graftdelay import GraftDelay
+from ._outputs import Outputs
 from ._peers import EagerLazy
 from .wire import Digest, Gone, Gossip, Graft, IHave, Prune, Want
 
@@ -215,8 +216,8 @@ class _Lazy:
 class Plumtree:
     """Broadcast state of one node.
 
-    The engine owns the outputs and hands them in: ``outbox`` (peer -> messages) and
-    ``deliveries``; after a drain it assigns fresh containers to both attributes. Its
+    It writes to ``out``, the engine's :class:`~gossipfast._outputs.Outputs` shared by
+    every layer: wire messages to ``out.outbox``, deliveries to ``out.deliveries``. Its
     timers on the shared ``timers`` wheel are ``(handler, *args)`` tuples that the engine
     calls back as ``handler(item, now)``: :meth:`timer_grafts` (the missing-message timer
     of one announcement's new ids), :meth:`timer_graft` (that of one id),
@@ -228,7 +229,7 @@ class Plumtree:
     (:class:`~gossipfast._graftdelay.GraftDelay`).
     """
 
-    def __init__(self, origin: int, config: Any, timers: Any) -> None:
+    def __init__(self, origin: int, config: Any, timers: Any, out: Outputs) -> None:
         """Create an empty broadcast state for the node whose origin is ``origin``."""
         self.origin = origin
         self.timers = timers
@@ -238,8 +239,7 @@ class Plumtree:
         self.t_graft = self.timer_graft
         self.t_ihaves = self.timer_ihaves
         self.t_held = self.timer_held
-        self.outbox: dict[str, list] = {}
-        self.deliveries: list[tuple[int, int, int, bytes]] = []
+        self.out = out
         self.dedup = _new_dedup(config)
         self.store = PayloadStore(
             config.store_max_messages, config.store_max_bytes, config.store_max_age
@@ -325,10 +325,11 @@ class Plumtree:
     # -- outputs ---------------------------------------------------------------------------
 
     def send(self, peer: str, msg: object) -> None:
-        """Queue ``msg`` for ``peer`` in the outbox."""
-        lst = self.outbox.get(peer)
+        """Queue ``msg`` for ``peer`` (counted by the caller, not by ``out``)."""
+        outbox = self.out.outbox
+        lst = outbox.get(peer)
         if lst is None:
-            self.outbox[peer] = [msg]
+            outbox[peer] = [msg]
         else:
             lst.append(msg)
 
@@ -612,9 +613,9 @@ class Plumtree:
             return
         self.store.put(o, s, h, payload, now)
         if self.fifo:
-            self.delivered += self.fifo_order.deliver(self.deliveries, o, s, h, payload, now)
+            self.delivered += self.fifo_order.deliver(self.out.deliveries, o, s, h, payload, now)
         else:
-            self.deliveries.append((o, s, h, payload))
+            self.out.deliveries.append((o, s, h, payload))
             self.delivered += 1
         answer = False
         if self.requested and self.requested.pop((o, s), None) is not None:
@@ -749,7 +750,7 @@ class Plumtree:
         """Push a new payload that came from ``peer`` to ``o``'s eager peers and announce
         it to the lazy ones, skipping those that have it."""
         fwd = Gossip(o, s, h, payload)
-        outbox = self.outbox
+        outbox = self.out.outbox
         n = 0
         skip = None  # peers we grafted for it: they answer with the payload
         told = None  # peers that announced it: they have it
@@ -1259,7 +1260,7 @@ class Plumtree:
 
     def pass_lost(self, o: int) -> None:
         """FIFO delivery: the next seqs of ``o`` are lost for good; stop waiting for them."""
-        self.delivered += self.fifo_order.pass_lost(self.deliveries, o)
+        self.delivered += self.fifo_order.pass_lost(self.out.deliveries, o)
 
     # -- timers (``(handler, *args)`` on the wheel; the engine calls handler(item, now)) ----
 
@@ -1282,4 +1283,4 @@ class Plumtree:
     def timer_fifo_gap(self, item: tuple, now: float) -> None:
         """Timer ``(handler, origin)``: stop waiting for the gap that holds back origin."""
         self.now = now
-        self.delivered += self.fifo_order.skip_gap(self.deliveries, item[1], now)
+        self.delivered += self.fifo_order.skip_gap(self.out.deliveries, item[1], now)

@@ -1,9 +1,10 @@
 """The sans-IO protocol engine: HyParView membership + Plumtree broadcast + catch-up.
 
 One :class:`Engine` per node. The transport and the simulator drive the same class:
-inputs are method calls carrying ``now`` (no clock reads, no I/O), outputs accumulate in
-``outbox``, ``closing``, ``deliveries`` and ``events`` and are taken with :meth:`drain`
-after every input. See ``docs/internals.md`` for the contract.
+inputs are method calls carrying ``now`` (no clock reads, no I/O); every layer writes
+its outputs (``outbox``, ``closing``, ``deliveries``, ``events``) to the one
+:class:`~gossipfast._outputs.Outputs` the engine hands it, and the driver takes them
+with :meth:`drain` after every input. See ``docs/internals.md`` for the contract.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from ._anchor import AnchorTree
 from ._hyparview import HyParView, valid_address
 from ._members import MemberList
+from ._outputs import Outputs
 from ._plumtree import Plumtree
 from ._timers import TimerWheel
 from .config import Config
@@ -68,11 +70,8 @@ class Engine:
     Attributes:
         address: this node's advertised ``"host:port"``.
         origin: 64-bit origin of this node's broadcasts.
-        outbox: peer -> wire messages to send, in order.
-        closing: peers whose link the driver closes after flushing the outbox.
-        deliveries: ``(origin, seq, hops, payload)`` of every new broadcast received.
-        events: :class:`~gossipfast.types.NeighborUp` / ``NeighborDown`` / ``Gap`` in
-            order.
+        out: the outputs of every layer (:class:`~gossipfast._outputs.Outputs`), taken
+            with :meth:`drain`.
     """
 
     def __init__(
@@ -90,24 +89,12 @@ class Engine:
         self.node_id = node_id
         self.origin = make_origin(node_id, incarnation)
         self.rng = rng
-        self.outbox: dict[str, list] = {}
-        self.closing: list[str] = []
-        self.deliveries: list[tuple[int, int, int, bytes]] = []
-        self.events: list = []
+        self.out = Outputs()
         # a small wheel: an idle engine costs a few KB (far timers go to its heap)
         self.timers = TimerWheel(resolution=0.001, slots=256)
-        self.pt = Plumtree(self.origin, config, self.timers)
-        self.pt.outbox = self.outbox
-        self.pt.deliveries = self.deliveries
+        self.pt = Plumtree(self.origin, config, self.timers, self.out)
         self.hv = HyParView(
-            address,
-            config,
-            rng,
-            self.timers,
-            send=self._send,
-            close=self._close,
-            up=self._up,
-            down=self._down,
+            address, config, rng, self.timers, self.out, up=self._up, down=self._down
         )
         self.members = MemberList(
             node_id,
@@ -115,17 +102,15 @@ class Engine:
             incarnation,
             config,
             self.timers,
-            send=self._send,
-            emit=self._emit,
+            self.out,
             tree=self._tree_peers,
         )
         self._eof = False  # the link being dropped closed without a goodbye
         self.tree: AnchorTree | None = None
         if config.tree_beacon_interval > 0.0:
             self.tree = AnchorTree(
-                self.origin, config.tree_beacon_interval, self.timers, self.pt, self._send
+                self.origin, config.tree_beacon_interval, self.timers, self.pt, self.out
             )
-        self._sent: dict[str, int] = dict.fromkeys(_KIND.values(), 0)
         self._received: dict[str, int] = dict.fromkeys(_KIND.values(), 0)
         self._bad = 0
         self._ups = 0
@@ -137,29 +122,14 @@ class Engine:
         self._ihave_now = config.ihave_interval <= 0.0
         self._other = self._membership  # one bound method, not one per frame
 
-    # -- outputs used by the membership layer -----------------------------------------------
-
-    def _send(self, peer: str, msg: object) -> None:
-        lst = self.outbox.get(peer)
-        if lst is None:
-            self.outbox[peer] = [msg]
-        else:
-            lst.append(msg)
-        self._sent[_KIND[type(msg)]] += 1
+    # -- what a layer hears of the others ---------------------------------------------------
 
     def _tree_peers(self) -> tuple[str, ...]:
         return self.pt.eager
 
-    def _emit(self, event: object) -> None:
-        self.events.append(event)
-
-    def _close(self, peer: str) -> None:
-        if peer not in self.closing:
-            self.closing.append(peer)
-
     def _up(self, peer: str, now: float) -> None:
         self._ups += 1
-        self.events.append(NeighborUp(peer))
+        self.out.events.append(NeighborUp(peer))
         self.pt.neighbor_up(peer, now)
         if self.tree is not None:
             self.tree.neighbor_up(peer, now)
@@ -167,7 +137,7 @@ class Engine:
 
     def _down(self, peer: str, reason: str, now: float) -> None:
         self._downs += 1
-        self.events.append(NeighborDown(peer, reason))  # type: ignore[arg-type]
+        self.out.events.append(NeighborDown(peer, reason))  # type: ignore[arg-type]
         self.pt.neighbor_down(peer)
         if self.tree is not None:
             self.tree.neighbor_down(peer, reason, now)
@@ -217,7 +187,7 @@ class Engine:
         for o, count in pt.gaps:
             self._gaps += 1
             sender = self.node_id if o == self.origin else None
-            self.events.append(Gap(origin_str(o), sender, count))
+            self.out.events.append(Gap(origin_str(o), sender, count))
         pt.gaps = []
 
     def _membership(self, peer: str, msg: object, now: float) -> None:
@@ -325,16 +295,7 @@ class Engine:
         Read them before the next input: an empty container is handed out and kept (most
         inputs produce only some kinds of output; the driver drains after every one).
         """
-        out = (self.outbox, self.closing, self.deliveries, self.events)
-        if self.outbox:
-            self.outbox = self.pt.outbox = {}
-        if self.closing:
-            self.closing = []
-        if self.deliveries:
-            self.deliveries = self.pt.deliveries = []
-        if self.events:
-            self.events = []
-        return out
+        return self.out.take()
 
     # -- views and figures ---------------------------------------------------------------
 
@@ -363,8 +324,9 @@ class Engine:
         pt = self.pt
         hv = self.hv
         s: dict[str, int] = {}
-        for name, n in self._sent.items():
-            s["sent_" + name] = n
+        sent = self.out.sent
+        for t, name in _KIND.items():
+            s["sent_" + name] = sent.get(t, 0)
         for name, n in self._received.items():
             s["received_" + name] = n
         s["sent_gossip"] = pt.s_gossip

@@ -226,29 +226,20 @@ def test_news_goes_over_every_link_and_refreshes_along_the_tree() -> None:
     # news must reach every node the overlay connects even where the broadcast tree is
     # broken; refreshes (every member, every interval) keep to the cheaper tree
     from gossipfast._members import MemberList
+    from gossipfast._outputs import Outputs
     from gossipfast._timers import TimerWheel
 
-    out: list[tuple[str, Any]] = []
-    ml = MemberList(
-        "me",
-        peer(9),
-        1,
-        Config(),
-        TimerWheel(),
-        send=lambda p, m: out.append((p, m)),
-        emit=lambda ev: None,
-        tree=lambda: (peer(1), peer(2)),
-    )
+    out = Outputs()
+    ml = MemberList("me", peer(9), 1, Config(), TimerWheel(), out, tree=lambda: (peer(1), peer(2)))
     for p in (peer(1), peer(2), peer(3)):
         ml.link_up(p, 0.0)
-    out.clear()
+    out.take()
 
     def flooded(recs: list[MemberRecord], now: float) -> set[str]:
         ml.on_records(peer(1), recs, now, False)
         ml.flush()
-        got = {p for p, m in out if type(m) is Members}
-        out.clear()
-        return got
+        outbox = out.take()[0]
+        return {p for p, msgs in outbox.items() if any(type(m) is Members for m in msgs)}
 
     x = MemberRecord("x", "10.2.0.1:1", 1, 4, ALIVE, {})
     assert flooded([x], 1.0) == {peer(2), peer(3)}  # a new member: every link but its source

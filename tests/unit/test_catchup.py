@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gossipfast._outputs import Outputs
 from gossipfast._plumtree import Plumtree
 from gossipfast._timers import TimerWheel
 from gossipfast.config import Config
@@ -18,13 +19,11 @@ X = 77
 
 
 def plumtree(**fields: Any) -> Plumtree:
-    return Plumtree(ME, Config(**fields), TimerWheel())
+    return Plumtree(ME, Config(**fields), TimerWheel(), Outputs())
 
 
 def take(pt: Plumtree) -> dict[str, list]:
-    out = pt.outbox
-    pt.outbox = {}
-    return out
+    return pt.out.take()[0]
 
 
 def test_a_new_neighbour_gets_our_digest_and_the_first_opens_the_baseline() -> None:
