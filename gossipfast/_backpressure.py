@@ -3,8 +3,8 @@
 Congestion is measured per link as the age of its oldest queued byte, and as bytes
 queued for bursts that have no age yet. A publisher's ``broadcast()`` waits
 (:meth:`BackPressure.wait_writable`) past ``QUEUE_DELAY_MAX`` or ``LINK_QUEUE_MAX``; a
-relay stops reading the connections that feed it (:meth:`BackPressure.maybe_pause`) past
-``RELAY_DELAY_MAX`` or a quarter of ``Config.send_queue_bytes``, for at most
+relay stops reading the connections that feed it (:meth:`BackPressure.maybe_pause`) only
+past a quarter of ``Config.send_queue_bytes`` queued for one link, for at most
 ``BACKPRESSURE_PAUSE_MAX`` per episode. A link that passed nothing on for
 ``STALL_AFTER`` is stalled, not slow, and holds neither. The figures behind the
 constants are in docs/internals.md (the transport's "Back-pressure") and bench/README.md
@@ -28,16 +28,12 @@ if TYPE_CHECKING:
 #: 1,000/s, and what must stay short is the delay each hop adds before the graft
 #: timers (``graft_timeout_1``) take the message for lost.
 QUEUE_DELAY_MAX = 0.02
-#: A relay stops reading the peers that feed a link once that link's oldest queued
-#: byte is older than this. Longer than ``QUEUE_DELAY_MAX``: pausing a relay's reads
-#: also holds every other tree through it, and among relays that feed each other,
-#: pauses wait on each other in cycles.
-RELAY_DELAY_MAX = 0.1
 #: Bytes queued for one link (the transport's buffer and our own queue) that hold a
-#: publisher at once, whatever their age: a burst queued in one go has no age yet. A
-#: relay's own bound is a quarter of ``Config.send_queue_bytes`` (8 MiB at the
-#: default): a few large payloads in flight are not congestion, and each needless
-#: relay pause holds every tree through it.
+#: publisher at once, whatever their age: a burst queued in one go has no age yet.
+#: A relay's only bound is in bytes too, a quarter of ``Config.send_queue_bytes``
+#: (8 MiB at the default), never an age: pausing a relay's reads holds every tree
+#: through it, relays that feed each other then wait on each other in cycles, and the
+#: age of a queue on a busy host says more about scheduling than about a slow peer.
 LINK_QUEUE_MAX = 1 << 20
 #: A link that passed nothing on to the kernel for this long is stalled, not slow:
 #: back-pressure would only spread its stall to every other tree, so it is left out of
@@ -101,34 +97,46 @@ class BackPressure:
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
-        #: The last verdict, when it was reached and for which limit: kept for a
+        #: The publishers' last verdict and when it was reached: kept for a
         #: millisecond, or until :meth:`stale`.
         self._cg_at = -1.0
         self._cg = False
-        self._cg_limit = 0.0
 
-    # -- the verdict -------------------------------------------------------------------
-    def congested(
-        self, now: float, limit: float = QUEUE_DELAY_MAX, max_bytes: int = LINK_QUEUE_MAX
-    ) -> bool:
-        """True while a link that still moves holds more than ``max_bytes`` or bytes
-        queued for longer than ``limit``. A link that passed nothing on for
-        ``STALL_AFTER`` does not count."""
-        if now - self._cg_at < 0.001 and limit == self._cg_limit:
+    # -- the verdicts ------------------------------------------------------------------
+    def overfull(self, now: float) -> bool:
+        """True while a link that still moves holds more bytes than the relay bound (a
+        link that passed nothing on for ``STALL_AFTER`` does not count)."""
+        if self.paused_links:
+            limit = self._relay_queue_max
+            for c in self._conns:
+                if not c.paused or c.closing or c.tr is None:
+                    continue
+                c.note_progress(now)
+                if now - c.drained_at >= STALL_AFTER:
+                    continue
+                if c.tr.get_write_buffer_size() + self._pending_bytes(c) > limit:
+                    return True
+        return False
+
+    def congested(self, now: float) -> bool:
+        """True while a link that still moves holds more than ``LINK_QUEUE_MAX`` or bytes
+        queued for longer than ``QUEUE_DELAY_MAX`` (a publisher's bound). A link that
+        passed nothing on for ``STALL_AFTER`` does not count."""
+        if now - self._cg_at < 0.001:
             return self._cg
         self._cg_at = now
-        self._cg_limit = limit
         cg = False
         if self.paused_links:
             for c in self._conns:
                 if not c.paused or c.closing or c.tr is None:
                     continue
+                delay = c.queue_delay(now)  # (notes progress first)
                 if now - c.drained_at >= STALL_AFTER:
                     continue
-                if c.queue_delay(now) > limit:
+                if delay > QUEUE_DELAY_MAX:
                     cg = True
                     break
-                if c.tr.get_write_buffer_size() + self._pending_bytes(c) > max_bytes:
+                if c.tr.get_write_buffer_size() + self._pending_bytes(c) > LINK_QUEUE_MAX:
                     cg = True
                     break
         self._cg = cg
@@ -153,7 +161,7 @@ class BackPressure:
     # -- relays: reads paused while a link they feed is congested -------------------------
     def maybe_pause(self, c: Connection, msgs: list[Any], now: float) -> None:
         """Stop reading ``c`` if it just fed us payloads or requests while one of our
-        links is congested past the relay bound: reading on would only queue its input
+        links holds more than the relay bound: reading on would only queue its input
         in our memory; pausing lets TCP push back on the sender, hop by hop, until the
         publisher's :meth:`wait_writable` holds ``broadcast()``."""
         if (
@@ -162,7 +170,7 @@ class BackPressure:
             and not c.bp_paused
             and c.ready
             and feeds_congestion(msgs)
-            and self.congested(now, RELAY_DELAY_MAX, self._relay_queue_max)
+            and self.overfull(now)
         ):
             self._pause(c)
 
@@ -188,14 +196,14 @@ class BackPressure:
     def _check(self) -> None:
         self._timer = None
         now = self.loop.time()
-        congested = self.congested(now, RELAY_DELAY_MAX, self._relay_queue_max)
-        if self._paused and (not congested or now - self._since >= BACKPRESSURE_PAUSE_MAX):
-            if congested:
+        overfull = self.overfull(now)
+        if self._paused and (not overfull or now - self._since >= BACKPRESSURE_PAUSE_MAX):
+            if overfull:
                 self._c["backpressure_stalls"] += 1
             self.release()
         if self._waiters and not self.congested(now):
             self.wake_writers()
-        if (congested and self._paused) or self._waiters:
+        if (overfull and self._paused) or self._waiters:
             self._arm()
 
     def release(self) -> None:
@@ -243,7 +251,6 @@ __all__ = [
     "BACKPRESSURE_PAUSE_MAX",
     "LINK_QUEUE_MAX",
     "QUEUE_DELAY_MAX",
-    "RELAY_DELAY_MAX",
     "STALL_AFTER",
     "BackPressure",
     "feeds_congestion",

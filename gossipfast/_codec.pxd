@@ -4,6 +4,9 @@ import cython
 cdef Py_ssize_t _HEADER
 cdef long long _MAX_BODY
 cdef object _encode_into
+cdef object _encode
+cdef object _Gossip
+cdef Py_ssize_t _PART_FROM
 cdef bytearray _buf
 cdef Py_ssize_t _KEEP_BUFFER_BYTES
 cdef Py_ssize_t _VIEW_FROM
@@ -62,3 +65,13 @@ cpdef bytes encode_frame(list msgs)
 
 @cython.locals(buf=bytearray, start=Py_ssize_t, end=Py_ssize_t)
 cpdef bytes encode_frames(object batches)
+
+
+cdef bytes _msgpack_bin_head(Py_ssize_t n)
+
+
+cdef bytes _frame_head(long long body, Py_ssize_t count)
+
+
+@cython.locals(body="long long", count=Py_ssize_t, size="long long", n=Py_ssize_t)
+cpdef list encode_frame_parts(list msgs, long long limit)

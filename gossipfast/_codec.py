@@ -38,7 +38,12 @@ _VIEW_FROM = 8192
 _int = int
 
 _encode_into = wire.encoder.encode_into
+_encode = wire.encoder.encode
+_Gossip = wire.Gossip
 _buf = bytearray(_HEADER)
+# Payloads above this size are written from their own buffer by encode_frame_parts
+# (the kernel copies them once); smaller ones are cheaper to copy into the frame.
+_PART_FROM = 8192
 
 
 class FrameFault:
@@ -279,11 +284,100 @@ def encode_frames(batches: Iterable[list]) -> bytes:
     return frames
 
 
+def _msgpack_bin_head(n: _int) -> bytes:
+    """The msgpack header of a ``bin`` of ``n`` bytes (the smallest form, as msgspec writes)."""
+    if n < 0x100:
+        return bytes((0xC4, n))
+    if n < 0x10000:
+        return bytes((0xC5, n >> 8, n & 0xFF))
+    return bytes((0xC6, (n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF))
+
+
+def _frame_head(body: _int, count: _int) -> bytes:
+    """A frame's length prefix and the msgpack header of its array of ``count`` messages;
+    ``body`` is the size of the encoded messages."""
+    if count < 16:
+        array = bytes((0x90 | count,))
+    elif count < 0x10000:
+        array = bytes((0xDC, count >> 8, count & 0xFF))
+    else:
+        array = bytes(
+            (0xDD, (count >> 24) & 0xFF, (count >> 16) & 0xFF, (count >> 8) & 0xFF, count & 0xFF)
+        )
+    length = len(array) + body
+    if length > _MAX_BODY:
+        raise ValueError(f"frame body of {length} bytes does not fit a 4-byte length")
+    return (
+        bytes(((length >> 24) & 0xFF, (length >> 16) & 0xFF, (length >> 8) & 0xFF, length & 0xFF))
+        + array
+    )
+
+
+def encode_frame_parts(msgs: list, limit: _int) -> list | None:
+    """The frames of ``msgs`` as a list of buffers that leaves large payloads in place.
+
+    Joined, the buffers are exactly the frames :func:`encode_frame` writes (one, or
+    several of bodies up to ``limit`` bytes when the batch is larger; a single message
+    above ``limit`` still gets a frame of its own). A ``Gossip`` payload above
+    ``_PART_FROM`` bytes is one of the buffers itself, so a relay hands the kernel the
+    payload it received instead of copying it into a frame; the small pieces between
+    such payloads are joined. Returns None when no payload is that large: the caller
+    encodes the batch in one go.
+    """
+    for m in msgs:
+        if type(m) is _Gossip and len(m.payload) > _PART_FROM:
+            break
+    else:
+        return None
+    frames: list = []  # per frame: its size, its message count and its pieces
+    pieces: list = []
+    body = 0
+    count = 0
+    for m in msgs:
+        if type(m) is _Gossip and len(m.payload) > _PART_FROM:
+            payload = m.payload
+            n = len(payload)
+            # The message with an empty payload ends in the 2-byte header of an empty
+            # bin; the payload's own header takes its place.
+            head = _encode(_Gossip(m.origin, m.seq, m.hops, b""))[:-2] + _msgpack_bin_head(n)
+            size = len(head) + n
+        else:
+            head = _encode(m)
+            payload = None
+            size = len(head)
+        if count and body + size > limit - 5:  # 5: the largest array header
+            frames.append((body, count, pieces))
+            pieces = []
+            body = 0
+            count = 0
+        pieces.append(head)
+        if payload is not None:
+            pieces.append(payload)
+        body += size
+        count += 1
+    frames.append((body, count, pieces))
+    out: list = []
+    small: list = []  # small pieces not yet joined
+    for body, count, pieces in frames:
+        small.append(_frame_head(body, count))
+        for piece in pieces:
+            if len(piece) > _PART_FROM:
+                out.append(b"".join(small))
+                small = []
+                out.append(piece)
+            else:
+                small.append(piece)
+    if small:
+        out.append(b"".join(small))
+    return out
+
+
 __all__ = [
     "HEADER_SIZE",
     "MAX_BODY_SIZE",
     "FrameDecoder",
     "FrameFault",
     "encode_frame",
+    "encode_frame_parts",
     "encode_frames",
 ]

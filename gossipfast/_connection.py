@@ -488,8 +488,9 @@ class Connection(asyncio.Protocol):
         return now - self.last_send >= self.config.heartbeat_interval and not self.paused
 
     # -- writing and closing ------------------------------------------------------------
-    def write(self, data: bytes, now: float) -> None:
-        """Write bytes (already framed) and note the time.
+    def write(self, data: bytes | list[bytes], now: float) -> None:
+        """Write framed bytes (or a list of buffers, written in order without joining
+        them) and note the time.
 
         A transport that died under us (uvloop raises RuntimeError on a closed handle,
         both loops on a write after EOF) fails this connection instead of raising into
@@ -497,15 +498,20 @@ class Connection(asyncio.Protocol):
         """
         assert self.tr is not None
         try:
-            self.tr.write(data)
+            if isinstance(data, list):
+                self.tr.writelines(data)
+                size = sum(map(len, data))
+            else:
+                self.tr.write(data)
+                size = len(data)
         except (RuntimeError, OSError) as e:
             self.owner._c["send_drops"] += 1
             self.owner._log_once("write-failed", "write to %s failed: %s", self.peer, e)
             self.close("write-failed", abort=True)
             return
         self.last_send = now
-        self.sent_bytes += len(data)
-        self.owner._c["bytes_sent"] += len(data)
+        self.sent_bytes += size
+        self.owner._c["bytes_sent"] += size
         marks = self.marks
         if self.tr.get_write_buffer_size():
             if not marks or marks[-1][1] < self.sent_bytes:
@@ -514,20 +520,26 @@ class Connection(asyncio.Protocol):
             while marks and marks[0][1] <= self.sent_bytes:
                 marks.popleft()
 
+    def note_progress(self, now: float) -> int:
+        """Move ``drained_at`` to ``now`` if bytes left for the kernel since the last
+        look; return how many bytes of our stream have left so far."""
+        assert self.tr is not None
+        head = self.sent_bytes - self.tr.get_write_buffer_size()
+        if head != self.drained:
+            self.drained = head
+            self.drained_at = now
+        return head
+
     def queue_delay(self, now: float) -> float:
         """How long the oldest byte queued for this connection (in the transport's
         buffer, or in the link's queue behind it) has waited (0: none).
 
-        Also notes progress: ``drained_at`` moves when bytes left for the kernel since
-        the last look.
+        Also notes progress (:meth:`note_progress`).
         """
         tr = self.tr
         if tr is None:
             return 0.0
-        head = self.sent_bytes - tr.get_write_buffer_size()
-        if head != self.drained:
-            self.drained = head
-            self.drained_at = now
+        head = self.note_progress(now)
         marks = self.marks
         while marks and marks[0][1] <= head:
             marks.popleft()

@@ -12,8 +12,14 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 
+def _size(data: bytes | list[bytes]) -> int:
+    """Bytes in one write: framed bytes, or a list of buffers."""
+    return sum(map(len, data)) if isinstance(data, list) else len(data)
+
+
 class Link:
-    """Per-peer state: the primary connection and bytes waiting for it."""
+    """Per-peer state: the primary connection and the writes waiting for it (each framed
+    bytes or a list of buffers, kept whole so that a dropped write drops whole frames)."""
 
     __slots__ = ("close_after_flush", "conn", "dialing", "peer", "pending", "pending_bytes")
 
@@ -21,7 +27,7 @@ class Link:
         self.peer = peer
         self.conn: Connection | None = None
         self.dialing = False
-        self.pending: list[bytes] = []
+        self.pending: list[bytes | list[bytes]] = []
         self.pending_bytes = 0
         self.close_after_flush = False
 
@@ -56,9 +62,9 @@ class Links:
         link = self.primary(c)
         return link.pending_bytes if link is not None else 0
 
-    def send(self, link: Link, data: bytes, now: float) -> None:
-        """Write framed bytes to the link's connection, or queue them (bounded); dial a
-        peer with no connection."""
+    def send(self, link: Link, data: bytes | list[bytes], now: float) -> None:
+        """Write framed bytes (or a list of buffers) to the link's connection, or queue
+        them (bounded); dial a peer with no connection."""
         c = link.conn
         if (
             c is not None
@@ -71,7 +77,7 @@ class Links:
             c.last_app = now
             return
         link.pending.append(data)
-        link.pending_bytes += len(data)
+        link.pending_bytes += _size(data)
         if c is not None:
             # where these bytes will sit in c's stream, and since when they wait
             c.marks.append((now, c.sent_bytes + link.pending_bytes))
@@ -85,7 +91,7 @@ class Links:
             else:
                 # No link yet (dialling): keep the newest bytes, bounded.
                 while link.pending and link.pending_bytes > limit:
-                    link.pending_bytes -= len(link.pending.pop(0))
+                    link.pending_bytes -= _size(link.pending.pop(0))
                     self.owner._c["send_drops"] += 1
         if c is None and not link.dialing and not self.owner.closed:
             self.owner._dial(link)
@@ -111,7 +117,16 @@ class Links:
         if not link.pending or c.closing:
             return
         now = self.owner.loop.time()
-        data = b"".join(link.pending) if len(link.pending) > 1 else link.pending[0]
+        data: bytes | list[bytes]
+        if len(link.pending) == 1:
+            data = link.pending[0]
+        else:
+            data = []
+            for d in link.pending:
+                if isinstance(d, list):
+                    data.extend(d)
+                else:
+                    data.append(d)
         link.clear()
         c.write(data, now)
         c.last_app = now

@@ -28,10 +28,11 @@ Rules kept here:
   (``SOCKET_BUFFER``). Congestion is measured per link as the age of its oldest queued
   byte, and as bytes queued for bursts that have no age yet (``LINK_QUEUE_MAX``): a
   publisher's ``broadcast()`` awaits past ``QUEUE_DELAY_MAX``; a relay stops reading
-  the peers that feed it past ``RELAY_DELAY_MAX`` (at most ``BACKPRESSURE_PAUSE_MAX``
-  per episode). A link that makes no progress at all (``STALL_AFTER``) is stalled, not
-  slow: it holds neither, its queue is bounded by ``send_queue_bytes`` and it is
-  dropped as slow after ``heartbeat_timeout``. The verdict and the pauses live in
+  the peers that feed it only past a byte bound, a quarter of ``send_queue_bytes`` for
+  one link (at most ``BACKPRESSURE_PAUSE_MAX`` per episode). A link that makes no
+  progress at all (``STALL_AFTER``) is stalled, not slow: it holds neither, its queue
+  is bounded by ``send_queue_bytes`` and it is dropped as slow after
+  ``heartbeat_timeout``. The verdict and the pauses live in
   :mod:`gossipfast._backpressure`.
 """
 
@@ -46,7 +47,7 @@ from typing import Any, Protocol
 from . import wire
 from ._admission import Admission
 from ._backpressure import BackPressure
-from ._codec import encode_frame, encode_frames
+from ._codec import encode_frame, encode_frame_parts, encode_frames
 from ._connection import SOCKET_BUFFER as SOCKET_BUFFER
 from ._connection import Connection, format_address, parse_address
 from ._links import Link, Links
@@ -369,9 +370,10 @@ class Transport:
             if peer == self.address:
                 self._c["send_drops"] += len(msgs)
                 continue
+            data: bytes | list[bytes]
             try:
-                data = encode_frame(msgs)
-                if len(data) - 4 > limit:
+                data = encode_frame_parts(msgs, limit) or encode_frame(msgs)
+                if type(data) is bytes and len(data) - 4 > limit:
                     data = encode_frames(_split(msgs, limit))
             except Exception:
                 # A message the engine built that msgpack cannot carry (an engine bug):

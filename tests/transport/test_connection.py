@@ -73,6 +73,10 @@ class FakeSocketTransport:
     def write(self, data: bytes) -> None:
         self.written += data
 
+    def writelines(self, data: list[bytes]) -> None:
+        for d in data:
+            self.written += d
+
     def get_write_buffer_size(self) -> int:
         return 0
 

@@ -6,6 +6,7 @@ built and extensions are enabled) and the pure-Python source loaded from ``_code
 
 from __future__ import annotations
 
+import itertools
 import struct
 import typing
 from types import ModuleType
@@ -143,6 +144,58 @@ def test_encode_frames_empty_and_empty_batch(codec: ModuleType) -> None:
 def test_encode_matches_between_builds(codec: ModuleType) -> None:
     assert codec.encode_frames(SAMPLE) == SAMPLE_STREAM
     assert codec.encode_frames(SAMPLE) == _PURE.encode_frames(SAMPLE)
+
+
+# Sizes around each msgpack bin header (bin8/bin16/bin32) and the parts threshold.
+_PART_SIZES = [0, 1, 255, 256, 8192, 8193, 65535, 65536, 70_000, 300_000]
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.sampled_from(_PART_SIZES), min_size=1, max_size=8),
+    small=st.lists(messages, max_size=4),
+    seed=st.randoms(use_true_random=False),
+)
+def test_frame_parts_join_to_the_frame_and_keep_large_payloads(
+    codec: ModuleType, sizes: list[int], small: list, seed: typing.Any
+) -> None:
+    msgs = [wire.Gossip(7, i + 1, 3, bytes([i]) * n) for i, n in enumerate(sizes)] + small
+    seed.shuffle(msgs)
+    parts = codec.encode_frame_parts(msgs, 1 << 22)
+    if all(type(m) is not wire.Gossip or len(m.payload) <= 8192 for m in msgs):
+        assert parts is None
+        return
+    assert b"".join(parts) == codec.encode_frame(msgs)
+    large = [m.payload for m in msgs if type(m) is wire.Gossip and len(m.payload) > 8192]
+    # the large payloads are written from their own objects, not copied into a frame,
+    # and small pieces next to each other are joined into one buffer
+    assert [p for p in parts if any(p is q for q in large)] == large
+    assert not any(len(a) <= 8192 and len(b) <= 8192 for a, b in itertools.pairwise(parts))
+
+
+@pytest.mark.parametrize("limit", [20_000, 50_000, 100_000])
+def test_frame_parts_split_a_batch_above_the_frame_limit(codec: ModuleType, limit: int) -> None:
+    msgs = [wire.Gossip(1, i, 0, bytes([i]) * 9000 * (i % 2 + 1)) for i in range(1, 12)]
+    msgs.insert(3, wire.IHave([1, 2, 3, 4]))
+    stream = b"".join(codec.encode_frame_parts(msgs, limit))
+    dec = codec.FrameDecoder(1 << 20)
+    assert dec.feed(stream) == (msgs, None)
+    # every frame's body stays under the limit (each holds at least one message)
+    pos = frames = 0
+    while pos < len(stream):
+        (length,) = struct.unpack(">I", stream[pos : pos + 4])
+        assert length <= limit
+        pos += 4 + length
+        frames += 1
+    assert frames > 1 and pos == len(stream)
+
+
+def test_frame_parts_give_a_message_above_the_limit_its_own_frame(codec: ModuleType) -> None:
+    msgs = [wire.Gossip(1, 1, 0, b"a" * 50_000), wire.Gossip(1, 2, 0, b"b" * 9_000)]
+    stream = b"".join(codec.encode_frame_parts(msgs, 20_000))
+    assert stream == codec.encode_frames([[msgs[0]], [msgs[1]]])
 
 
 def test_encode_buffer_is_released_after_a_huge_frame(codec: ModuleType) -> None:
