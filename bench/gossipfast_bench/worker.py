@@ -39,6 +39,27 @@ _FLOOD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flood.py
 _now_ns = time.monotonic_ns
 #: Latency histogram resolution: bucket = floor(ln(ns) * _LOG_SCALE), about 1 % wide.
 _LOG_SCALE = 100.0
+# gossipfast stats that are gauges (current sizes), not counters: a run reports their
+# value at its end, not a difference.
+_GAUGES = frozenset(
+    {
+        "missing",
+        "queued",
+        "members",
+        "members_dead",
+        "active",
+        "passive",
+        "eager",
+        "lazy",
+        "graveyard",
+        "store_messages",
+        "store_bytes",
+        "origins",
+        "connections",
+        "graft_delay_ms",
+        "tree_hops",
+    }
+)
 
 
 class Recorder:
@@ -515,13 +536,14 @@ class Worker:
         self.stats0 = st() if st else {}
 
     def stats_delta(self) -> dict[str, int]:
-        """Counters that grew during the run (gossipfast only: drops, repairs, ...)."""
+        """Counters that grew during the run (gossipfast only: drops, repairs, ...), and
+        the gauges that changed, at their value at the end of the run."""
         st = getattr(self.impl, "stats", None)
         if st is None:
             return {}
         now = st()
         return {
-            k: v - self.stats0.get(k, 0)
+            k: v if k in _GAUGES else v - self.stats0.get(k, 0)
             for k, v in now.items()
             if isinstance(v, int) and v != self.stats0.get(k, 0)
         }
