@@ -40,6 +40,17 @@ cdef void _fill(
 ) noexcept
 
 
+cdef class SourceBudgets:
+    cdef dict _buckets
+    cdef Py_ssize_t _burst
+    cdef double _rate
+
+    @cython.locals(b=list, tokens=double)
+    cpdef bint take(self, object source, double now) except -1
+
+    cdef _prune(self, double now)
+
+
 cdef class DedupCache:
     cdef list _hot
     cdef dict _map
@@ -50,10 +61,8 @@ cdef class DedupCache:
     cdef bytes _ones
     cdef _Origin _root
     cdef double _idle
-    cdef Py_ssize_t _burst
-    cdef double _rate
     cdef Py_ssize_t _half
-    cdef dict _buckets
+    cdef SourceBudgets _budgets
     cdef public double now
     cdef public object source
     cdef public Py_ssize_t stale
@@ -71,10 +80,8 @@ cdef class DedupCache:
     @cython.locals(root=_Origin, old=_Origin, prev=_Origin)
     cdef bint _evict_idle(self) except -1
 
-    @cython.locals(n=Py_ssize_t, b=list, now=double, tokens=double)
+    @cython.locals(n=Py_ssize_t)
     cdef bint _admit(self, bint budget) except -1
-
-    cdef _prune_buckets(self)
 
     cdef void _grow(self, _Origin st) except *
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["DedupCache", "PayloadStore"]
+__all__ = ["DedupCache", "PayloadStore", "SourceBudgets"]
 
 #: Largest valid sequence number (seqs are unsigned 64-bit on the wire).
 _MAX_SEQ = 0xFFFF_FFFF_FFFF_FFFF
@@ -117,6 +117,52 @@ def _fill(p: bytearray, mask: int, lo: int, count: int, value: bool) -> None:
         count -= 1
 
 
+class SourceBudgets:
+    """Token buckets of new origins, one per source: ``burst`` tokens, ``rate`` per second.
+
+    At most ``_MAX_SOURCES`` buckets are kept; a full bucket is the same as a new one, so
+    those are forgotten first, and while every kept bucket is still refilling a new
+    source gets no budget at all.
+    """
+
+    __slots__ = ("_buckets", "_burst", "_rate")
+
+    def __init__(self, burst: int, rate: float) -> None:
+        """Buckets of ``burst`` tokens refilled at ``rate`` tokens per second."""
+        self._burst = burst
+        self._rate = rate
+        # source -> [tokens, time of the last refill]
+        self._buckets: dict[object, list[float]] = {}
+
+    def take(self, source: object, now: float) -> bool:
+        """Take one token from ``source``'s bucket at ``now``; False: none left."""
+        b = self._buckets.get(source)
+        if b is None:
+            if len(self._buckets) >= _MAX_SOURCES:
+                self._prune(now)
+            if len(self._buckets) >= _MAX_SOURCES:
+                return False  # too many sources under pressure: no new budget
+            b = [float(self._burst), now]
+            self._buckets[source] = b
+        tokens = b[0] + (now - b[1]) * self._rate
+        if tokens > self._burst:
+            tokens = self._burst
+        b[1] = now
+        if tokens < 1.0:
+            b[0] = tokens
+            return False
+        b[0] = tokens - 1.0
+        return True
+
+    def _prune(self, now: float) -> None:
+        """Forget the buckets that have refilled (the same as new ones)."""
+        full = [
+            k for k, b in self._buckets.items() if b[0] + (now - b[1]) * self._rate >= self._burst
+        ]
+        for k in full:
+            del self._buckets[k]
+
+
 class DedupCache:
     """Per-origin highest seq + sliding bitmap window; a bounded number of origins.
 
@@ -141,8 +187,7 @@ class DedupCache:
     """
 
     __slots__ = (
-        "_buckets",
-        "_burst",
+        "_budgets",
         "_half",
         "_hot",
         "_idle",
@@ -150,7 +195,6 @@ class DedupCache:
         "_mask",
         "_max_origins",
         "_ones",
-        "_rate",
         "_ring_bytes",
         "_root",
         "_window",
@@ -191,12 +235,9 @@ class DedupCache:
         self._ones = b"\xff" * self._ring_bytes
         self._max_origins = max_origins
         self._idle = idle
-        self._burst = admit_burst
-        self._rate = admit_rate
         # budgets apply from half full on (without them, eviction waits for a full table)
         self._half = max_origins // 2 if admit_burst > 0 else max_origins
-        # source -> [tokens, time of the last refill]
-        self._buckets: dict[object, list[float]] = {}
+        self._budgets = SourceBudgets(admit_burst, admit_rate) if admit_burst > 0 else None
         #: Time of the input being handled, in seconds (set by the owner).
         self.now = 0.0
         #: The neighbour whose input is handled; None for our own (never rate-limited).
@@ -286,40 +327,13 @@ class DedupCache:
             self.refused += 1
             self.dropped = True
             return False
-        src = self.source
-        if not budget or src is None or self._burst <= 0 or n < self._half:
+        if not budget or self.source is None or self._budgets is None or n < self._half:
             return True
-        b = self._buckets.get(src)
-        now = self.now
-        if b is None:
-            if len(self._buckets) >= _MAX_SOURCES:
-                self._prune_buckets()
-            if len(self._buckets) >= _MAX_SOURCES:
-                self.throttled += 1  # too many sources under pressure: no new budget
-                self.dropped = True
-                return False
-            b = [float(self._burst), now]
-            self._buckets[src] = b
-        tokens = b[0] + (now - b[1]) * self._rate
-        if tokens > self._burst:
-            tokens = self._burst
-        b[1] = now
-        if tokens < 1.0:
-            b[0] = tokens
-            self.throttled += 1
-            self.dropped = True
-            return False
-        b[0] = tokens - 1.0
-        return True
-
-    def _prune_buckets(self) -> None:
-        """Forget the buckets that have refilled (the same as new ones)."""
-        now = self.now
-        full = [
-            k for k, b in self._buckets.items() if b[0] + (now - b[1]) * self._rate >= self._burst
-        ]
-        for k in full:
-            del self._buckets[k]
+        if self._budgets.take(self.source, self.now):
+            return True
+        self.throttled += 1
+        self.dropped = True
+        return False
 
     def _create(self, origin: object, o: int, high: int, fill: bool, budget: bool) -> bool:
         """Start tracking ``origin`` at ``high``; False if it was refused (see ``_admit``)."""

@@ -881,3 +881,22 @@ def test_store_matches_model(
         assert len(real) == len(model)
         assert real.nbytes == sum(len(v[1]) for v in model.values())
         assert real.nbytes <= max_bytes and len(real) <= max_messages
+
+
+def test_a_source_budget_refills_at_its_rate_up_to_its_burst(mod: ModuleType) -> None:
+    b = mod.SourceBudgets(3, 2.0)
+    assert [b.take("a", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert b.take("a", 0.5) and not b.take("a", 0.5)  # one token per half second
+    # a long pause refills the bucket to its burst, not beyond
+    assert sum(b.take("a", 100.0) for _ in range(10)) == 3
+
+
+def test_source_budgets_keep_a_bounded_number_of_buckets(mod: ModuleType) -> None:
+    cap = 1024  # _MAX_SOURCES
+    b = mod.SourceBudgets(2, 1.0)
+    for k in range(cap):
+        assert b.take(k, 0.0)
+    # every bucket is still refilling: a new source gets no budget
+    assert not b.take("late", 0.5)
+    # once refilled they are forgotten for the new source
+    assert b.take("late", 2.0) and b.take("late", 2.0) and not b.take("late", 2.0)
