@@ -27,6 +27,7 @@ HOT_MODULES: tuple[str, ...] = (
     "_fifo",
     "_catchup",
     "_plumtree",
+    "_repair",
     "_hyparview",
     "_deliver",
     "sim.core",

@@ -3,6 +3,7 @@
 import cython
 
 from gossipfast._peers cimport PeerSet
+from gossipfast._repair cimport Repair
 
 
 cpdef bint valid_address(object x) except -1
@@ -24,33 +25,21 @@ cdef class HyParView:
     cdef public set tried
     cdef public list seeds
     cdef public dict graveyard
-    cdef public Py_ssize_t graveyard_max
-    cdef public bint reconnect_armed
-    cdef public Py_ssize_t probes
-    cdef public dict heard
     cdef public list last_shuffle
     cdef public bint started
-    cdef public bint repair_armed
-    cdef public Py_ssize_t backoff
-    cdef public bint changed
-    cdef public Py_ssize_t refusals
-    cdef public bint stuck
-    cdef public Py_ssize_t escalations
-    cdef public double empty_since
     cdef public bint left
     cdef public Py_ssize_t bad
     cdef public Py_ssize_t shuffles
+    cdef public Py_ssize_t probes
     cdef public Py_ssize_t rejoins
+    cdef public Py_ssize_t escalations
     cdef public Py_ssize_t max_list
-    cdef Py_ssize_t heard_max
+    cdef public Repair repair
 
     @cython.locals(out=list)
     cpdef list sanitize(self, object nodes)
 
     cpdef add_passive(self, object peer, object prefer=*)
-
-    @cython.locals(h=dict)
-    cpdef hear(self, object peer)
 
     cpdef alive(self, object peer)
 
@@ -64,7 +53,5 @@ cdef class HyParView:
     cpdef on_forward_join(self, object sender, object node, object ttl, object now)
 
     cpdef fill(self, object now)
-
-    cpdef arm_repair(self, object now)
 
     cpdef bint cancel_pending(self, object peer) except -1

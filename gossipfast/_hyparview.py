@@ -18,6 +18,8 @@ Conventions of this implementation (see ``docs/internals.md``):
 - failed peers are remembered (bounded) and one of them is probed every
   ``reconnect_interval`` for as long as it stays unreachable, so a healed partition
   re-merges whatever its length (``docs/internals.md``, "Partition re-merge").
+
+The repair rounds and the probes of failed peers are :class:`~gossipfast._repair.Repair`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._peers import PeerSet
+from ._repair import Repair
 from .wire import Disconnect, ForwardJoin, Join, Neighbor, NeighborReply, Shuffle, ShuffleReply
 
 #: Longest peer address accepted from the wire ("host:port").
@@ -47,7 +50,7 @@ class HyParView:
     engine's ``up(peer, now)`` and ``down(peer, reason, now)``. Its timers on the
     shared wheel are ``(handler, *args)`` tuples that the engine calls back as
     ``handler(item, now)``: :meth:`timer_shuffle`, :meth:`timer_neighbor` (a NEIGHBOR
-    request unanswered), :meth:`timer_repair` and :meth:`timer_reconnect`.
+    request unanswered), and :attr:`repair`'s ``timer_repair`` and ``timer_reconnect``.
     """
 
     def __init__(
@@ -83,35 +86,16 @@ class HyParView:
         # Neighbor(high); False (another failed peer answered since) asks with a direct
         # Shuffle, which mixes the passive views without evicting anyone.
         self.graveyard: dict[str, bool] = {}
-        self.graveyard_max = int(config.passive_view_size)
-        self.reconnect_armed = False
-        self.probes = 0
-        # every address we heard of lately (shuffle samples, walks, evicted passive
-        # peers), bounded: a node that lost both views tries them one by one
-        self.heard: dict[str, None] = {}
         self.last_shuffle: list[str] = []
         self.started = False
-        self.repair_armed = False
-        # repair rounds back off (x2 up to x8) while they change nothing, and a round
-        # retries at once after at most `size` refusals: a short view in a full cluster
-        # must not keep every passive peer busy answering
-        self.backoff = 1
-        self.changed = False
-        self.refusals = 0
-        # short (at most half full) and a whole repair round changed nothing: every
-        # low-priority request was refused, as in a small island whose members hold each
-        # other while the rest of the cluster is full. The next requests go out with high
-        # priority (cannot be refused). Half, not any shortness: a node one short in a
-        # full cluster would push the shortness around forever (odd degree sums).
-        self.stuck = False
-        self.escalations = 0
-        self.empty_since = -1.0
         self.left = False
         self.bad = 0
         self.shuffles = 0
+        self.probes = 0
         self.rejoins = 0
+        self.escalations = 0
         self.max_list = int(config.shuffle_active) + int(config.shuffle_passive) + 1
-        self.heard_max = 2 * int(config.passive_view_size)
+        self.repair = Repair(self, config)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -120,13 +104,12 @@ class HyParView:
         if self.started:
             return
         self.started = True
-        self.timers.schedule(
-            now + self._jitter(self.config.shuffle_interval), (self.timer_shuffle,)
-        )
+        self.timers.schedule(now + self.jitter(self.config.shuffle_interval), (self.timer_shuffle,))
         if self.graveyard:
-            self.arm_reconnect(now)
+            self.repair.arm_reconnect(now)
 
-    def _jitter(self, interval: float) -> float:
+    def jitter(self, interval: float) -> float:
+        """``interval`` +-25%."""
         # +-25% so that nodes started together do not shuffle in lockstep
         return float(interval) * (0.75 + 0.5 * self.rng.random())
 
@@ -144,7 +127,7 @@ class HyParView:
                 self.bad += 1
             elif n != self.address and n not in out:
                 out.append(n)
-                self.hear(n)
+                self.repair.hear(n)
         return out
 
     def add_passive(self, peer: str, prefer: Any = ()) -> None:
@@ -164,7 +147,7 @@ class HyParView:
             if victim is not None:
                 self.passive.discard(victim)
                 self.tried.discard(victim)
-                self.hear(victim)
+                self.repair.hear(victim)
         self.passive.add(peer)
 
     def add_active(self, peer: str, now: float, notify: bool) -> None:
@@ -183,8 +166,7 @@ class HyParView:
                 self.add_passive(victim)
                 self.down(victim, "replaced", now)
         self.active.add(peer)
-        self.changed = True
-        self.empty_since = -1.0
+        self.repair.linked()
         if notify:
             self.send(peer, Neighbor(True))
         self.up(peer, now)
@@ -193,17 +175,14 @@ class HyParView:
         """Drop an active peer (to the passive view when ``keep``), then repair."""
         if not self.active.discard(peer):
             return
-        self.changed = True
-        self.backoff = 1
+        self.repair.lost(now)
         if keep:
             self.add_passive(peer)
         else:
             self.passive.discard(peer)
             if reason == "failed":
-                self.bury(peer, now)
+                self.repair.bury(peer, now)
         self.down(peer, reason, now)
-        if not self.active and self.empty_since < 0.0:
-            self.empty_since = now
         self.fill(now)
 
     def cancel_pending(self, peer: str) -> bool:
@@ -227,20 +206,8 @@ class HyParView:
                 now + self.config.neighbor_timeout, (self.timer_neighbor, peer)
             )
             n = len(self.active)
-            self.send(peer, Neighbor(n == 0 or (self.stuck and n <= self.size // 2)))
-        self.arm_repair(now)
-
-    def arm_repair(self, now: float) -> None:
-        """Keep the repair timer running while the active view is short."""
-        if self.repair_armed or self.left or not self.started:
-            return
-        if len(self.active) >= self.size:
-            return
-        if not self.passive and not self.seeds and not self.pending and not self.heard:
-            return
-        self.repair_armed = True
-        backoff = self.backoff if self.active else 1
-        self.timers.schedule(now + self.config.repair_interval * backoff, (self.timer_repair,))
+            self.send(peer, Neighbor(n == 0 or (self.repair.stuck and n <= self.size // 2)))
+        self.repair.arm(now)
 
     # -- local inputs ----------------------------------------------------------------------
 
@@ -251,14 +218,14 @@ class HyParView:
         for s in fresh:
             if s not in self.seeds and len(self.seeds) < MAX_SEEDS:
                 self.seeds.append(s)
-        if not self.active and self.empty_since < 0.0:
-            self.empty_since = now
+        if not self.active and self.repair.empty_since < 0.0:
+            self.repair.empty_since = now
         for s in fresh[: self.size]:
             if s not in self.active:
                 self.send(s, Join())
         for s in fresh[self.size :]:
             self.add_passive(s)
-        self.arm_repair(now)
+        self.repair.arm(now)
 
     def leave(self, now: float) -> None:
         """Say goodbye to every active peer; afterwards the node ignores the network."""
@@ -287,78 +254,14 @@ class HyParView:
             # an unreachable passive peer, a dead request target or a failed probe: out of
             # the views, probed again later (with a forced link: it is still unreachable)
             if self.passive.discard(peer) or peer in self.pending or peer in self.graveyard:
-                self.bury(peer, now)
+                self.repair.bury(peer, now)
             self.tried.discard(peer)
             if self.cancel_pending(peer):
                 self.fill(now)
 
-    # -- graveyard ---------------------------------------------------------------------------
-
-    def bury(self, peer: str, now: float) -> None:
-        """Remember a failed peer; it is probed until it answers (bounded, random eviction)."""
-        g = self.graveyard
-        if peer not in g and len(g) >= self.graveyard_max:
-            # a random victim, not the oldest: in a long split the oldest entries are the
-            # far side's, the ones that re-merge the overlay once it heals
-            keys = list(g)
-            del g[keys[int(self.rng.random() * len(keys))]]
-        g[peer] = True
-        self.arm_reconnect(now)
-
-    def hear(self, peer: str) -> None:
-        """Remember an address we heard of (FIFO-bounded by twice the passive view)."""
-        h = self.heard
-        if peer in h or peer == self.address:
-            return
-        if len(h) >= self.heard_max:
-            del h[next(iter(h))]
-        h[peer] = None
-
     def alive(self, peer: str) -> None:
-        """A frame came from ``peer``: if it had failed it is back: a passive peer again.
-
-        Its coming back while nothing else answered is a sign that a partition healed:
-        the other failed peers are then probed without forcing links (one forced link per
-        heal and node is enough to merge the overlay; more would only churn it).
-        """
-        g = self.graveyard
-        forced = g.pop(peer, None)
-        if forced is None:
-            return
-        if forced:
-            for p in g:
-                g[p] = False
-        self.add_passive(peer)  # a known-good backup (made active if this is a request)
-
-    def arm_reconnect(self, now: float) -> None:
-        """Keep the reconnect timer running while there are failed peers to probe."""
-        if self.reconnect_armed or self.left or not self.started:
-            return
-        self.reconnect_armed = True
-        self.timers.schedule(
-            now + self._jitter(self.config.reconnect_interval), (self.timer_reconnect,)
-        )
-
-    def reconnect(self, now: float) -> None:
-        """Probe one random failed peer (it answers if the network to it healed)."""
-        self.reconnect_armed = False
-        g = self.graveyard
-        if not g:
-            return
-        keys = [p for p in g if p not in self.active and p not in self.pending]
-        if keys:
-            peer = keys[int(self.rng.random() * len(keys))]
-            self.probes += 1
-            if g[peer]:
-                self.pending[peer] = self.timers.schedule(
-                    now + self.config.neighbor_timeout, (self.timer_neighbor, peer)
-                )
-                self.send(peer, Neighbor(True))
-            else:
-                nodes = self.active.sample(self.rng, self.config.shuffle_active)
-                nodes += self.passive.sample(self.rng, self.config.shuffle_passive, (peer,))
-                self.send(peer, Shuffle(self.address, 0, nodes))
-        self.arm_reconnect(now)
+        """A frame came from ``peer`` (see :meth:`Repair.alive`)."""
+        self.repair.alive(peer)
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -375,82 +278,9 @@ class HyParView:
             self.tried.add(peer)
             self.fill(now)
 
-    def timer_repair(self, item: tuple, now: float) -> None:
-        """Timer: the isolation repair."""
-        if not self.left:
-            self.repair(now)
-
-    def timer_reconnect(self, item: tuple, now: float) -> None:
-        """Timer: probe a failed peer."""
-        if not self.left:
-            self.reconnect(now)
-
-    def repair(self, now: float) -> None:
-        """Periodic isolation repair: retry every passive peer, re-join when alone."""
-        self.repair_armed = False
-        if len(self.active) >= self.size:
-            self.stuck = False
-            return
-        self.backoff = 1 if self.changed else min(8, 2 * self.backoff)
-        stuck = bool(self.active) and not self.changed and len(self.active) <= self.size // 2
-        if stuck and not self.stuck:
-            self.escalations += 1
-        self.stuck = stuck
-        self.changed = False
-        self.refusals = 0
-        self.tried.clear()
-        if (
-            not self.active
-            and self.empty_since >= 0.0
-            and now - self.empty_since >= self.config.repair_interval
-        ):
-            self.rejoin(now)
-        self.fill(now)
-        if self.active and not self.passive and not self.pending and self.heard:
-            # short, and the passive view has nobody left to ask (a small island after
-            # a mass crash): ask one address we heard of to take us in
-            self.join_heard()
-        self.arm_repair(now)
-
-    def join_heard(self) -> None:
-        """Send a Join to one random address we heard of (and forget it)."""
-        h = self.heard
-        keys = [p for p in h if p not in self.active]
-        if not keys:
-            return
-        peer = keys[int(self.rng.random() * len(keys))]
-        del h[peer]
-        self.probes += 1
-        self.send(peer, Join())
-
-    def rejoin(self, now: float) -> None:
-        """Alone for too long: ask the seeds (and one passive peer) to take us in again."""
-        self.rejoins += 1
-        self.empty_since = now
-        targets = [s for s in self.seeds if s not in self.pending]
-        p = self.passive.random(self.rng, self.pending)
-        if p is not None and p not in targets:
-            targets.append(p)
-        failed = list(self.graveyard)
-        for peer in failed[max(0, len(failed) - 2) :]:  # the most recent failures
-            if peer not in targets:
-                targets.append(peer)
-        if not self.passive and self.heard:
-            # nobody left to ask: try the addresses we heard of, one per round
-            h = self.heard
-            keys = list(h)
-            peer = keys[int(self.rng.random() * len(keys))]
-            del h[peer]
-            if peer not in targets and peer not in self.active:
-                targets.append(peer)
-        for t in targets:
-            self.send(t, Join())
-
     def shuffle(self, now: float) -> None:
         """Start a SHUFFLE walk with samples of both views; re-arm the timer."""
-        self.timers.schedule(
-            now + self._jitter(self.config.shuffle_interval), (self.timer_shuffle,)
-        )
+        self.timers.schedule(now + self.jitter(self.config.shuffle_interval), (self.timer_shuffle,))
         peer = self.active.random(self.rng)
         if peer is None:
             return
@@ -483,8 +313,9 @@ class HyParView:
             self.on_shuffle_reply(msg.nodes)
         else:
             return False
-        if not self.repair_armed:  # e.g. new passive peers while the view is short
-            self.arm_repair(now)
+        repair = self.repair
+        if not repair.armed:  # e.g. new passive peers while the view is short
+            repair.arm(now)
         return True
 
     def on_join(self, peer: str, now: float) -> None:
@@ -506,7 +337,7 @@ class HyParView:
             return
         if node == self.address:
             return
-        self.hear(node)
+        self.repair.hear(node)
         ttl = min(ttl, self.config.active_random_walk_length)
         if ttl == 0 or len(self.active) <= 1:  # walk ends, or we only know the sender
             self.add_active(node, now, notify=True)
@@ -547,11 +378,7 @@ class HyParView:
                 self.close(peer)
         elif was_pending:
             self.tried.add(peer)
-            self.refusals += 1
-            if self.refusals <= self.size:
-                self.fill(now)
-            else:
-                self.arm_repair(now)
+            self.repair.refused(now)
 
     def on_disconnect(self, peer: str, alive: Any, now: float) -> None:
         """The peer dropped us (``alive``) or leaves the cluster."""
@@ -576,7 +403,7 @@ class HyParView:
             return
         if origin == self.address:
             return
-        self.hear(origin)
+        self.repair.hear(origin)
         ttl = min(ttl, self.config.shuffle_ttl)
         nodes = self.sanitize(nodes)
         if ttl > 0 and len(self.active) > 1:
