@@ -14,7 +14,6 @@ every broadcast of the other members once. It drives the sans-IO engine
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import random
 import secrets
@@ -30,28 +29,18 @@ import msgspec
 from ._deliver import call_hook as _call_hook
 from ._deliver import message_id as _message_id
 from ._deliver import messages as _messages
-from ._members import meta_size
-from ._seeds import DnsRefresher, DnsSeed, is_self, parse_seed, resolve_all
+from ._eventlog import EventLog
+from ._inbox import Inbox
+from ._joinseeds import JoinSeeds
+from ._meta import checked_meta
+from ._seeds import is_self
 from .config import Config
-from .errors import ConfigError, JoinError, NodeClosed, SeedError
+from .errors import JoinError, NodeClosed
 from .stats import Stats
 from .transport import Transport, format_address, parse_address
-from .types import (
-    Event,
-    Gap,
-    Lagged,
-    Member,
-    Message,
-    MessageId,
-    NeighborDown,
-    NeighborUp,
-    origin_str,
-)
+from .types import Event, Gap, Lagged, Member, Message, MessageId, origin_str
 
 log = logging.getLogger("gossipfast")
-
-# Bound of the events() queue (oldest dropped): membership changes are rare.
-_EVENT_QUEUE_SIZE = 10_000
 
 # `async with Subclass(...) as node` gives the subclass' type.
 _N = TypeVar("_N", bound="Node")
@@ -87,7 +76,7 @@ class Node:
         if advertise is not None:
             parse_address(advertise)
         self.config: Config = config if config is not None else Config()
-        self._meta = self._checked_meta(meta if meta is not None else {})
+        self._meta = checked_meta(meta if meta is not None else {}, self.config.member_meta_max)
         self._node_id = node_id
         self._advertise = advertise
         self._ssl = ssl
@@ -95,26 +84,22 @@ class Node:
         self._address = ""
         self._engine: Any = None
         self._transport: Transport | None = None
-        self._seeds: list[str] = []
-        self._dns: DnsRefresher | None = None
-        self._dns_task: asyncio.Task[None] | None = None
+        self._seeds = JoinSeeds(
+            self.config,
+            is_self=self._is_self,
+            isolated=lambda: self._engine is not None and not self._engine.active_view,
+            join=self._join_more,
+        )
         self._origin = 0
         self._incarnation = 0
         self._state = "new"  # new -> running -> closed
-        self._msgs: collections.deque[Message] = collections.deque()
-        self._lagged = 0
-        self._events: collections.deque[Event] = collections.deque()
-        self._events_lagged = 0  # events dropped since events() last said so
-        self._events_lagged_total = 0
-        self._waiters: list[asyncio.Future[None]] = []
+        self._inbox = Inbox(self.config)  # what messages() and events() yield
+        self._msgs = self._inbox.message_queue  # (tests/benchmarks read it)
+        self._eventlog = EventLog()
         self._hook_errors = 0
         self._validate_errors = 0
-        self._lagged_total = 0
         self._origin_names: dict[int, str] = {}
         self._senders: dict[int, str] = {}  # origin -> node id (the member list's)
-        self._down_reasons: dict[str, int] = {}
-        # key -> (window start, records shown in it, records demoted to DEBUG since)
-        self._log_window: dict[str, tuple[float, int, int]] = {}
         # Observers see every delivery batch (metrics); empty on the common path.
         self._observers: list[DeliveryObserver] = []
 
@@ -178,10 +163,12 @@ class Node:
         """Tell every neighbour we are leaving for good, flush, close. Idempotent."""
         if self._state != "running":
             self._state = "closed"
-            self._wake()
+            self._inbox.closed = True
+            self._inbox.wake()
             return
         self._state = "closed"
-        self._stop_dns()
+        self._inbox.closed = True
+        self._seeds.stop()
         assert self._transport is not None
         log.info("node %s leaving (active view %s)", self._node_id, ", ".join(self.active_view))
         try:
@@ -189,24 +176,20 @@ class Node:
         except Exception:
             log.exception("engine.leave failed")
         await self._transport.close()
-        self._wake()
+        self._inbox.wake()
 
     async def close(self) -> None:
         """Alias of :meth:`leave`."""
         await self.leave()
 
-    def _stop_dns(self) -> None:
-        if self._dns_task is not None:
-            self._dns_task.cancel()
-            self._dns_task = None
-
     def _abort(self) -> None:
         """Vanish without telling anyone (tests use it to simulate a crash)."""
         self._state = "closed"
-        self._stop_dns()
+        self._inbox.closed = True
+        self._seeds.stop()
         if self._transport is not None:
             self._transport.abort()
-        self._wake()
+        self._inbox.wake()
 
     # ------------------------------------------------------------------ identity
     @property
@@ -232,7 +215,7 @@ class Node:
     @property
     def seeds(self) -> tuple[str, ...]:
         """Seeds remembered from :meth:`join` (used again to repair isolation)."""
-        return tuple(self._seeds)
+        return tuple(self._seeds.given)
 
     @property
     def running(self) -> bool:
@@ -251,37 +234,9 @@ class Node:
         when no seed answered within ``Config.join_timeout``.
         """
         self._check_running()
-        if isinstance(seeds, str):
-            seeds = [seeds]  # one seed given as a plain string
-        parsed = [parse_seed(s) for s in seeds]
-        names = [s for s in parsed if isinstance(s, DnsSeed)]
-        given = [str(s) for s in parsed]
-        seeds = [s for s in parsed if isinstance(s, str) and not self._is_self(s)]
-        problems: list[str] = []
-        if names:
-            found, problems = await resolve_all(names, self.config.join_timeout)
-            seeds += [a for a in found if a not in seeds and not self._is_self(a)]
-            if self._dns is None:
-                self._dns = DnsRefresher(
-                    isolated=lambda: self._engine is not None and not self._engine.active_view,
-                    join=self._join_more,
-                    is_self=self._is_self,
-                    interval=self.config.repair_interval,
-                )
-            self._dns.add(names)
-        for s in given:
-            if s not in self._seeds:
-                self._seeds.append(s)
-        if not seeds:
-            if problems:
-                raise SeedError("no seed to join: " + "; ".join(problems))
-            raise SeedError("no seed to join: every seed is this node: " + ", ".join(given))
-        if problems:
-            log.warning("joining without some seeds: %s", "; ".join(problems))
-        if self._dns is not None and self._dns_task is None:
-            self._dns_task = asyncio.ensure_future(self._dns.run())
+        addresses = await self._seeds.addresses(seeds)
         assert self._transport is not None
-        self._transport.run(self._engine.join, seeds)
+        self._transport.run(self._engine.join, addresses)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.join_timeout
         while not self._engine.active_view:
@@ -289,9 +244,9 @@ class Node:
             if left <= 0 or self._state != "running":
                 raise JoinError(
                     f"no seed answered within join_timeout={self.config.join_timeout}s: "
-                    + ", ".join(seeds)
+                    + ", ".join(addresses)
                 )
-            fut = self._waiter()
+            fut = self._inbox.waiter()
             try:
                 await asyncio.wait_for(fut, left)
             except asyncio.TimeoutError:
@@ -342,25 +297,9 @@ class Node:
         when the keys and values (UTF-8) exceed ``Config.member_meta_max`` bytes.
         """
         self._check_running()
-        self._meta = self._checked_meta(meta)
+        self._meta = checked_meta(meta, self.config.member_meta_max)
         assert self._transport is not None
         self._transport.run(self._engine.members.set_meta, self._meta)
-
-    def _checked_meta(self, meta: Mapping[str, str]) -> dict[str, str]:
-        if not isinstance(meta, Mapping):
-            raise TypeError(f"meta is a mapping of str to str, not {type(meta).__name__}")
-        out = dict(meta)
-        for k, v in out.items():
-            if type(k) is not str or type(v) is not str:
-                raise TypeError(
-                    f"meta maps str to str; got {type(k).__name__} -> {type(v).__name__}"
-                )
-        size = meta_size(out)
-        if size > self.config.member_meta_max:
-            raise ConfigError(
-                f"meta takes {size} bytes, over member_meta_max={self.config.member_meta_max}"
-            )
-        return out
 
     # ------------------------------------------------------------------ broadcast
     async def broadcast(self, payload: bytes) -> MessageId:
@@ -406,13 +345,7 @@ class Node:
         Override to act on deliveries directly (call ``super()`` to keep
         :meth:`messages` working). Runs inside the event loop: do not block.
         """
-        q = self._msgs
-        if len(q) >= self.config.message_queue_size:
-            q.popleft()
-            self._lagged += 1
-            self._lagged_total += 1
-        q.append(message)
-        self._wake()
+        self._inbox.put_message(message)
 
     def validate(self, message: Message) -> bool:
         """Override to refuse messages: called once per new message, before it is
@@ -434,26 +367,15 @@ class Node:
             self._validate_errors += 1
             return False
 
-    async def messages(self) -> AsyncIterator[Message | Lagged]:
+    def messages(self) -> AsyncIterator[Message | Lagged]:
         """Deliveries in order; a :class:`Lagged` first when older ones were dropped.
 
         The queue holds at most ``Config.message_queue_size`` deliveries (oldest dropped).
         The iterator ends when the node closes.
         """
-        q = self._msgs
-        while True:
-            if self._lagged:
-                dropped, self._lagged = self._lagged, 0
-                yield Lagged(dropped)
-                continue
-            if q:
-                yield q.popleft()
-                continue
-            if self._state == "closed":
-                return
-            await self._waiter()
+        return self._inbox.messages()
 
-    async def events(self) -> AsyncIterator[Event | Lagged]:
+    def events(self) -> AsyncIterator[Event | Lagged]:
         """Events: :class:`NeighborUp` and :class:`NeighborDown` as the active view
         changes, and :class:`Gap` when messages were lost for good (sent, but no
         neighbour stores them any more: they will not be delivered here).
@@ -462,18 +384,7 @@ class Node:
         gets a :class:`Lagged` item (how many were dropped, oldest first) before the
         rest. The iterator ends when the node closes.
         """
-        q = self._events
-        while True:
-            if self._events_lagged:
-                dropped, self._events_lagged = self._events_lagged, 0
-                yield Lagged(dropped)
-                continue
-            if q:
-                yield q.popleft()
-                continue
-            if self._state == "closed":
-                return
-            await self._waiter()
+        return self._inbox.events()
 
     # ------------------------------------------------------------------ figures
     def stats(self) -> Stats:
@@ -492,13 +403,14 @@ class Node:
         out.setdefault("delivered", 0)
         if "dups" not in out and "duplicates" in out:
             out["dups"] = out["duplicates"]
-        out["lagged"] = self._lagged_total
-        out["events_lagged"] = self._events_lagged_total
-        out["queued"] = len(self._msgs)
+        inbox = self._inbox
+        out["lagged"] = inbox.lagged_total
+        out["events_lagged"] = inbox.events_lagged_total
+        out["queued"] = len(inbox.message_queue)
         out["hook_errors"] = self._hook_errors
         out["active"] = len(self.active_view)
         out["passive"] = len(self.passive_view)
-        for reason, n in self._down_reasons.items():
+        for reason, n in self._eventlog.down_reasons.items():
             out["neighbor_down_" + reason] = n
         return Stats.from_counters(out)
 
@@ -521,33 +433,13 @@ class Node:
         if self._state != "running":
             raise NodeClosed(f"node {self._address or '(not started)'} is not running")
 
-    def _waiter(self) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        return fut
-
-    def _wake(self) -> None:
-        if self._waiters:
-            waiters, self._waiters = self._waiters, []
-            for f in waiters:
-                if not f.done():
-                    f.set_result(None)
-
     def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
         if self._observers:
             self._observe(deliveries)
         if type(self).handle_broadcast is Node.handle_broadcast:
             # No hook: queue the messages in one pass, wake once.
             msgs = _messages(deliveries, self._origin, self._origin_names, self._senders)
-            q = self._msgs
-            q.extend(msgs)
-            over = len(q) - self.config.message_queue_size
-            if over > 0:
-                for _ in range(over):
-                    q.popleft()
-                self._lagged += over
-                self._lagged_total += over
-            self._wake()
+            self._inbox.put_messages(msgs)
             return
         failures, exc = _call_hook(
             self.handle_broadcast, deliveries, self._origin, self._origin_names, self._senders
@@ -568,72 +460,19 @@ class Node:
 
     def _on_events(self, events: list[Event]) -> None:
         now = time.monotonic()
+        inbox = self._inbox
         for ev in events:
-            if type(ev) is NeighborDown:
-                self._down_reasons[ev.reason] = self._down_reasons.get(ev.reason, 0) + 1
-                # failed/slow are worth a warning; the rest is ordinary churn
-                level = logging.WARNING if ev.reason in ("failed", "slow") else logging.INFO
-                self._log_limited(
-                    "down:" + ev.reason,
-                    level,
-                    now,
-                    "node %s: neighbour %s down (%s)",
-                    self._node_id,
-                    ev.peer,
-                    ev.reason,
-                )
-            elif type(ev) is NeighborUp:
-                self._log_limited(
-                    "up", logging.INFO, now, "node %s: neighbour %s up", self._node_id, ev.peer
-                )
-            elif type(ev) is Gap:
-                if ev.sender is None:
-                    sender = self._node_of(ev.origin)
-                    if sender is not None:
-                        ev = msgspec.structs.replace(ev, sender=sender)
-                self._log_limited(
-                    "gap",
-                    logging.WARNING,
-                    now,
-                    "node %s: %d messages of origin %s (sender %s) lost for good",
-                    self._node_id,
-                    ev.count,
-                    ev.origin,
-                    ev.sender or "unknown",
-                )
-            if len(self._events) >= _EVENT_QUEUE_SIZE:
-                self._events.popleft()
-                self._events_lagged += 1
-                self._events_lagged_total += 1
-            self._events.append(ev)
-        self._wake()
+            if type(ev) is Gap and ev.sender is None:
+                sender = self._node_of(ev.origin)
+                if sender is not None:
+                    ev = msgspec.structs.replace(ev, sender=sender)
+            self._eventlog.note(self._node_id, ev, now)
+            inbox.put_event(ev)
+        inbox.wake()
 
     def _node_of(self, origin: str) -> str | None:
         """The node id behind ``origin`` (16 hex digits) when the member list knows it."""
         return self._senders.get(int(origin, 16))
-
-    def _log_limited(self, key: str, level: int, now: float, msg: str, *args: Any) -> None:
-        """Log membership changes without letting churn flood the log.
-
-        Per key: warnings once per minute, infos up to 10 a minute; the rest go to DEBUG
-        and the next record that gets through says how many were demoted. (A peer that
-        joins and leaves in a loop must not fill the operator's log.)
-        """
-        limit = 1 if level >= logging.WARNING else 10
-        start, shown, demoted = self._log_window.get(key, (now, 0, 0))
-        if now - start >= 60.0:
-            start, shown = now, 0
-        if shown < limit:
-            if demoted:
-                log.log(level, msg + " (%d similar at DEBUG before)", *args, demoted)
-                demoted = 0
-            else:
-                log.log(level, msg, *args)
-            shown += 1
-        else:
-            log.debug(msg, *args)
-            demoted += 1
-        self._log_window[key] = (start, shown, demoted)
 
     def __repr__(self) -> str:
         return f"<Node {self.id or '?'} {self._state} active={len(self.active_view)}>"

@@ -198,5 +198,5 @@ def test_membership_churn_does_not_flood_the_log(caplog: pytest.LogCaptureFixtur
     assert node.stats()["neighbor_down_failed"] == 50
     # a minute later the next warning says how many were demoted meanwhile
     caplog.clear()
-    node._log_limited("down:failed", logging.WARNING, time.monotonic() + 61, "x %s", "y")
+    node._eventlog.limited("down:failed", logging.WARNING, time.monotonic() + 61, "x %s", "y")
     assert caplog.records[-1].getMessage() == "x y (49 similar at DEBUG before)"
