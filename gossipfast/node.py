@@ -20,19 +20,18 @@ import secrets
 import socket
 import ssl as _ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
 import msgspec
 
-from ._deliver import call_hook as _call_hook
 from ._deliver import message_id as _message_id
-from ._deliver import messages as _messages
 from ._eventlog import EventLog
 from ._inbox import Inbox
 from ._joinseeds import JoinSeeds
 from ._meta import checked_meta
+from ._receive import DeliveryObserver, Receiver
 from ._seeds import is_self
 from .config import Config
 from .errors import JoinError, NodeClosed
@@ -44,9 +43,6 @@ log = logging.getLogger("gossipfast")
 
 # `async with Subclass(...) as node` gives the subclass' type.
 _N = TypeVar("_N", bound="Node")
-
-#: A delivery observer: called once per batch with ``(origin, seq, hops, payload)`` tuples.
-DeliveryObserver = Callable[[list[tuple[int, int, int, bytes]]], None]
 
 
 class Node:
@@ -94,14 +90,11 @@ class Node:
         self._incarnation = 0
         self._state = "new"  # new -> running -> closed
         self._inbox = Inbox(self.config)  # what messages() and events() yield
-        self._msgs = self._inbox.message_queue  # (tests/benchmarks read it)
+        self._msgs = self._inbox.message_queue  # the node benchmarks read the queue here
         self._eventlog = EventLog()
-        self._hook_errors = 0
-        self._validate_errors = 0
-        self._origin_names: dict[int, str] = {}
-        self._senders: dict[int, str] = {}  # origin -> node id (the member list's)
-        # Observers see every delivery batch (metrics); empty on the common path.
-        self._observers: list[DeliveryObserver] = []
+        self._receiver = Receiver(
+            self._inbox, check=self.validate, remove=self.remove_delivery_observer
+        )
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -132,12 +125,12 @@ class Node:
             incarnation=self._incarnation,
             rng=random.Random(secrets.randbits(64)),
         )
-        self._origin = self._engine.origin
+        self._origin = self._receiver.origin = self._engine.origin
         if self._meta:
             self._engine.members.set_meta(self._meta, 0.0)
-        self._senders = self._engine.members.origins
+        self._receiver.senders = self._engine.members.origins
         if type(self).validate is not Node.validate:
-            self._engine.set_validator(self._validate)
+            self._engine.set_validator(self._receiver.validate)
         self._state = "running"
         await self._transport.start(
             self._engine,
@@ -356,17 +349,6 @@ class Node:
         """
         return True
 
-    def _validate(self, origin: int, seq: int, hops: int, payload: bytes) -> bool:
-        sender = self._senders.get(origin)
-        m = Message(_message_id(origin, seq), origin_str(origin), payload, hops, sender)
-        try:
-            return bool(self.validate(m))
-        except Exception:
-            if not self._validate_errors:
-                log.exception("validate raised; the message is refused (further errors not logged)")
-            self._validate_errors += 1
-            return False
-
     def messages(self) -> AsyncIterator[Message | Lagged]:
         """Deliveries in order; a :class:`Lagged` first when older ones were dropped.
 
@@ -407,7 +389,7 @@ class Node:
         out["lagged"] = inbox.lagged_total
         out["events_lagged"] = inbox.events_lagged_total
         out["queued"] = len(inbox.message_queue)
-        out["hook_errors"] = self._hook_errors
+        out["hook_errors"] = self._receiver.hook_errors
         out["active"] = len(self.active_view)
         out["passive"] = len(self.passive_view)
         for reason, n in self._eventlog.down_reasons.items():
@@ -421,12 +403,13 @@ class Node:
         the event loop on the delivery path: keep them short (the metrics exporter
         counts hops). An observer that raises is removed and logged.
         """
-        self._observers.append(observer)
+        self._receiver.observers.append(observer)
 
     def remove_delivery_observer(self, observer: DeliveryObserver) -> None:
         """Stop calling ``observer`` (no error when it was not added)."""
-        if observer in self._observers:
-            self._observers.remove(observer)
+        observers = self._receiver.observers
+        if observer in observers:
+            observers.remove(observer)
 
     # ------------------------------------------------------------------ internals
     def _check_running(self) -> None:
@@ -434,29 +417,10 @@ class Node:
             raise NodeClosed(f"node {self._address or '(not started)'} is not running")
 
     def _on_deliveries(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
-        if self._observers:
-            self._observe(deliveries)
         if type(self).handle_broadcast is Node.handle_broadcast:
-            # No hook: queue the messages in one pass, wake once.
-            msgs = _messages(deliveries, self._origin, self._origin_names, self._senders)
-            self._inbox.put_messages(msgs)
-            return
-        failures, exc = _call_hook(
-            self.handle_broadcast, deliveries, self._origin, self._origin_names, self._senders
-        )
-        if failures:
-            # A failing user hook does not stop delivery to the others.
-            if self._hook_errors == 0:
-                log.error("handle_broadcast raised (further errors not logged)", exc_info=exc)
-            self._hook_errors += failures
-
-    def _observe(self, deliveries: list[tuple[int, int, int, bytes]]) -> None:
-        for obs in list(self._observers):
-            try:
-                obs(deliveries)
-            except Exception:
-                log.exception("delivery observer %r raised; removed", obs)
-                self.remove_delivery_observer(obs)
+            self._receiver.deliver(deliveries, None)  # no hook: the messages() queue
+        else:
+            self._receiver.deliver(deliveries, self.handle_broadcast)
 
     def _on_events(self, events: list[Event]) -> None:
         now = time.monotonic()
@@ -472,7 +436,7 @@ class Node:
 
     def _node_of(self, origin: str) -> str | None:
         """The node id behind ``origin`` (16 hex digits) when the member list knows it."""
-        return self._senders.get(int(origin, 16))
+        return self._receiver.senders.get(int(origin, 16))
 
     def __repr__(self) -> str:
         return f"<Node {self.id or '?'} {self._state} active={len(self.active_view)}>"
