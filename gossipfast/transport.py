@@ -1,11 +1,12 @@
 """TCP transport: the asyncio glue between sockets and the sans-IO :class:`Engine`.
 
 The split follows asyncpg: the engine is a state machine that never touches asyncio or
-a clock; :class:`Transport` owns the listening socket, dialling, the engine's inputs and
+a clock; :class:`Transport` owns the listening socket, the engine's inputs and
 outputs and write coalescing. Each TCP link is a :class:`Connection`
 (:mod:`gossipfast._connection`: handshake, read budgets, heartbeats); the links by peer
-are :mod:`gossipfast._links`, admission :mod:`gossipfast._admission`, back-pressure
-:mod:`gossipfast._backpressure`, the TLS accept loop :mod:`gossipfast._tls_listener`.
+are :mod:`gossipfast._links`, dialling :mod:`gossipfast._dialer`, admission
+:mod:`gossipfast._admission`, back-pressure :mod:`gossipfast._backpressure`, the TLS
+accept loop :mod:`gossipfast._tls_listener`.
 
 Rules kept here:
 
@@ -50,6 +51,7 @@ from ._backpressure import BackPressure
 from ._codec import encode_frame, encode_frame_parts, encode_frames
 from ._connection import SOCKET_BUFFER as SOCKET_BUFFER
 from ._connection import Connection, format_address, parse_address
+from ._dialer import Dialer
 from ._links import Link, Links
 from ._tls_listener import TlsListener
 from .config import Config
@@ -59,9 +61,6 @@ log = logging.getLogger("gossipfast")
 #: Publishes (``broadcast()`` calls, or messages of one ``broadcast_many``) whose
 #: outputs may wait for the end of the loop turn; at this many they are written at once.
 PUBLISH_BATCH_MAX = 256
-#: Exceptions of a dial that mean the TCP connection was up and TLS failed (a handshake
-#: refused, reset or timed out by the peer).
-_TLS_ERRORS = (_ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 #: Transport counters reported by :meth:`Transport.counters` (all start at 0).
 COUNTER_NAMES: tuple[str, ...] = (
@@ -186,6 +185,19 @@ class Transport:
         )
         #: Who may connect to us and whom we may dial (see gossipfast._admission).
         self.admission = Admission(config, self.loop.time(), self._c, self._log_once)
+        #: Opens our links' connections (see gossipfast._dialer).
+        self.dialer = Dialer(
+            self.loop,
+            config,
+            client_ssl,
+            self.admission,
+            self._c,
+            connection=lambda peer: Connection(self, True, peer),
+            spawn=self._spawn,
+            lost=self._conn_lost,
+            tls_failed=self._tls_failed,
+            failed=self._dial_failed,
+        )
         #: Bucket size of peer_read_rate: one second, and at least one whole frame.
         self.read_burst = max(config.peer_read_rate, config.max_frame_size + 4)
         hb = config.heartbeat_interval
@@ -230,17 +242,7 @@ class Transport:
         if self._closed:
             return
         self.flush()
-        self._closed = True
-        for h in (self._flush_handle, self._timer, self._ticker):
-            if h is not None:
-                h.cancel()
-        self.bp.close()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._server is not None:
-            self._server.close()
-        if self._tls is not None:
-            self._tls.close()
+        self._stop()
         for c in list(self._conns):
             c.close("shutdown")
         if self._conns:
@@ -256,6 +258,13 @@ class Transport:
 
     def abort(self) -> None:
         """Drop everything at once, telling no one (used to simulate a crash in tests)."""
+        self._stop()
+        for c in list(self._conns):
+            c.close("shutdown", abort=True)
+        self.bp.wake_writers()
+
+    def _stop(self) -> None:
+        """Closed: no more timers, tasks, pauses or accepts (the connections remain)."""
         self._closed = True
         for h in (self._flush_handle, self._timer, self._ticker):
             if h is not None:
@@ -267,9 +276,6 @@ class Transport:
             self._server.close()
         if self._tls is not None:
             self._tls.close()
-        for c in list(self._conns):
-            c.close("shutdown", abort=True)
-        self.bp.wake_writers()
 
     @property
     def closed(self) -> bool:
@@ -427,14 +433,7 @@ class Transport:
 
     # ------------------------------------------------------------------ dialling
     def _dial(self, link: Link) -> None:
-        link.dialing = True
-        if not self.admission.dial_allowed(link.peer, self.loop.time()):
-            # Over dial_rate for addresses never reached: fail at once, as an unreachable
-            # peer would (the engine moves on), without a socket or a task.
-            self.loop.call_soon(self._dial_failed, link, False)
-            return
-        self._c["dials"] += 1
-        self._spawn(self._dial_task(link))
+        self.dialer.dial(link)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task of ours: cancelled when the transport closes."""
@@ -443,79 +442,18 @@ class Transport:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _dial_task(self, link: Link) -> None:
-        peer = link.peer
-        made: list[Connection] = []
-
-        def factory() -> Connection:
-            c = Connection(self, True, peer)
-            made.append(c)
-            return c
-
-        error: BaseException | None = None
-        try:
-            host, port = parse_address(peer)
-            await asyncio.wait_for(
-                self.loop.create_connection(
-                    factory,
-                    host,
-                    port,
-                    ssl=self._client_ssl,
-                    server_hostname=host if self._client_ssl is not None else None,
-                    ssl_handshake_timeout=(
-                        self.config.connect_timeout if self._client_ssl is not None else None
-                    ),
-                ),
-                self.config.connect_timeout,
-            )
-        except asyncio.CancelledError:
-            link.dialing = False
-            self._abandon(made)
-            raise
-        except (OSError, ValueError, asyncio.TimeoutError, _ssl.SSLError) as e:
-            error = e
-        link.dialing = False
-        if error is None:
-            return
-        self._c["dial_failures"] += 1
-        log.debug("dial %s failed: %s: %s", peer, type(error).__name__, error)
-        if self._client_ssl is not None and isinstance(error, _TLS_ERRORS):
-            self._tls_failed("tls-out", peer, error)
-        if self._abandon(made):
-            # Its connection was up: _conn_lost told the engine if it was the link.
+    def _dial_failed(self, link: Link, up: bool) -> None:
+        """A dial to ``link.peer`` failed or was refused by ``dial_rate``; ``up``: its
+        connection had come up (``_conn_lost`` told the engine if it was the link)."""
+        if up:
             if link.conn is None and link.pending and not self._closed:
                 self._dial(link)  # sent to since: dial again
             else:
                 self.links.drop_if_idle(link)
-            return
-        self._dial_failed(link, True)
-
-    def _dial_failed(self, link: Link, tried: bool) -> None:
-        """A dial to ``link.peer`` failed (``tried``) or was refused by ``dial_rate``."""
-        if not tried:
-            link.dialing = False
-        if link.conn is None:
+        elif link.conn is None:
             self.links.drop_if_idle(link, force=True)
             if self.engine is not None and not self._closed:
                 self._engine_call(self.engine.on_disconnected, link.peer, "failed")
-
-    def _abandon(self, made: list[Connection]) -> bool:
-        """Drop the connections of a dial that failed or was cancelled; True if one of
-        them was already up (connection_made ran).
-
-        A connect timeout may cancel ``create_connection`` after ``connection_made``, and
-        uvloop then never calls ``connection_lost``: the dial ends such a connection here,
-        once (docs/internals.md, "A dial cut by its timeout after connection_made").
-        """
-        up = False
-        for c in made:
-            c.abandoned = True
-            if c.tr is not None:
-                up = True
-                if not c.lost:
-                    c.close("dial-failed", abort=True)
-                    self._conn_lost(c, None)
-        return up
 
     # ------------------------------------------------------------------ connections
     def _tls_failed(self, cause: str, who: str, exc: BaseException) -> None:
@@ -527,7 +465,7 @@ class Transport:
             c.close("shutdown", abort=True)
             return
         if c.abandoned:
-            # Its dial timed out before the connection came up (see _abandon).
+            # Its dial timed out before the connection came up (see Dialer._abandon).
             c.close("dial-failed", abort=True)
             return
         if not c.outbound and c.host is None:  # behind TLS it was admitted at accept
@@ -581,7 +519,7 @@ class Transport:
 
     def _conn_lost(self, c: Connection, exc: Exception | None) -> None:
         if c.lost:
-            return  # already ended by _abandon
+            return  # already ended by Dialer._abandon
         c.lost = True
         if (
             exc is not None

@@ -53,13 +53,14 @@ def test_forged_views_dial_at_most_dial_rate_and_joins_go_on(arun: Any, caplog: 
         for node in h.nodes:  # record every dial the limit lets through, per node
             tr = node._transport
             assert tr is not None
-            orig = tr._dial_task
+            dialer = tr.dialer
+            orig = dialer._dial_task
 
             def record(link: Any, orig: Any = orig, log: list = dialled[node.address]) -> Any:
                 log.append((loop.time(), link.peer))
                 return orig(link)
 
-            tr._dial_task = record  # type: ignore[method-assign]
+            dialer._dial_task = record  # type: ignore[method-assign]
         ev = await _become_neighbour(target)
         forged = [f"127.0.0.1:{_closed_port()}" for _ in range(300)]
         newcomer = gossipfast.Node("127.0.0.1:0", config=cfg)

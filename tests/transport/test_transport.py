@@ -1159,7 +1159,7 @@ def test_dial_timed_out_after_connection_made_leaves_no_dead_link(arun: Any) -> 
         a, ea = await make(node_id="a")
         b, eb = await make(node_id="b")
         proxy = ConnectTimeoutAfterConnectionMade(a.loop)
-        a.loop = proxy  # type: ignore[assignment]
+        a.dialer.loop = proxy  # type: ignore[assignment]
         ea.send(eb.address, wire.Join())
         poke(a)
         await until(lambda: ea.down)
