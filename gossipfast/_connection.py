@@ -2,12 +2,13 @@
 per-connection checks of the transport's ticker.
 
 A :class:`Connection` is the ``asyncio.Protocol`` of one socket. It says ``Hello`` and
-checks the peer's (version, cluster, advertised address), decodes frames, answers
-``Ping``, charges each read to its :class:`ReadBudget` (pausing reads while in debt),
-and closes itself on a handshake timeout, a dribbled frame, a silent peer or bad input.
-What concerns the set of links (which connection is a peer's link, what waits for it,
-what the engine hears) stays with its owner, :class:`gossipfast.transport.Transport`,
-through the few ``_conn_*`` and ``_link_*`` calls below.
+checks the peer's (version, cluster, advertised address: :func:`hello_refusal`, sans-IO),
+decodes frames, answers ``Ping``, charges each read to its :class:`ReadBudget` (pausing
+reads while in debt), and closes itself on a handshake timeout, a dribbled frame, a
+silent peer or bad input. What concerns the set of links (which connection is a peer's
+link, what waits for it, what the engine hears) stays with its owner,
+:class:`gossipfast.transport.Transport`, through the few ``_conn_*`` and ``_link_*``
+calls below.
 """
 
 from __future__ import annotations
@@ -81,6 +82,59 @@ def want_cost(ranges: list[int], cap: int) -> int:
         if span > 0:
             cost += span if span < cap else cap
     return cost
+
+
+#: Why a peer is refused at its first message: the counter, the cause it is logged under
+#: once, and the log message with its arguments (see :meth:`Connection.reject`).
+Refusal = tuple[str, str, str, tuple[Any, ...]]
+
+
+def hello_refusal(first: Any, cluster: str, ours: str, inbound: bool, who: str) -> Refusal | None:
+    """Why the peer's first message is refused, or None for a Hello we accept.
+
+    It must be a ``Hello`` of our protocol version and ``cluster``; an inbound peer's
+    advertised address, which becomes its name, must be well-formed and not ``ours``.
+    ``who`` names the socket in logs.
+    """
+    if type(first) is not wire.Hello:
+        return (
+            "bad_frames",
+            "before-hello",
+            "closing connection from %s: %s before Hello",
+            (who, type(first).__name__),
+        )
+    if first.version != wire.PROTOCOL_VERSION:
+        return (
+            "version_mismatches",
+            "version",
+            "refusing %s: protocol version %r, ours is %r",
+            (first.address or who, first.version, wire.PROTOCOL_VERSION),
+        )
+    if first.cluster != cluster:
+        return (
+            "cluster_mismatches",
+            "cluster",
+            "refusing %s: cluster %r, ours is %r",
+            (first.address or who, first.cluster, cluster),
+        )
+    if inbound:
+        try:
+            parse_address(first.address)
+        except ValueError:
+            return (
+                "bad_frames",
+                "hello-address",
+                "refusing %s: bad advertised address %r",
+                (who, first.address),
+            )
+        if first.address == ours:
+            return (
+                "handshake_failures",
+                "self",
+                "refusing a connection that claims our own address %s",
+                (first.address,),
+            )
+    return None
 
 
 def tune(tr: asyncio.Transport, send_queue_bytes: int) -> None:
@@ -262,57 +316,34 @@ class Connection(asyncio.Protocol):
         """Before the peer's Hello: the messages after an accepted Hello, or None (no
         Hello yet, or the connection was refused)."""
         if msgs:
-            first = msgs[0]
-            if type(first) is not wire.Hello:
-                self.reject(
-                    "bad_frames",
-                    "before-hello",
-                    "closing connection from %s: %s before Hello",
-                    self.peername(),
-                    type(first).__name__,
-                )
-                return None
-            if not self._on_hello(first):
-                return None
-            return msgs[1:]
-        if fault is None:
-            if self.decoder.buffered > self.config.max_hello_bytes:
-                # A Hello is tiny: an unauthenticated peer may not make us buffer
-                # up to max_frame_size before saying who it is.
-                self.reject(
-                    "bad_frames",
-                    "hello-size",
-                    "closing connection from %s: %d bytes before a complete Hello",
-                    self.peername(),
-                    self.decoder.buffered,
-                )
-            return None
-        return msgs  # no message, a fault: data_received rejects it
+            return msgs[1:] if self._on_hello(msgs[0]) else None
+        if fault is not None:
+            return msgs  # no message, a fault: data_received rejects it
+        if self.decoder.buffered > self.config.max_hello_bytes:
+            # A Hello is tiny: an unauthenticated peer may not make us buffer up to
+            # max_frame_size before saying who it is.
+            self.reject(
+                "bad_frames",
+                "hello-size",
+                "closing connection from %s: %d bytes before a complete Hello",
+                self.peername(),
+                self.decoder.buffered,
+            )
+        return None
 
-    def _on_hello(self, h: wire.Hello) -> bool:
-        """Check the peer's Hello; if it is good, become ready and let the owner make us
-        the peer's link (it may still refuse a stale incarnation)."""
+    def _on_hello(self, first: Any) -> bool:
+        """Check the peer's first message (:func:`hello_refusal`); if it is a good Hello,
+        become ready and let the owner make us the peer's link (it may still refuse a
+        stale incarnation)."""
         owner = self.owner
-        if h.version != wire.PROTOCOL_VERSION:
-            self.reject(
-                "version_mismatches",
-                "version",
-                "refusing %s: protocol version %r, ours is %r",
-                h.address or self.peername(),
-                h.version,
-                wire.PROTOCOL_VERSION,
-            )
+        refusal = hello_refusal(
+            first, self.config.cluster, owner.address, not self.outbound, self.peername()
+        )
+        if refusal is not None:
+            counter, cause, msg, args = refusal
+            self.reject(counter, cause, msg, *args)
             return False
-        if h.cluster != self.config.cluster:
-            self.reject(
-                "cluster_mismatches",
-                "cluster",
-                "refusing %s: cluster %r, ours is %r",
-                h.address or self.peername(),
-                h.cluster,
-                self.config.cluster,
-            )
-            return False
+        h: wire.Hello = first
         if self.outbound:
             assert self.peer is not None
             owner.admission.mark_good(self.peer, owner.loop.time())
@@ -324,38 +355,13 @@ class Connection(asyncio.Protocol):
                     h.address,
                     self.peer,
                 )
-        elif not self._check_advertised(h.address):
-            return False
+        else:
+            self.peer = h.address  # checked by hello_refusal
         self.cancel_handshake_timer()
         self.ready = True
         self.incarnation = h.incarnation
         self.node_id = h.node_id
         return owner._link_ready(self)
-
-    def _check_advertised(self, address: str) -> bool:
-        """An inbound peer's advertised address: well-formed and not ours (then it is
-        this connection's peer)."""
-        try:
-            parse_address(address)
-        except ValueError:
-            self.reject(
-                "bad_frames",
-                "hello-address",
-                "refusing %s: bad advertised address %r",
-                self.peername(),
-                address,
-            )
-            return False
-        if address == self.owner.address:
-            self.reject(
-                "handshake_failures",
-                "self",
-                "refusing a connection that claims our own address %s",
-                address,
-            )
-            return False
-        self.peer = address
-        return True
 
     def _hs_timeout(self) -> None:
         self.hs_timer = None
@@ -596,8 +602,10 @@ __all__ = [
     "WRITE_HIGH_WATER",
     "Connection",
     "ReadBudget",
+    "Refusal",
     "control_cost",
     "format_address",
+    "hello_refusal",
     "parse_address",
     "want_cost",
 ]

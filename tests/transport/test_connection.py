@@ -10,7 +10,13 @@ import pytest
 from gossipfast import wire
 from gossipfast._admission import Admission
 from gossipfast._codec import FrameDecoder, encode_frame
-from gossipfast._connection import Connection, ReadBudget, control_cost, want_cost
+from gossipfast._connection import (
+    Connection,
+    ReadBudget,
+    control_cost,
+    hello_refusal,
+    want_cost,
+)
 from gossipfast.config import Config
 from gossipfast.transport import COUNTER_NAMES
 
@@ -200,6 +206,34 @@ def test_bad_hello_is_refused(first: Any, counter: str, cause: str) -> None:
     # a refusal of a valid Hello is a handshake failure; bad bytes are only bad frames
     assert owner._c["handshake_failures"] == (counter != "bad_frames")
     assert owner.ready == []
+
+
+def test_hello_refusal_names_counter_cause_and_log() -> None:
+    ours = "10.0.0.1:7000"
+
+    def refusal(first: Any, inbound: bool = True) -> Any:
+        return hello_refusal(first, "c", ours, inbound, "10.0.0.9:4242")
+
+    assert refusal(hello("10.0.0.9:7000")) is None
+    assert refusal(wire.Ping(1)) == (
+        "bad_frames",
+        "before-hello",
+        "closing connection from %s: %s before Hello",
+        ("10.0.0.9:4242", "Ping"),
+    )
+    assert refusal(hello("", version=999)) == (
+        "version_mismatches",
+        "version",
+        "refusing %s: protocol version %r, ours is %r",
+        ("10.0.0.9:4242", 999, wire.PROTOCOL_VERSION),  # the socket when no address
+    )
+    assert refusal(hello("10.0.0.9:7000", cluster="x"))[3] == ("10.0.0.9:7000", "x", "c")
+    assert refusal(hello("nope"))[:2] == ("bad_frames", "hello-address")
+    assert refusal(hello(ours))[:2] == ("handshake_failures", "self")
+    # a peer we dialled keeps the address we dialled: what it advertises is not checked
+    assert refusal(hello("nope"), inbound=False) is None
+    assert refusal(hello(ours), inbound=False) is None
+    assert refusal(hello("x", cluster="x"), inbound=False)[0] == "cluster_mismatches"
 
 
 def test_oversized_bytes_before_hello_are_refused() -> None:
