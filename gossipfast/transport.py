@@ -51,6 +51,7 @@ from ._backpressure import BackPressure
 from ._codec import encode_frame, encode_frame_parts, encode_frames
 from ._connection import SOCKET_BUFFER as SOCKET_BUFFER
 from ._connection import Connection, format_address, parse_address
+from ._conns import OpenConnections
 from ._dialer import Dialer
 from ._links import Link, Links
 from ._tls_listener import TlsListener
@@ -118,6 +119,19 @@ class EngineLike(Protocol):
         """Peers of the active view."""
 
 
+def loss_report(reason: str | None, exc: Exception | None, ready: bool) -> str | None:
+    """What the engine is told when a connection that was a link ends with
+    ``close_reason`` ``reason`` and ``exc``: None if we closed it on purpose, "slow",
+    "closed" for a clean close by a peer that had said Hello, else "failed"."""
+    if reason in ("engine", "idle", "replaced", "shutdown"):
+        return None
+    if reason == "slow":
+        return "slow"
+    if reason is None and exc is None and ready:
+        return "closed"
+    return "failed"
+
+
 def _split(msgs: list[Any], limit: int) -> list[list[Any]]:
     """Cut a batch into frames whose bodies stay under ``limit`` bytes."""
     if len(encode_frame(msgs)) - 4 <= limit or len(msgs) == 1:
@@ -152,15 +166,33 @@ class Transport:
         self.address = ""
         self.node_id = ""
         self.incarnation = 0
+        self._closed = False
+        self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        self._logged: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Sockets: listening, open connections, links, dials.
         self._server: asyncio.AbstractServer | None = None
         #: Behind TLS: the listening socket, its accept loop and the TLS handshakes
         #: under way (see gossipfast._tls_listener).
         self._tls: TlsListener | None = None
+        #: Who may connect to us and whom we may dial (see gossipfast._admission).
+        self.admission = Admission(config, self.loop.time(), self._c, self._log_once)
+        self.conns = OpenConnections(self.loop, self.admission, self._c)
         #: The links by peer address (``_links`` is ``links.by_peer``).
         self.links = Links(self)
         self._links = self.links.by_peer
-        self._conns: set[Connection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.dialer = self._make_dialer()
+        self.bp = BackPressure(
+            self.loop,
+            self.conns.all,
+            self.links.pending_of,
+            Connection.resume_reading,
+            self._c,
+            config.send_queue_bytes // 4,
+        )
+        #: Bucket size of peer_read_rate: one second, and at least one whole frame.
+        self.read_burst = max(config.peer_read_rate, config.max_frame_size + 4)
+        # Engine glue: this turn's outputs, the engine's timer, the heartbeat ticker.
         self._out: dict[str, list[Any]] = {}
         #: Messages published since the last drain whose outputs wait for the end of the
         #: loop turn (see :meth:`publish`).
@@ -171,25 +203,15 @@ class Transport:
         self._timer_at: float | None = None
         self._last_tick = 0.0
         self._ticker: asyncio.TimerHandle | None = None
-        self._logged: set[str] = set()
-        self._closed = False
-        self._all_gone: asyncio.Future[None] | None = None
-        self._c: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
-        self.bp = BackPressure(
+        hb = config.heartbeat_interval
+        self._tick_every = max(0.005, min(hb, config.connect_timeout) / 4)
+
+    def _make_dialer(self) -> Dialer:
+        """Opens our links' connections (see gossipfast._dialer)."""
+        return Dialer(
             self.loop,
-            self._conns,
-            self.links.pending_of,
-            Connection.resume_reading,
-            self._c,
-            config.send_queue_bytes // 4,
-        )
-        #: Who may connect to us and whom we may dial (see gossipfast._admission).
-        self.admission = Admission(config, self.loop.time(), self._c, self._log_once)
-        #: Opens our links' connections (see gossipfast._dialer).
-        self.dialer = Dialer(
-            self.loop,
-            config,
-            client_ssl,
+            self.config,
+            self._client_ssl,
             self.admission,
             self._c,
             connection=lambda peer: Connection(self, True, peer),
@@ -198,10 +220,6 @@ class Transport:
             tls_failed=self._tls_failed,
             failed=self._dial_failed,
         )
-        #: Bucket size of peer_read_rate: one second, and at least one whole frame.
-        self.read_burst = max(config.peer_read_rate, config.max_frame_size + 4)
-        hb = config.heartbeat_interval
-        self._tick_every = max(0.005, min(hb, config.connect_timeout) / 4)
 
     # ------------------------------------------------------------------ lifecycle
     async def listen(self, host: str, port: int) -> tuple[str, int]:
@@ -243,24 +261,14 @@ class Transport:
             return
         self.flush()
         self._stop()
-        for c in list(self._conns):
-            c.close("shutdown")
-        if self._conns:
-            self._all_gone = self.loop.create_future()
-            try:
-                await asyncio.wait_for(self._all_gone, grace)
-            except asyncio.TimeoutError:
-                pass
-        for c in list(self._conns):
-            c.close("shutdown", abort=True)
+        await self.conns.close(grace)
         await asyncio.sleep(0)
         self.bp.wake_writers()
 
     def abort(self) -> None:
         """Drop everything at once, telling no one (used to simulate a crash in tests)."""
         self._stop()
-        for c in list(self._conns):
-            c.close("shutdown", abort=True)
+        self.conns.abort()
         self.bp.wake_writers()
 
     def _stop(self) -> None:
@@ -461,24 +469,13 @@ class Transport:
         self._log_once(cause, "TLS handshake with %s failed: %s: %s", who, type(exc).__name__, exc)
 
     def _conn_made(self, c: Connection) -> None:
-        if self._closed:
-            c.close("shutdown", abort=True)
+        if self._closed or c.abandoned:
+            # abandoned: its dial timed out before it came up (see Dialer._abandon).
+            c.close("shutdown" if self._closed else "dial-failed", abort=True)
             return
-        if c.abandoned:
-            # Its dial timed out before the connection came up (see Dialer._abandon).
-            c.close("dial-failed", abort=True)
+        if not self.conns.add(c, self._tls_handshaking(), self.loop.time()):
+            c.close("refused", abort=True)
             return
-        if not c.outbound and c.host is None:  # behind TLS it was admitted at accept
-            host = c.remote_host()
-            if not self._admit(host):
-                c.close("refused", abort=True)
-                return
-            c.host = host
-        self._conns.add(c)
-        self._c["connections"] += 1
-        self._c["connections_opened"] += 1
-        if not c.outbound:
-            self._c["connections_accepted"] += 1
         c.start(self._hello, self.loop.time())
         if c.outbound:
             assert c.peer is not None
@@ -489,15 +486,12 @@ class Transport:
                 self.links.write_pending(link, c)
 
     def _admit(self, host: str) -> bool:
-        """True if a new inbound connection from ``host`` is admitted (then it counts
-        against the host's limits until :meth:`Admission.host_closed`)."""
-        tls = self._tls.handshaking if self._tls is not None else 0
-        unready = tls + sum(1 for x in self._conns if not x.ready and not x.outbound)
-        opened = len(self._conns) + tls
-        if self.admission.admit(host, opened, unready, self.loop.time()) is not None:
-            return False
-        self.admission.host_opened(host)
-        return True
+        """True if a new inbound connection from ``host`` is admitted (see
+        :meth:`OpenConnections.admit`)."""
+        return self.conns.admit(host, self._tls_handshaking(), self.loop.time())
+
+    def _tls_handshaking(self) -> int:
+        return self._tls.handshaking if self._tls is not None else 0
 
     def _conn_received(self, c: Connection, msgs: list[Any]) -> None:
         """Messages of a ready connection for the engine."""
@@ -521,45 +515,31 @@ class Transport:
         if c.lost:
             return  # already ended by Dialer._abandon
         c.lost = True
-        if (
-            exc is not None
-            and not c.ready
-            and isinstance(exc, _ssl.SSLError)
-            and (self._ssl is not None or self._client_ssl is not None)
-        ):
-            # TLS 1.3: the server checks the client's certificate after the client's
-            # handshake is done; its refusal arrives as an alert on the first read.
-            self._tls_failed("tls-out" if c.outbound else "tls-in", c.peer or "a peer", exc)
-        if c.host is not None:
-            self.admission.host_closed(c.host)
-            c.host = None
+        if exc is not None and not c.ready and isinstance(exc, _ssl.SSLError):
+            self._tls_refused(c, exc)
         c.cancel_handshake_timer()
         if c.paused:
             c.paused = False
             self.bp.writes_resumed()
-        if c in self._conns:
-            self._conns.discard(c)
-            self._c["connections"] -= 1
-            if not self._conns and self._all_gone is not None and not self._all_gone.done():
-                self._all_gone.set_result(None)
+        self.conns.remove(c)
         self.bp.wake_writers()
         link = self.links.primary(c)
         if link is None:
             return
-        peer = link.peer
         link.conn = None
-        reason = c.close_reason
-        if self._closed:
-            return
-        report: str | None
-        if reason in ("engine", "idle", "replaced", "shutdown"):
-            report = None
-        elif reason == "slow":
-            report = "slow"
-        elif reason is None and exc is None and c.ready:
-            report = "closed"
-        else:
-            report = "failed"
+        if not self._closed:
+            self._link_lost(link, loss_report(c.close_reason, exc, c.ready))
+
+    def _tls_refused(self, c: Connection, exc: _ssl.SSLError) -> None:
+        # TLS 1.3: the server checks the client's certificate after the client's
+        # handshake is done; its refusal arrives as an alert on the first read.
+        if self._ssl is not None or self._client_ssl is not None:
+            self._tls_failed("tls-out" if c.outbound else "tls-in", c.peer or "a peer", exc)
+
+    def _link_lost(self, link: Link, report: str | None) -> None:
+        """The connection of ``link`` is gone: with ``report`` None (we closed it), dial
+        again if sent to since, else forget the link; otherwise forget it and tell the
+        engine ``report``."""
         if report is None:
             if link.pending and not link.dialing:
                 self._dial(link)
@@ -568,7 +548,7 @@ class Transport:
             return
         self.links.drop_if_idle(link, force=True)
         if self.engine is not None:
-            self._engine_call(self.engine.on_disconnected, peer, report)
+            self._engine_call(self.engine.on_disconnected, link.peer, report)
 
     # ------------------------------------------------------------------ heartbeats
     def _on_ticker(self) -> None:
@@ -578,7 +558,7 @@ class Transport:
         now = self.loop.time()
         active = set(self.engine.active_view) if self.engine is not None else set()
         ping: bytes | None = None
-        for c in list(self._conns):
+        for c in self.conns:
             if c.check(now) and self.links.check(c, now, active):
                 if ping is None:
                     ping = encode_frame([wire.Ping(int(now * 1000) & 0xFFFFFFFF)])
