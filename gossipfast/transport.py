@@ -2,11 +2,13 @@
 
 The split follows asyncpg: the engine is a state machine that never touches asyncio or
 a clock; :class:`Transport` owns the listening socket, the engine's inputs and
-outputs and write coalescing. Each TCP link is a :class:`Connection`
+outputs and when they are written. Each TCP link is a :class:`Connection`
 (:mod:`gossipfast._connection`: handshake, read budgets, heartbeats); the links by peer
-are :mod:`gossipfast._links`, dialling :mod:`gossipfast._dialer`, admission
-:mod:`gossipfast._admission`, back-pressure :mod:`gossipfast._backpressure`, the TLS
-accept loop :mod:`gossipfast._tls_listener`.
+are :mod:`gossipfast._links`, the open connections :mod:`gossipfast._conns`, dialling
+:mod:`gossipfast._dialer`, admission :mod:`gossipfast._admission`, the turn's writes
+:mod:`gossipfast._outbox`, the engine's timer :mod:`gossipfast._engine_timer`,
+back-pressure :mod:`gossipfast._backpressure`, the TLS accept loop
+:mod:`gossipfast._tls_listener`.
 
 Rules kept here:
 
@@ -48,12 +50,14 @@ from typing import Any, Protocol
 from . import wire
 from ._admission import Admission
 from ._backpressure import BackPressure
-from ._codec import encode_frame, encode_frame_parts, encode_frames
+from ._codec import encode_frame
 from ._connection import SOCKET_BUFFER as SOCKET_BUFFER
 from ._connection import Connection, format_address, parse_address
 from ._conns import OpenConnections
 from ._dialer import Dialer
+from ._engine_timer import EngineTimer
 from ._links import Link, Links
+from ._outbox import Outbox
 from ._tls_listener import TlsListener
 from .config import Config
 
@@ -132,14 +136,6 @@ def loss_report(reason: str | None, exc: Exception | None, ready: bool) -> str |
     return "failed"
 
 
-def _split(msgs: list[Any], limit: int) -> list[list[Any]]:
-    """Cut a batch into frames whose bodies stay under ``limit`` bytes."""
-    if len(encode_frame(msgs)) - 4 <= limit or len(msgs) == 1:
-        return [msgs]
-    mid = len(msgs) // 2
-    return _split(msgs[:mid], limit) + _split(msgs[mid:], limit)
-
-
 class Transport:
     """Drives one engine over TCP: listen, dial, handshake, heartbeats, batching.
 
@@ -193,15 +189,13 @@ class Transport:
         #: Bucket size of peer_read_rate: one second, and at least one whole frame.
         self.read_burst = max(config.peer_read_rate, config.max_frame_size + 4)
         # Engine glue: this turn's outputs, the engine's timer, the heartbeat ticker.
-        self._out: dict[str, list[Any]] = {}
+        #: The turn's messages by peer until :meth:`flush` (see gossipfast._outbox).
+        self.outbox = Outbox(self.links, config.max_frame_size, self._c, self._log_once)
         #: Messages published since the last drain whose outputs wait for the end of the
         #: loop turn (see :meth:`publish`).
         self.deferred = 0
-        self._closing: set[str] = set()
         self._flush_handle: asyncio.Handle | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._last_tick = 0.0
+        self.timer = EngineTimer(self.loop, self._on_timer)
         self._ticker: asyncio.TimerHandle | None = None
         hb = config.heartbeat_interval
         self._tick_every = max(0.005, min(hb, config.connect_timeout) / 4)
@@ -245,6 +239,7 @@ class Transport:
         self.address = address
         self.node_id = node_id
         self.incarnation = incarnation
+        self.outbox.address = address
         self._hello = encode_frame(
             [wire.Hello(wire.PROTOCOL_VERSION, self.config.cluster, node_id, address, incarnation)]
         )
@@ -274,9 +269,10 @@ class Transport:
     def _stop(self) -> None:
         """Closed: no more timers, tasks, pauses or accepts (the connections remain)."""
         self._closed = True
-        for h in (self._flush_handle, self._timer, self._ticker):
+        for h in (self._flush_handle, self._ticker):
             if h is not None:
                 h.cancel()
+        self.timer.cancel()
         self.bp.close()
         for t in list(self._tasks):
             t.cancel()
@@ -345,19 +341,8 @@ class Transport:
         if not (outbox or closing or deliveries or events):
             self._arm_timer()
             return
-        if outbox:
-            out = self._out
-            for peer, msgs in outbox.items():
-                if not msgs:
-                    continue
-                have = out.get(peer)
-                if have is None:
-                    out[peer] = list(msgs)
-                else:
-                    have.extend(msgs)
-        if closing:
-            self._closing.update(closing)
         if outbox or closing:
+            self.outbox.add(outbox, closing)
             self._schedule_flush()
         if deliveries:
             self._deliver(deliveries)
@@ -376,68 +361,19 @@ class Transport:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        out, self._out = self._out, {}
-        limit = self.config.max_frame_size
-        now = self.loop.time()
-        links = self.links
-        for peer, msgs in out.items():
-            if peer == self.address:
-                self._c["send_drops"] += len(msgs)
-                continue
-            data: bytes | list[bytes]
-            try:
-                data = encode_frame_parts(msgs, limit) or encode_frame(msgs)
-                if type(data) is bytes and len(data) - 4 > limit:
-                    data = encode_frames(_split(msgs, limit))
-            except Exception:
-                # A message the engine built that msgpack cannot carry (an engine bug):
-                # drop that peer's batch, keep serving the others.
-                self._c["engine_errors"] += 1
-                self._c["send_drops"] += len(msgs)
-                self._log_once("encode", "cannot encode a batch for %s", peer, exc=True)
-                continue
-            self._c["frames_sent"] += 1
-            links.send(links.link(peer), data, now)
+        self.outbox.write(self.loop.time())
         self.bp.stale()  # queues grew: the congestion verdict is stale
-        if self._closing:
-            for peer in self._closing:
-                link = self._links.get(peer)
-                if link is None:
-                    continue
-                if link.pending:
-                    link.close_after_flush = True  # closed once the queue is written
-                elif link.conn is not None:
-                    link.conn.close("engine")
-            self._closing.clear()
+        self.outbox.close_links()
 
     def _arm_timer(self) -> None:
         engine = self.engine
-        if engine is None or self._closed:
-            return
-        when = engine.next_deadline()
-        if when is None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-                self._timer_at = None
-            return
-        # A wheel may report a deadline up to one slot early: never spin on it.
-        when = max(when, self._last_tick + 0.001)
-        if self._timer is not None:
-            if self._timer_at == when:
-                return
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._on_timer)
+        if engine is not None and not self._closed:
+            self.timer.arm(engine.next_deadline())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         engine = self.engine
-        if engine is None or self._closed:
-            return
-        self._last_tick = self.loop.time()
-        self._engine_call(engine.tick)
+        if engine is not None and not self._closed:
+            self._engine_call(engine.tick)
 
     # ------------------------------------------------------------------ dialling
     def _dial(self, link: Link) -> None:
