@@ -1,8 +1,8 @@
 """The transport's open connections: the set, the ``connections`` gauge, what each
 inbound one holds of its host's admission, and waiting for all of them to go at close.
 
-It knows no socket: a connection here is anything with ``outbound``, ``ready``, ``host``,
-``remote_host()`` and ``close(reason, abort=)`` (tests/transport/test_conns.py).
+It knows no socket: a connection here is anything with ``outbound``, ``ready``,
+``host``, ``remote_host()`` and ``close(reason, abort=)`` (tests/transport/test_conns.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 class OpenConnections:
     """Connections whose socket is up, from :meth:`add` until :meth:`remove`.
 
-    ``counters`` is the transport's counter dict (``connections``, ``connections_opened``,
-    ``connections_accepted``); ``admission`` decides and counts inbound refusals.
+    ``counters`` is the transport's counter dict (``connections``,
+    ``connections_opened``, ``connections_accepted``); ``admission`` decides and counts
+    inbound refusals.
     """
 
     def __init__(
@@ -53,8 +54,9 @@ class OpenConnections:
         return True
 
     def add(self, c: Connection, handshaking: int, now: float) -> bool:
-        """``c``'s socket is up: count it open, after admitting it if it is inbound and
-        was not admitted at accept (behind TLS). False: refused, the caller closes it."""
+        """``c``'s socket is up: count it open, after admitting it if it is inbound
+        and was not admitted at accept (behind TLS). False: refused, the caller closes
+        it."""
         if not c.outbound and c.host is None:
             host = c.remote_host()
             if not self.admit(host, handshaking, now):

@@ -1,6 +1,6 @@
-"""What the engine sent during one event-loop turn, by peer, until the transport's flush:
-then one ``write()`` per peer, and the links the engine closed close once their queue
-is written.
+"""What the engine sent during one event-loop turn, by peer, until the transport's
+flush: then one ``write()`` per peer, and the links the engine closed close once their
+queue is written.
 
 The :class:`Outbox` decides no timing (the transport's ``flush`` is scheduled by the
 transport) and opens no socket: it encodes and hands bytes to :class:`Links`.

@@ -41,7 +41,11 @@ def make(limit: int = 1 << 20) -> tuple[Outbox, FakeLinks, dict[str, int], list[
     links = FakeLinks()
     counters = dict.fromkeys(COUNTER_NAMES, 0)
     logged: list[str] = []
-    box = Outbox(links, limit, counters, lambda cause, *a, **k: logged.append(cause))  # type: ignore[arg-type]
+
+    def log_once(cause: str, *args: Any, **kw: Any) -> None:
+        logged.append(cause)
+
+    box = Outbox(links, limit, counters, log_once)  # type: ignore[arg-type]
     box.address = ME
     return box, links, counters, logged
 
