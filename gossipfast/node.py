@@ -90,7 +90,6 @@ class Node:
         self._incarnation = 0
         self._state = "new"  # new -> running -> closed
         self._inbox = Inbox(self.config)  # what messages() and events() yield
-        self._msgs = self._inbox.message_queue  # the node benchmarks read the queue here
         self._eventlog = EventLog()
         self._receiver = Receiver(
             self._inbox, check=self.validate, remove=self.remove_delivery_observer
