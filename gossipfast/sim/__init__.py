@@ -1,7 +1,8 @@
 """Deterministic simulator: many engines, one virtual clock, an in-memory network.
 
 - :mod:`gossipfast.sim.core` (compiled with the hot modules): :class:`Simulator`, the
-  event loop and the network model (latency, loss, TCP-like links and failures);
+  event loop, and its :class:`~gossipfast.sim.core.Network`, the network model (latency,
+  loss, partitions, TCP-like links and failures);
 - :mod:`gossipfast.sim.scenarios`: :func:`build_overlay`, :func:`broadcast_rounds`,
   :func:`crash_scenario`, :func:`partition_scenario`, :func:`churn_scenario` and
   :func:`run_default` (the ``gossipfast sim`` run), each returning a dict of figures;

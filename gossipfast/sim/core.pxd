@@ -33,10 +33,11 @@ cdef class BroadcastRecord:
     cdef public Py_ssize_t dup
 
 
-cdef class Simulator:
-    cdef public object config
-    cdef public object seed
+cdef class Network:
     cdef public object rng
+    cdef public bytearray alive
+    cdef public list addr
+    cdef public list act
     cdef public double lat_lo
     cdef public double lat_span
     cdef public double jitter
@@ -45,22 +46,12 @@ cdef class Simulator:
     cdef public double dial_delay
     cdef public double dial_rtts
     cdef public double idle_close
-    cdef public bint _plain
-    cdef public object factory
     cdef public object _lat_salt
-    cdef public double now
     cdef public list heap
-    cdef public Py_ssize_t _seq
-    cdef public list engines
-    cdef public list addr
-    cdef public dict index
-    cdef public bytearray alive
-    cdef public list group
-    cdef public list tick_at
-    cdef public list born
-    cdef public list act
+    cdef public Py_ssize_t seq
     cdef public list ladj
-    cdef public dict departed
+    cdef public list group
+    cdef public bint partitioned
     cdef public Py_ssize_t _epoch
     cdef public dict _last
     cdef public dict _lat
@@ -68,12 +59,55 @@ cdef class Simulator:
     cdef public set _idle_pending
     cdef public dict _dead_dir
     cdef public set _fail_pending
-    cdef public bint partitioned
-    cdef public dict msg_count
-    cdef public dict _type_count
-    cdef public Py_ssize_t bytes_lost
+    cdef public double next_purge
     cdef public Py_ssize_t lost
     cdef public Py_ssize_t dropped
+
+    cdef push(self, double t, int kind, object a, object b, object c)
+
+    @cython.locals(adj=dict, lk=Py_ssize_t, dk=Py_ssize_t, lat=double, t=double, kept=list)
+    cpdef send(self, Py_ssize_t i, Py_ssize_t j, list msgs, double now)
+
+    cpdef bint arrives(self, Py_ssize_t i, Py_ssize_t j, object epoch)
+
+    cpdef double link_latency(self, Py_ssize_t i, Py_ssize_t j)
+
+    @cython.locals(lat=double)
+    cpdef double link_lat(self, Py_ssize_t lk)
+
+    @cython.locals(dk=Py_ssize_t, t=double)
+    cpdef close_link(self, Py_ssize_t i, Py_ssize_t j, double now)
+
+    @cython.locals(adj=dict)
+    cpdef bint eof(self, Py_ssize_t i, Py_ssize_t j, object epoch)
+
+    @cython.locals(a=Py_ssize_t, b=Py_ssize_t, lk=Py_ssize_t)
+    cpdef schedule_idle(self, Py_ssize_t i, Py_ssize_t j, double now)
+
+    @cython.locals(a=Py_ssize_t, b=Py_ssize_t, due=double)
+    cpdef idle_check(self, Py_ssize_t lk, double now)
+
+    cpdef fail_later(self, Py_ssize_t i, object peer, double when)
+
+    cpdef fail_due(self, Py_ssize_t i, object peer)
+
+
+cdef class Simulator:
+    cdef public object config
+    cdef public object seed
+    cdef public object rng
+    cdef public object factory
+    cdef public double now
+    cdef public Network net
+    cdef public list engines
+    cdef public list addr
+    cdef public dict index
+    cdef public bytearray alive
+    cdef public list tick_at
+    cdef public list born
+    cdef public list act
+    cdef public dict departed
+    cdef public dict _type_count
     cdef public dict bcasts
     cdef public list bcast_order
     cdef public Py_ssize_t unknown_deliveries
@@ -83,23 +117,18 @@ cdef class Simulator:
     cdef public Py_ssize_t event_count
     cdef public Py_ssize_t engine_calls
     cdef public double wall
-    cdef public double _next_purge
     cdef public object on_delivery
 
-    cdef _push(self, double t, int kind, object a, object b, object c)
-
     @cython.locals(
-        heap=list, engines=list, alive=bytearray, addr=list, dead_dir=dict,
+        net=Network, heap=list, engines=list, alive=bytearray, addr=list,
         n_events=Py_ssize_t, calls=Py_ssize_t, t=double, kind=int,
-        ia=Py_ssize_t, ib=Py_ssize_t, adj=dict,
+        ia=Py_ssize_t, ib=Py_ssize_t,
     )
     cpdef _loop(self, double t_end)
 
     @cython.locals(
-        outbox=dict, closing=list, deliveries=list, events=list, index=dict, adj=dict,
-        act_i=set, alive=bytearray, plain=bint, last=dict, latc=dict, heap=list,
-        j=Py_ssize_t, lk=Py_ssize_t, dk=Py_ssize_t, t=double, lat=double, msgs=list,
-        rec=BroadcastRecord, nd=double, cur=double,
+        outbox=dict, closing=list, deliveries=list, events=list, index=dict, net=Network,
+        msgs=list, nd=double, cur=double,
     )
     cpdef _after(self, Py_ssize_t i, object eng, double now)
 
@@ -113,12 +142,3 @@ cdef class Simulator:
         tc=dict, bcasts=dict, rec=BroadcastRecord, ids=list, runs=list, k=Py_ssize_t, n=Py_ssize_t
     )
     cdef _count(self, list msgs)
-
-    @cython.locals(
-        rec=BroadcastRecord, adj=dict, lk=Py_ssize_t, dk=Py_ssize_t, jj=Py_ssize_t,
-        lat=double, t=double,
-    )
-    cdef _send(self, Py_ssize_t i, object peer, list msgs, double now)
-
-    @cython.locals(lat=double)
-    cpdef double _link_lat(self, Py_ssize_t lk)

@@ -19,6 +19,9 @@ Model
   of a node that crashes or is cut off by a partition, yields
   ``on_disconnected(peer, "failed")`` after a detection delay (the heartbeat timeout for
   an established link, the connect timeout for a fresh dial, unless overridden).
+
+:class:`Network` holds that network model and the event heap; :class:`Simulator` runs
+the loop, feeds the engines, routes what they drain and keeps the figures.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "MAX_NODES",
     "SIM_CONFIG",
     "BroadcastRecord",
+    "Network",
     "Simulator",
     "cyclic_gc_paused",
 ]
@@ -141,6 +145,252 @@ class BroadcastRecord:
 SIM_CONFIG = Config(dedup_window=4096)
 
 
+class Network:
+    """The simulated network between the nodes: latency, loss, partitions, and links
+    that behave like TCP connections, with their failures (the model: module docstring).
+
+    It owns the event heap, entries ``(time, counter, kind, a, b, c, d)``, and puts on it
+    what the links do: deliveries, EOFs, failure notices and idle checks.
+    :class:`Simulator` adds ticks and calls, pops every event and hands it to the
+    engines. ``alive``, ``addr`` and ``act`` are the simulator's per-node lists (shared,
+    not copied): liveness, addresses, and active views as told by the engines' events.
+    """
+
+    def __init__(
+        self,
+        rng: random.Random,
+        alive: bytearray,
+        addr: list[str],
+        act: list[set[int]],
+        *,
+        seed: int,
+        latency: tuple[float, float],
+        jitter: float,
+        loss: float,
+        hb_delay: float,
+        dial_delay: float,
+        dial_rtts: float,
+        idle_close: float,
+    ) -> None:
+        lo, hi = latency
+        if not (0.0 <= lo <= hi):
+            raise ValueError(f"latency must satisfy 0 <= lo <= hi, got {latency!r}")
+        if not (0.0 <= loss < 1.0):
+            raise ValueError(f"loss must be in [0, 1), got {loss!r}")
+        self.rng = rng  # the simulator's: loss and jitter draws interleave with its own
+        self.alive = alive
+        self.addr = addr
+        self.act = act
+        self.lat_lo = float(lo)
+        self.lat_span = float(hi - lo)
+        self.jitter = float(jitter)
+        self.loss = float(loss)
+        self.hb_delay = float(hb_delay)
+        self.dial_delay = float(dial_delay)
+        self.dial_rtts = float(dial_rtts)
+        self.idle_close = float(idle_close)
+        self._lat_salt = _mix64(seed * 0x2545F4914F6CDD1D + 1)
+        self.heap: list[tuple] = []
+        self.seq = 0  # tie-breaker of events at the same time: insertion order
+        # open links, each end's own view: peer -> link epoch. After one end closes, the
+        # other keeps its entry (half-closed) until the EOF reaches it.
+        self.ladj: list[dict[int, int]] = []
+        self.group: list[int] = []  # partition group per node
+        self.partitioned = False
+        self._epoch = 0
+        self._last: dict[int, float] = {}  # direction key -> latest scheduled arrival
+        self._lat: dict[int, float] = {}  # link key -> latency (cache of link_lat)
+        self._last_use: dict[int, float] = {}  # link key -> last send (idle links only)
+        self._idle_pending: set[int] = set()
+        self._dead_dir: dict[int, int] = {}  # direction key -> epoch closed by receiver
+        self._fail_pending: set[tuple[int, str]] = set()
+        self.next_purge = 30.0
+        self.lost = 0
+        self.dropped = 0  # messages to dead / cut-off nodes
+
+    def push(self, t: float, kind: int, a: Any, b: Any, c: Any) -> None:
+        """Put an event on the heap (``d``, the messages, only deliveries carry)."""
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, a, b, c, None))
+
+    def add_node(self) -> None:
+        """The next node: no links, in the group of those no partition lists."""
+        self.ladj.append({})
+        self.group.append(0)
+
+    # ------------------------------------------------------------------ sending
+    def send(self, i: int, j: int, msgs: list, now: float) -> None:
+        """Node ``i`` sends ``msgs`` to node ``j``: schedule their arrival on the link,
+        dialling it first when none is open, or the sender's failure notice."""
+        adj = self.ladj[i]
+        epoch = adj.get(j)
+        if not self.alive[j] or (self.partitioned and self.group[i] != self.group[j]):
+            self.dropped += len(msgs)
+            delay = self.hb_delay if epoch is not None else self.dial_delay
+            if epoch is not None:
+                del adj[j]
+            self.fail_later(i, self.addr[j], now + delay)
+            return
+        if self.loss:
+            rnd = self.rng.random
+            kept = [m for m in msgs if rnd() >= self.loss]
+            self.lost += len(msgs) - len(kept)
+            if not kept:
+                return
+            msgs = kept
+        lk = (i << _SHIFT) | j if i < j else (j << _SHIFT) | i
+        lato = self._lat.get(lk)
+        lat = self.link_lat(lk) if lato is None else lato
+        if self.jitter:
+            lat *= 1.0 + self.jitter * self.rng.random()
+        t = now + lat
+        if epoch is None:
+            # dial: the TCP + Hello handshake costs dial_rtts round trips first
+            self._epoch += 1
+            epoch = self._epoch
+            adj[j] = epoch
+            self.ladj[j][i] = epoch
+            t += 2.0 * lat * self.dial_rtts
+        dk = (i << _SHIFT) | j
+        last = self._last.get(dk)
+        if last is not None and t < last:
+            t = last  # a link keeps its messages in order
+        self._last[dk] = t
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, _DELIVER, i, j, epoch, msgs))
+        if j not in self.act[i] and i not in self.act[j]:
+            self.schedule_idle(i, j, now)
+
+    def arrives(self, i: int, j: int, epoch: int) -> bool:
+        """Whether data sent by ``i`` on connection ``epoch`` reaches ``j`` now."""
+        if self._dead_dir and self._dead_dir.get((i << _SHIFT) | j) == epoch:
+            return False  # the receiver closed this connection: data is refused
+        return not (self.partitioned and self.group[i] != self.group[j])
+
+    def link_latency(self, i: int, j: int) -> float:
+        """The fixed base latency of the link between nodes ``i`` and ``j``."""
+        return self.link_lat((i << _SHIFT) | j if i < j else (j << _SHIFT) | i)
+
+    def link_lat(self, lk: int) -> float:
+        """The base latency of link key ``lk``: a pure function of the pair and seed."""
+        lat = self.lat_lo + self.lat_span * (_mix64(lk ^ self._lat_salt) >> 11) * (1.0 / (1 << 53))
+        if len(self._lat) >= 1 << 20:
+            self._lat.clear()  # a cache, bounded: the value is a pure function of the pair
+        self._lat[lk] = lat
+        return lat
+
+    # ------------------------------------------------------------------ closing
+    def close_link(self, i: int, j: int, now: float) -> None:
+        """``i`` closes its link to ``j``: sent data still arrives, then ``j`` sees EOF."""
+        epoch = self.ladj[i].pop(j, None)
+        if epoch is None:
+            return
+        # data j -> i, in flight or sent before j sees the EOF, is refused by i
+        self._dead_dir[(j << _SHIFT) | i] = epoch
+        if self.ladj[j].get(i) == epoch:
+            dk = (i << _SHIFT) | j
+            t = now + self.link_latency(i, j)
+            last = self._last.get(dk)
+            if last is not None and t < last:
+                t = last
+            self._last[dk] = t
+            self.push(t, _CLOSED, j, i, epoch)
+
+    def eof(self, i: int, j: int, epoch: int) -> bool:
+        """``i`` reads the EOF of connection ``epoch`` from ``j``: True (and the link is
+        gone) when that connection is still ``i``'s link to ``j``."""
+        adj = self.ladj[i]
+        if adj.get(j) != epoch:
+            return False  # i closed it too, or a newer connection replaced this one
+        del adj[j]
+        return True
+
+    def schedule_idle(self, i: int, j: int, now: float) -> None:
+        """The link ``i``-``j`` carries no active view: close it once idle long enough."""
+        a, b = (i, j) if i < j else (j, i)
+        lk = (a << _SHIFT) | b
+        self._last_use[lk] = now
+        if lk not in self._idle_pending:
+            self._idle_pending.add(lk)
+            self.push(now + self.idle_close, _IDLE, lk, None, None)
+
+    def idle_check(self, lk: int, now: float) -> None:
+        """An ``_IDLE`` event: close link ``lk`` if it is still idle and not active."""
+        self._idle_pending.discard(lk)
+        a, b = lk >> _SHIFT, lk & _MASK
+        ea = self.ladj[a].get(b)
+        if ea is None or ea != self.ladj[b].get(a) or b in self.act[a] or a in self.act[b]:
+            self._last_use.pop(lk, None)
+            return
+        due = self._last_use.get(lk, now) + self.idle_close
+        if due > now:
+            self._idle_pending.add(lk)
+            self.push(due, _IDLE, lk, None, None)
+            return
+        self._last_use.pop(lk, None)
+        # an idle, non-active link: the driver closes it without bothering the engines
+        del self.ladj[a][b]
+        del self.ladj[b][a]
+
+    # ------------------------------------------------------------------ failures
+    def fail_later(self, i: int, peer: str, when: float) -> None:
+        """Tell node ``i`` at ``when`` that its link to ``peer`` failed (once pending)."""
+        key = (i, peer)
+        if key in self._fail_pending:
+            return
+        self._fail_pending.add(key)
+        self.push(when, _FAIL, i, peer, None)
+
+    def fail_due(self, i: int, peer: str) -> None:
+        """The ``_FAIL`` event for ``(i, peer)`` is being handled: a new one may follow."""
+        self._fail_pending.discard((i, peer))
+
+    def cut(self, i: int, now: float) -> None:
+        """Node ``i`` crashed: its links break, live peers see them fail later."""
+        adj = self.ladj[i]
+        addr_i = self.addr[i]
+        for j in list(adj):
+            del adj[j]
+            if self.ladj[j].pop(i, None) is not None and self.alive[j]:
+                self.fail_later(j, addr_i, now + self.hb_delay)
+
+    def partition(self, groups: Sequence[Iterable[int]], now: float) -> None:
+        """Split the nodes into ``groups`` (see :meth:`Simulator.partition`)."""
+        gid = [0] * len(self.ladj)
+        for g, members in enumerate(groups, start=1):
+            for i in members:
+                gid[i] = g
+        self.group = gid
+        self.partitioned = True
+        for i in range(len(gid)):
+            gi = gid[i]
+            adj = self.ladj[i]
+            for j in [j for j in adj if gid[j] != gi]:
+                del adj[j]  # j's own entry, if any, is handled in j's turn
+                if self.alive[i]:
+                    self.fail_later(i, self.addr[j], now + self.hb_delay)
+
+    def heal(self) -> None:
+        """End every partition."""
+        self.group = [0] * len(self.ladj)
+        self.partitioned = False
+
+    def purge(self, now: float) -> None:
+        """Forget link state that can no longer matter (every 30 virtual seconds)."""
+        # arrival times already in the past: FIFO only matters for what is in flight
+        self._last = {k: v for k, v in self._last.items() if v > now}
+        if self._dead_dir:
+            # a refusal matters while the sender may still use that connection
+            ladj = self.ladj
+            last = self._last
+            self._dead_dir = {
+                k: e
+                for k, e in self._dead_dir.items()
+                if ladj[k >> _SHIFT].get(k & _MASK) == e or k in last
+            }
+        self.next_purge = now + 30.0
+
+
 class Simulator:
     """N engines on a simulated network with a virtual clock.
 
@@ -151,6 +401,9 @@ class Simulator:
     With no ``config``, :data:`SIM_CONFIG` is used: the defaults with a 4,096-seq dedup
     window (simulated broadcast rates are low, and 10,000 nodes each tracking every origin
     with the production window would need gigabytes).
+
+    The links between the nodes are its :class:`Network` (``net``); the simulator runs
+    the event loop, feeds the engines and routes what they drain, and keeps the figures.
     """
 
     def __init__(
@@ -166,57 +419,36 @@ class Simulator:
         idle_close: float = 2.0,
         engine_factory: Callable[..., Any] | None = None,
     ) -> None:
-        lo, hi = latency
-        if not (0.0 <= lo <= hi):
-            raise ValueError(f"latency must satisfy 0 <= lo <= hi, got {latency!r}")
-        if not (0.0 <= loss < 1.0):
-            raise ValueError(f"loss must be in [0, 1), got {loss!r}")
         self.config = config if config is not None else SIM_CONFIG
         self.seed = seed
         self.rng = random.Random(seed)
-        self.lat_lo = float(lo)
-        self.lat_span = float(hi - lo)
-        self.jitter = float(jitter)
-        self.loss = float(loss)
-        self.hb_delay = self.config.heartbeat_timeout if fail_delay is None else fail_delay
-        self.dial_delay = self.config.connect_timeout if fail_delay is None else fail_delay
-        self.dial_rtts = float(dial_rtts)
-        self.idle_close = float(idle_close)
-        self._plain = not loss and not jitter
         self.factory = engine_factory if engine_factory is not None else _default_engine_factory()
-        self._lat_salt = _mix64(seed * 0x2545F4914F6CDD1D + 1)
-
         self.now = 0.0
-        self.heap: list[tuple] = []
-        self._seq = 0
         # per node
         self.engines: list[Any] = []
         self.addr: list[str] = []
         self.index: dict[str, int] = {}
         self.alive = bytearray()
-        self.group: list[int] = []
         self.tick_at: list[float] = []
         self.born: list[float] = []  # when each node was added
         self.act: list[set[int]] = []  # active views as told by NeighborUp/NeighborDown
-        # open links, each end's own view: peer -> link epoch. After one end closes, the
-        # other keeps its entry (half-closed) until the EOF reaches it.
-        self.ladj: list[dict[int, int]] = []
         self.departed: dict[int, str] = {}  # index -> "crashed" | "left"
-        # links
-        self._epoch = 0
-        self._last: dict[int, float] = {}  # direction key -> latest scheduled arrival
-        self._lat: dict[int, float] = {}  # link key -> latency (cache of _link_lat)
-        self._last_use: dict[int, float] = {}  # link key -> last send (idle links only)
-        self._idle_pending: set[int] = set()
-        self._dead_dir: dict[int, int] = {}  # direction key -> epoch closed by receiver
-        self._fail_pending: set[tuple[int, str]] = set()
-        self.partitioned = False
+        self.net = Network(
+            self.rng,
+            self.alive,
+            self.addr,
+            self.act,
+            seed=seed,
+            latency=latency,
+            jitter=jitter,
+            loss=loss,
+            hb_delay=self.config.heartbeat_timeout if fail_delay is None else fail_delay,
+            dial_delay=self.config.connect_timeout if fail_delay is None else fail_delay,
+            dial_rtts=dial_rtts,
+            idle_close=idle_close,
+        )
         # figures
-        self.msg_count: dict[str, int] = {}
         self._type_count: dict[type, int] = {_GOSSIP: 0}
-        self.bytes_lost = 0
-        self.lost = 0
-        self.dropped = 0  # messages to dead / cut-off nodes
         self.bcasts: dict[tuple[int, int], BroadcastRecord] = {}
         self.bcast_order: list[BroadcastRecord] = []
         self.unknown_deliveries = 0
@@ -226,7 +458,6 @@ class Simulator:
         self.event_count = 0
         self.engine_calls = 0
         self.wall = 0.0
-        self._next_purge = 30.0
         # optional per-node delivery hook (used by tests)
         self.on_delivery: Callable[[int, int, int, int, float], None] | None = None
 
@@ -248,11 +479,10 @@ class Simulator:
         self.addr.append(address)
         self.index[address] = i
         self.alive.append(1)
-        self.group.append(0)
         self.tick_at.append(math.inf)
         self.born.append(self.now)
         self.act.append(set())
-        self.ladj.append({})
+        self.net.add_node()
         self._after(i, eng, self.now)
         return i
 
@@ -290,25 +520,20 @@ class Simulator:
         self.engine_calls += 1
         self._after(i, eng, self.now)
         # the process exits: every link still open closes cleanly
-        for j in list(self.ladj[i]):
-            self._close_link(i, j, self.now, notify=True)
+        net = self.net
+        for j in list(net.ladj[i]):
+            net.close_link(i, j, self.now)
         self.alive[i] = 0
         self.departed[i] = "left"
 
     def crash(self, nodes: Iterable[int]) -> None:
         """Crash ``nodes`` now: they stop at once; linked peers detect it later."""
-        now = self.now
         down = [i for i in nodes if self.alive[i]]
         for i in down:
             self.alive[i] = 0
             self.departed[i] = "crashed"
         for i in down:
-            adj = self.ladj[i]
-            addr_i = self.addr[i]
-            for j in list(adj):
-                del adj[j]
-                if self.ladj[j].pop(i, None) is not None and self.alive[j]:
-                    self._fail_later(j, addr_i, now + self.hb_delay)
+            self.net.cut(i, self.now)
 
     def crash_fraction(self, fraction: float) -> list[int]:
         """Crash a random ``fraction`` of the live nodes; returns who crashed."""
@@ -324,35 +549,17 @@ class Simulator:
         Nodes not listed in any group form one more group. Links across groups break:
         both ends see ``"failed"`` after the detection delay.
         """
-        gid = [0] * len(self.engines)
-        for g, members in enumerate(groups, start=1):
-            for i in members:
-                gid[i] = g
-        self.group = gid
-        self.partitioned = True
-        now = self.now
-        for i in range(len(self.engines)):
-            gi = gid[i]
-            adj = self.ladj[i]
-            for j in [j for j in adj if gid[j] != gi]:
-                del adj[j]  # j's own entry, if any, is handled in j's turn
-                if self.alive[i]:
-                    self._fail_later(i, self.addr[j], now + self.hb_delay)
+        self.net.partition(groups, self.now)
 
     def heal(self) -> None:
         """End every partition: all nodes can reach each other again."""
-        self.group = [0] * len(self.engines)
-        self.partitioned = False
+        self.net.heal()
 
     def at(self, when: float, fn: Callable[[float], None]) -> None:
         """Run ``fn(now)`` at virtual time ``when`` (scenario scripting)."""
-        self._push(when, _CALL, 0, 0, fn)
+        self.net.push(when, _CALL, 0, 0, fn)
 
     # ------------------------------------------------------------------ loop
-    def _push(self, t: float, kind: int, a: Any, b: Any, c: Any) -> None:
-        self._seq += 1
-        heapq.heappush(self.heap, (t, self._seq, kind, a, b, c, None))
-
     def run_until(self, t_end: float) -> None:
         """Process every event up to virtual time ``t_end``; the clock ends there."""
         w0 = time.perf_counter()
@@ -368,12 +575,12 @@ class Simulator:
             self.wall += time.perf_counter() - w0
 
     def _loop(self, t_end: float) -> None:
-        heap = self.heap
+        net = self.net
+        heap = net.heap
         pop = heapq.heappop
         engines = self.engines
         alive = self.alive
         addr = self.addr
-        dead_dir = self._dead_dir
         n_events = 0
         calls = 0
         while heap and heap[0][0] <= t_end:
@@ -383,11 +590,7 @@ class Simulator:
             if kind == _DELIVER:
                 ia = a
                 ib = b
-                if not alive[ib]:
-                    continue
-                if dead_dir and dead_dir.get((ia << _SHIFT) | ib) == c:
-                    continue  # the receiver closed this connection: data is refused
-                if self.partitioned and self.group[ia] != self.group[ib]:
+                if not alive[ib] or not net.arrives(ia, ib, c):
                     continue
                 eng = engines[ib]
                 eng.on_frame(addr[ia], msgs, t)
@@ -403,7 +606,7 @@ class Simulator:
                 calls += 1
                 self._after(ia, eng, t)
             elif kind == _FAIL:
-                self._fail_pending.discard((a, b))
+                net.fail_due(a, b)
                 if not alive[a]:
                     continue
                 eng = engines[a]
@@ -411,43 +614,24 @@ class Simulator:
                 calls += 1
                 self._after(a, eng, t)
             elif kind == _CLOSED:
-                adj = self.ladj[a]
-                if adj.get(b) != c:
-                    continue  # a closed it too, or a newer connection replaced this one
-                del adj[b]
-                if not alive[a]:
+                if not net.eof(a, b, c) or not alive[a]:
                     continue
                 eng = engines[a]
                 eng.on_disconnected(addr[b], "closed", t)
                 calls += 1
                 self._after(a, eng, t)
             elif kind == _IDLE:
-                self._idle_check(a, t)
+                net.idle_check(a, t)
             else:  # _CALL
                 c(t)
-            if t >= self._next_purge:
-                self._purge(t)
-                dead_dir = self._dead_dir
+            if t >= net.next_purge:
+                net.purge(t)
         self.event_count += n_events
         self.engine_calls += calls
 
     def run_for(self, dt: float) -> None:
         """Advance the clock by ``dt`` seconds."""
         self.run_until(self.now + dt)
-
-    def _purge(self, now: float) -> None:
-        # forget arrival times already in the past: FIFO only matters for what is in flight
-        self._last = {k: v for k, v in self._last.items() if v > now}
-        if self._dead_dir:
-            # a refusal matters while the sender may still use that connection
-            ladj = self.ladj
-            last = self._last
-            self._dead_dir = {
-                k: e
-                for k, e in self._dead_dir.items()
-                if ladj[k >> _SHIFT].get(k & _MASK) == e or k in last
-            }
-        self._next_purge = now + 30.0
 
     # ------------------------------------------------------------------ outputs
     def _after(self, i: int, eng: Any, now: float) -> None:
@@ -457,52 +641,25 @@ class Simulator:
             self._on_events(i, events, now)
         if deliveries:
             self._on_deliveries(i, deliveries, now)
+        net = self.net
         if outbox:
-            # fast path, inlined: an open link to an active peer on a plain network;
-            # everything else (dials, dead or cut-off peers, loss, jitter) in _send
             index = self.index
-            adj = self.ladj[i]
-            act_i = self.act[i]
-            alive = self.alive
-            plain = self._plain and not self.partitioned
-            last = self._last
-            latc = self._lat
-            heap = self.heap
             for peer, msgs in outbox.items():
                 if not msgs:
                     continue
+                self._count(msgs)
                 jo = index.get(peer)
-                if plain and jo in act_i and alive[jo]:
-                    j = jo
-                    epoch = adj.get(j)
-                    if epoch is not None:
-                        if len(msgs) == 1 and type(msgs[0]) is _GOSSIP:
-                            m = msgs[0]
-                            self._type_count[_GOSSIP] += 1
-                            rec = self.bcasts.get((m.origin, m.seq))
-                            if rec is not None:
-                                rec.sent += 1
-                        else:
-                            self._count(msgs)
-                        lk = (i << _SHIFT) | j if i < j else (j << _SHIFT) | i
-                        lato = latc.get(lk)
-                        lat = self._link_lat(lk) if lato is None else lato
-                        t = now + lat
-                        dk = (i << _SHIFT) | j
-                        prev = last.get(dk)
-                        if prev is not None and t < prev:
-                            t = prev
-                        last[dk] = t
-                        self._seq += 1
-                        heapq.heappush(heap, (t, self._seq, _DELIVER, i, j, epoch, msgs))
-                        continue
-                self._send(i, peer, msgs, now)
+                if jo is None:
+                    self.unknown_sends += 1
+                    net.fail_later(i, peer, now + net.dial_delay)
+                else:
+                    net.send(i, jo, msgs, now)
         if closing:
             index = self.index
             for peer in closing:
                 jc = index.get(peer)
                 if jc is not None:
-                    self._close_link(i, jc, now, notify=True)
+                    net.close_link(i, jc, now)
         ndo = eng.next_deadline()
         if ndo is None:
             return
@@ -515,8 +672,8 @@ class Simulator:
                 if nd >= cur:
                     return
             self.tick_at[i] = nd
-            self._seq += 1
-            heapq.heappush(self.heap, (nd, self._seq, _TICK, i, None, None, None))
+            net.seq += 1
+            heapq.heappush(net.heap, (nd, net.seq, _TICK, i, None, None, None))
 
     def _on_events(self, i: int, events: list, now: float) -> None:
         act = self.act[i]
@@ -536,8 +693,8 @@ class Simulator:
                 act.add(j)
             else:
                 act.discard(j)
-                if j in self.ladj[i]:
-                    self._schedule_idle(i, j, now)
+                if j in self.net.ladj[i]:
+                    self.net.schedule_idle(i, j, now)
 
     def _on_deliveries(self, i: int, deliveries: list, now: float) -> None:
         bcasts = self.bcasts
@@ -560,6 +717,7 @@ class Simulator:
                 hook(i, origin, seq, hops, now)
 
     def _count(self, msgs: list) -> None:
+        """Count sent messages by type, and per broadcast what they carried or asked."""
         tc = self._type_count
         bcasts = self.bcasts
         for m in msgs:
@@ -589,113 +747,6 @@ class Simulator:
                     if rec is not None:
                         rec.graft += 1
 
-    def _send(self, i: int, peer: str, msgs: list, now: float) -> None:
-        if len(msgs) == 1 and type(msgs[0]) is _GOSSIP:
-            # the common case, inlined: one payload on a tree link
-            m = msgs[0]
-            self._type_count[_GOSSIP] += 1
-            rec = self.bcasts.get((m.origin, m.seq))
-            if rec is not None:
-                rec.sent += 1
-        else:
-            self._count(msgs)
-        j = self.index.get(peer)
-        if j is None:
-            self.unknown_sends += 1
-            self._fail_later(i, peer, now + self.dial_delay)
-            return
-        adj = self.ladj[i]
-        epoch = adj.get(j)
-        if not self.alive[j] or (self.partitioned and self.group[i] != self.group[j]):
-            self.dropped += len(msgs)
-            delay = self.hb_delay if epoch is not None else self.dial_delay
-            if epoch is not None:
-                del adj[j]
-            self._fail_later(i, peer, now + delay)
-            return
-        if self.loss:
-            rnd = self.rng.random
-            kept = [m for m in msgs if rnd() >= self.loss]
-            self.lost += len(msgs) - len(kept)
-            if not kept:
-                return
-            msgs = kept
-        lk = (i << _SHIFT) | j if i < j else (j << _SHIFT) | i
-        lato = self._lat.get(lk)
-        lat = self._link_lat(lk) if lato is None else lato
-        if self.jitter:
-            lat *= 1.0 + self.jitter * self.rng.random()
-        t = now + lat
-        if epoch is None:
-            # dial: the TCP + Hello handshake costs dial_rtts round trips first
-            self._epoch += 1
-            epoch = self._epoch
-            adj[j] = epoch
-            self.ladj[j][i] = epoch
-            t += 2.0 * lat * self.dial_rtts
-        dk = (i << _SHIFT) | j
-        last = self._last.get(dk)
-        if last is not None and t < last:
-            t = last
-        self._last[dk] = t
-        self._seq += 1
-        heapq.heappush(self.heap, (t, self._seq, _DELIVER, i, j, epoch, msgs))
-        if j not in self.act[i] and i not in self.act[j]:
-            self._last_use[lk] = now
-            if lk not in self._idle_pending:
-                self._idle_pending.add(lk)
-                self._push(now + self.idle_close, _IDLE, lk, None, None)
-
-    def _schedule_idle(self, i: int, j: int, now: float) -> None:
-        a, b = (i, j) if i < j else (j, i)
-        lk = (a << _SHIFT) | b
-        self._last_use[lk] = now
-        if lk not in self._idle_pending:
-            self._idle_pending.add(lk)
-            self._push(now + self.idle_close, _IDLE, lk, None, None)
-
-    def _idle_check(self, lk: int, now: float) -> None:
-        self._idle_pending.discard(lk)
-        a, b = lk >> _SHIFT, lk & _MASK
-        ea = self.ladj[a].get(b)
-        if ea is None or ea != self.ladj[b].get(a) or b in self.act[a] or a in self.act[b]:
-            self._last_use.pop(lk, None)
-            return
-        due = self._last_use.get(lk, now) + self.idle_close
-        if due > now:
-            self._idle_pending.add(lk)
-            self._push(due, _IDLE, lk, None, None)
-            return
-        self._last_use.pop(lk, None)
-        # an idle, non-active link: the driver closes it without bothering the engines
-        del self.ladj[a][b]
-        del self.ladj[b][a]
-
-    def _close_link(self, i: int, j: int, now: float, *, notify: bool) -> None:
-        """``i`` closes its link to ``j``: sent data still arrives, then ``j`` sees EOF."""
-        epoch = self.ladj[i].pop(j, None)
-        if epoch is None:
-            return
-        # data j -> i, in flight or sent before j sees the EOF, is refused by i
-        self._dead_dir[(j << _SHIFT) | i] = epoch
-        if not notify:
-            self.ladj[j].pop(i, None)
-        elif self.ladj[j].get(i) == epoch:
-            dk = (i << _SHIFT) | j
-            t = now + self.link_latency(i, j)
-            last = self._last.get(dk)
-            if last is not None and t < last:
-                t = last
-            self._last[dk] = t
-            self._push(t, _CLOSED, j, i, epoch)
-
-    def _fail_later(self, i: int, peer: str, when: float) -> None:
-        key = (i, peer)
-        if key in self._fail_pending:
-            return
-        self._fail_pending.add(key)
-        self._push(when, _FAIL, i, peer, None)
-
     # ------------------------------------------------------------------ figures
     @property
     def msg_counts(self) -> dict[str, int]:
@@ -703,16 +754,24 @@ class Simulator:
         items = sorted(self._type_count.items(), key=_tname)
         return {tp.__name__: n for tp, n in items if n}
 
+    @property
+    def ladj(self) -> list[dict[int, int]]:
+        """Open links per node, each end's view: peer index -> connection (``net``'s)."""
+        return self.net.ladj
+
+    @property
+    def lost(self) -> int:
+        """Messages the network lost (``loss``)."""
+        return self.net.lost
+
+    @property
+    def dropped(self) -> int:
+        """Messages sent to crashed or cut-off nodes."""
+        return self.net.dropped
+
     def link_latency(self, i: int, j: int) -> float:
         """The fixed base latency of the link between nodes ``i`` and ``j``."""
-        return self._link_lat((i << _SHIFT) | j if i < j else (j << _SHIFT) | i)
-
-    def _link_lat(self, lk: int) -> float:
-        lat = self.lat_lo + self.lat_span * (_mix64(lk ^ self._lat_salt) >> 11) * (1.0 / (1 << 53))
-        if len(self._lat) >= 1 << 20:
-            self._lat.clear()  # a cache, bounded: the value is a pure function of the pair
-        self._lat[lk] = lat
-        return lat
+        return self.net.link_latency(i, j)
 
     def active_graph(self) -> dict[int, list[int]]:
         """Live node -> live active peers (:func:`gossipfast.sim.figures.active_graph`)."""
