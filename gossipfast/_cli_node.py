@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -44,6 +44,9 @@ from ._tls import tls_args, tls_contexts, tls_options
 from .config import Config
 from .errors import ConfigError, GossipError, JoinError, SeedError
 from .types import Message
+
+if TYPE_CHECKING:
+    from .node import Node
 
 log = logging.getLogger("gossipfast")
 
@@ -120,20 +123,8 @@ def _run_on_loop(main: Coroutine[Any, Any, int], kind: str) -> int:
 # ---------------------------------------------------------------------------- run
 
 
-async def _run_node(
-    listen: str,
-    joins: tuple[str, ...],
-    config: Config,
-    advertise: str | None,
-    node_id: str | None,
-    stamp: bool,
-    exit_on_eof: bool,
-    stats_interval: float,
-    metrics_port: int | None = None,
-    metrics_host: str = "127.0.0.1",
-    tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
-    meta: dict[str, str] | None = None,
-) -> int:
+def _printing_node(stamp: bool) -> type[Node]:
+    """The Node class of ``run``: each delivery becomes one JSON line on stdout."""
     from .node import Node
 
     out = sys.stdout
@@ -152,34 +143,131 @@ async def _run_node(
             out.write(json.dumps(d) + "\n")
             out.flush()
 
-    loop = asyncio.get_running_loop()
+    return PrintingNode
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """An event that SIGTERM and SIGINT set (where the loop supports signal handlers)."""
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    lines: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=10_000)
+    return stop
 
-    def read_stdin() -> None:
-        # A thread on the raw fd: portable for pipes, files and terminals alike, and it
-        # holds no lock of sys.stdin that would abort the interpreter at exit.
-        fd = sys.stdin.fileno()
-        tail = b""
+
+def _read_stdin(lines: asyncio.Queue[bytes | None], loop: asyncio.AbstractEventLoop) -> None:
+    """Put every stdin line on ``lines``, then None at the end (runs in a thread)."""
+    # A thread on the raw fd: portable for pipes, files and terminals alike, and it
+    # holds no lock of sys.stdin that would abort the interpreter at exit.
+    fd = sys.stdin.fileno()
+    tail = b""
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            *complete, tail = (tail + chunk).split(b"\n")
+            for line in complete:
+                asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
+        if tail:
+            asyncio.run_coroutine_threadsafe(lines.put(tail), loop).result()
+        asyncio.run_coroutine_threadsafe(lines.put(None), loop).result()
+    except (OSError, RuntimeError):
+        pass  # stdin closed or the loop is gone: nothing more to read
+
+
+def _write_ready(node: Node) -> None:
+    """The READY line on stderr, whatever the log level: what process managers and the
+    tests wait for (the node listens, and serves its metrics when asked to)."""
+    ready = {"address": node.address, "origin": node.origin, "id": node.id}
+    sys.stderr.write(READY_PREFIX + json.dumps(ready) + "\n")
+    sys.stderr.flush()
+
+
+async def _join_seeds(
+    node: Node,
+    joins: tuple[str, ...],
+    config: Config,
+    stop: asyncio.Event,
+    joined: asyncio.Event,
+    failed: list[str],
+) -> None:
+    """Join through ``joins`` until it works, then set ``joined``; on seeds that cannot
+    work, record why in ``failed`` and set ``stop``."""
+    while joins and not stop.is_set():
         try:
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                *complete, tail = (tail + chunk).split(b"\n")
-                for line in complete:
-                    asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
-            if tail:
-                asyncio.run_coroutine_threadsafe(lines.put(tail), loop).result()
-            asyncio.run_coroutine_threadsafe(lines.put(None), loop).result()
-        except (OSError, RuntimeError):
-            pass  # stdin closed or the loop is gone: nothing more to read
+            await node.join(list(joins))
+            log.info("joined via %s: active view %s", ",".join(joins), node.active_view)
+            break
+        except (ConfigError, SeedError) as e:
+            # nothing to dial: retrying changes nothing, the command line is wrong
+            failed.append(str(e))
+            stop.set()
+            return
+        except JoinError as e:
+            log.warning("%s; retrying", e)
+            await asyncio.sleep(min(1.0, config.join_timeout))
+    joined.set()
 
+
+async def _broadcast_lines(
+    node: Node,
+    lines: asyncio.Queue[bytes | None],
+    joined: asyncio.Event,
+    stop: asyncio.Event,
+    exit_on_eof: bool,
+) -> None:
+    """Broadcast each non-blank stdin line once joined; at EOF, stop if asked to."""
+    # Lines wait (bounded queue, the reader thread blocks) until we are in.
+    await joined.wait()
+    while True:
+        line = await lines.get()
+        if line is None:
+            if exit_on_eof:
+                stop.set()
+            return
+        payload = line.rstrip(b"\r\n")
+        if not payload:
+            continue  # blank lines are not broadcast
+        try:
+            await node.broadcast(payload)
+        except GossipError as e:
+            log.warning("broadcast refused: %s", e)
+
+
+async def _report_stats(node: Node, interval: float) -> None:
+    """Write the node's stats as a STATS line on stderr every ``interval`` seconds."""
+    while True:
+        await asyncio.sleep(interval)
+        s: dict[str, Any] = dict(node.stats())
+        s["address"] = node.address
+        s["active_view"] = list(node.active_view)
+        sys.stderr.write(STATS_PREFIX + json.dumps(s) + "\n")
+        sys.stderr.flush()
+
+
+async def _run_node(
+    listen: str,
+    joins: tuple[str, ...],
+    config: Config,
+    advertise: str | None,
+    node_id: str | None,
+    stamp: bool,
+    exit_on_eof: bool,
+    stats_interval: float,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+    meta: dict[str, str] | None = None,
+) -> int:
+    """Run one node until a signal (or stdin's end with ``exit_on_eof``); the exit code."""
+    node_class = _printing_node(stamp)
+    loop = asyncio.get_running_loop()
+    stop = _stop_on_signals(loop)
+    lines: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=10_000)
+    failed: list[str] = []  # why joining cannot work (the process then exits with 2)
     server_ssl, client_ssl = tls if tls is not None else (None, None)
-    async with PrintingNode(
+    async with node_class(
         listen,
         config=config,
         node_id=node_id,
@@ -190,63 +278,15 @@ async def _run_node(
     ) as node:
         log.info("node %s listening on %s (origin %s)", node.id, node.address, node.origin)
         start_metrics(node, metrics_port, metrics_host)
-        # Whatever the log level: what process managers and the tests wait for (it
-        # listens, and serves its metrics when asked to).
-        ready = {"address": node.address, "origin": node.origin, "id": node.id}
-        sys.stderr.write(READY_PREFIX + json.dumps(ready) + "\n")
-        sys.stderr.flush()
-        tasks: list[asyncio.Task[Any]] = []
-
+        _write_ready(node)
         joined = asyncio.Event()
-        failed: list[str] = []  # why joining cannot work (the process then exits with 2)
-
-        async def joiner() -> None:
-            while joins and not stop.is_set():
-                try:
-                    await node.join(list(joins))
-                    log.info("joined via %s: active view %s", ",".join(joins), node.active_view)
-                    break
-                except (ConfigError, SeedError) as e:
-                    # nothing to dial: retrying changes nothing, the command line is wrong
-                    failed.append(str(e))
-                    stop.set()
-                    return
-                except JoinError as e:
-                    log.warning("%s; retrying", e)
-                    await asyncio.sleep(min(1.0, config.join_timeout))
-            joined.set()
-
-        async def broadcaster() -> None:
-            # Lines wait (bounded queue, the reader thread blocks) until we are in.
-            await joined.wait()
-            while True:
-                line = await lines.get()
-                if line is None:
-                    if exit_on_eof:
-                        stop.set()
-                    return
-                payload = line.rstrip(b"\r\n")
-                if not payload:
-                    continue  # blank lines are not broadcast
-                try:
-                    await node.broadcast(payload)
-                except GossipError as e:
-                    log.warning("broadcast refused: %s", e)
-
-        async def reporter() -> None:
-            while True:
-                await asyncio.sleep(stats_interval)
-                s: dict[str, Any] = dict(node.stats())
-                s["address"] = node.address
-                s["active_view"] = list(node.active_view)
-                sys.stderr.write(STATS_PREFIX + json.dumps(s) + "\n")
-                sys.stderr.flush()
-
-        tasks.append(asyncio.ensure_future(joiner()))
-        tasks.append(asyncio.ensure_future(broadcaster()))
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.ensure_future(_join_seeds(node, joins, config, stop, joined, failed)),
+            asyncio.ensure_future(_broadcast_lines(node, lines, joined, stop, exit_on_eof)),
+        ]
         if stats_interval > 0:
-            tasks.append(asyncio.ensure_future(reporter()))
-        threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
+            tasks.append(asyncio.ensure_future(_report_stats(node, stats_interval)))
+        threading.Thread(target=_read_stdin, args=(lines, loop), name="stdin", daemon=True).start()
         await stop.wait()
         log.info("leaving")
         for t in tasks:
