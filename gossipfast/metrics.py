@@ -257,84 +257,108 @@ class NodeMetrics(Collector):
         """The node's metrics, read at scrape time."""
         stats, counts, hops_sum = self.snapshot()
         node = [self.node.address]
+        yield from _scalar_families(stats, node)
+        yield from _shape_families(stats, node)
+        yield from _loss_families(stats, node)
+        yield from _message_families(stats, node)
+        yield _rmr_family(stats, node)
+        yield _hops_family(self._bounds, counts, hops_sum, node)
 
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            m = CounterMetricFamily(f"gossipfast_{name}", doc, labels=["node"])
-            m.add_metric(node, value)
-            return m
 
-        for key, name, doc in _COUNTERS:
-            yield counter(name, doc, stats.get(key, 0))
-        for key, name, doc in _GAUGES:
-            g = GaugeMetricFamily(f"gossipfast_{name}", doc, labels=["node"])
-            g.add_metric(node, stats.get(key, 0))
-            yield g
+def _scalar_families(stats: Stats, node: list[str]) -> Iterator[Metric]:
+    """One counter per :data:`_COUNTERS` entry, one gauge per :data:`_GAUGES` entry."""
+    for key, name, doc in _COUNTERS:
+        c = CounterMetricFamily(f"gossipfast_{name}", doc, labels=["node"])
+        c.add_metric(node, stats.get(key, 0))
+        yield c
+    for key, name, doc in _GAUGES:
+        g = GaugeMetricFamily(f"gossipfast_{name}", doc, labels=["node"])
+        g.add_metric(node, stats.get(key, 0))
+        yield g
 
-        views = GaugeMetricFamily(
-            "gossipfast_view_size", "Peers in the active / passive view.", labels=["node", "view"]
-        )
-        views.add_metric([*node, "active"], stats.active)
-        views.add_metric([*node, "passive"], stats.passive)
-        yield views
-        links = GaugeMetricFamily(
-            "gossipfast_tree_links", "Plumtree eager / lazy links.", labels=["node", "kind"]
-        )
-        links.add_metric([*node, "eager"], stats.eager)
-        links.add_metric([*node, "lazy"], stats.lazy)
-        yield links
 
-        drops = CounterMetricFamily(
-            "gossipfast_drops",
-            "Messages, frames or peers dropped, by reason.",
-            labels=["node", "reason"],
-        )
-        for reason, key in _DROPS:
-            drops.add_metric([*node, reason], stats.get(key, 0))
-        yield drops
+def _shape_families(stats: Stats, node: list[str]) -> Iterator[Metric]:
+    """The overlay around the node: view sizes and Plumtree's eager / lazy links."""
+    views = GaugeMetricFamily(
+        "gossipfast_view_size", "Peers in the active / passive view.", labels=["node", "view"]
+    )
+    views.add_metric([*node, "active"], stats.active)
+    views.add_metric([*node, "passive"], stats.passive)
+    yield views
+    links = GaugeMetricFamily(
+        "gossipfast_tree_links", "Plumtree eager / lazy links.", labels=["node", "kind"]
+    )
+    links.add_metric([*node, "eager"], stats.eager)
+    links.add_metric([*node, "lazy"], stats.lazy)
+    yield links
 
-        downs = CounterMetricFamily(
-            "gossipfast_neighbor_down", "Peers that left the active view, by reason.",
-            labels=["node", "reason"],
-        )  # fmt: skip
-        for reason in ("failed", "disconnected", "replaced", "slow", "left"):
-            downs.add_metric([*node, reason], stats.get("neighbor_down_" + reason, 0))
-        yield downs
 
-        sent = CounterMetricFamily(
-            "gossipfast_messages_sent", "Protocol messages sent, by kind.", labels=["node", "kind"]
-        )
-        received = CounterMetricFamily(
-            "gossipfast_messages_received",
-            "Protocol messages received, by kind.",
-            labels=["node", "kind"],
-        )
-        for key, value in stats.details.items():
-            if key.startswith("sent_"):
-                sent.add_metric([*node, key[5:]], value)
-            elif key.startswith("received_"):
-                received.add_metric([*node, key[9:]], value)
-        yield sent
-        yield received
+def _loss_families(stats: Stats, node: list[str]) -> Iterator[Metric]:
+    """What the node dropped, and the neighbours it lost, by reason."""
+    drops = CounterMetricFamily(
+        "gossipfast_drops",
+        "Messages, frames or peers dropped, by reason.",
+        labels=["node", "reason"],
+    )
+    for reason, key in _DROPS:
+        drops.add_metric([*node, reason], stats.get(key, 0))
+    yield drops
 
-        rmr = GaugeMetricFamily(
-            "gossipfast_rmr",
-            "Payloads received per delivery minus 1 over this node's life (0: a perfect tree).",
-            labels=["node"],
-        )
-        payloads = stats.get("received_gossip", 0)
-        rmr.add_metric(node, payloads / stats.delivered - 1 if stats.delivered else 0.0)
-        yield rmr
+    downs = CounterMetricFamily(
+        "gossipfast_neighbor_down", "Peers that left the active view, by reason.",
+        labels=["node", "reason"],
+    )  # fmt: skip
+    for reason in ("failed", "disconnected", "replaced", "slow", "left"):
+        downs.add_metric([*node, reason], stats.get("neighbor_down_" + reason, 0))
+    yield downs
 
-        hist = HistogramMetricFamily(
-            "gossipfast_delivery_hops",
-            "Links a delivered payload travelled (a latency proxy).",
-            labels=["node"],
-        )
-        # counts[h] = deliveries of h hops; a bucket "le=b" holds every h <= b.
-        cumulative: list[tuple[str, float]] = [(str(b), sum(counts[: b + 1])) for b in self._bounds]
-        cumulative.append(("+Inf", sum(counts)))
-        hist.add_metric(node, cumulative, sum_value=hops_sum)
-        yield hist
+
+def _message_families(stats: Stats, node: list[str]) -> Iterator[Metric]:
+    """Protocol messages sent and received, by kind (the ``sent_*`` / ``received_*``
+    entries of ``stats.details``)."""
+    sent = CounterMetricFamily(
+        "gossipfast_messages_sent", "Protocol messages sent, by kind.", labels=["node", "kind"]
+    )
+    received = CounterMetricFamily(
+        "gossipfast_messages_received",
+        "Protocol messages received, by kind.",
+        labels=["node", "kind"],
+    )
+    for key, value in stats.details.items():
+        if key.startswith("sent_"):
+            sent.add_metric([*node, key[5:]], value)
+        elif key.startswith("received_"):
+            received.add_metric([*node, key[9:]], value)
+    yield sent
+    yield received
+
+
+def _rmr_family(stats: Stats, node: list[str]) -> Metric:
+    """The node's relative message redundancy over its life."""
+    rmr = GaugeMetricFamily(
+        "gossipfast_rmr",
+        "Payloads received per delivery minus 1 over this node's life (0: a perfect tree).",
+        labels=["node"],
+    )
+    payloads = stats.get("received_gossip", 0)
+    rmr.add_metric(node, payloads / stats.delivered - 1 if stats.delivered else 0.0)
+    return rmr
+
+
+def _hops_family(
+    bounds: tuple[int, ...], counts: list[int], hops_sum: int, node: list[str]
+) -> Metric:
+    """The hop histogram: ``counts[h]`` deliveries of ``h`` hops, in buckets ``bounds``."""
+    hist = HistogramMetricFamily(
+        "gossipfast_delivery_hops",
+        "Links a delivered payload travelled (a latency proxy).",
+        labels=["node"],
+    )
+    # a bucket "le=b" holds every h <= b
+    cumulative: list[tuple[str, float]] = [(str(b), sum(counts[: b + 1])) for b in bounds]
+    cumulative.append(("+Inf", sum(counts)))
+    hist.add_metric(node, cumulative, sum_value=hops_sum)
+    return hist
 
 
 def start_http_server(
