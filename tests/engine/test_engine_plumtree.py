@@ -119,7 +119,7 @@ def test_runs_name_exactly_the_announced_ids(seed: int) -> None:
         nxt[o] = max(nxt[o], s + 1)
         p = rng.choice((peer(1), peer(2)))
         h = rng.choice((1, 1, 1, 2))
-        pt.announce(p, o, s, h, 1.0)
+        pt.ihaves.announce(p, o, s, h, 1.0)
         made.append((p, o, s, h))
     pt.flush_ihaves()
     got = []
@@ -273,7 +273,7 @@ def test_announcements_held_at_once_are_bounded() -> None:
     e.on_frame(peer(2), [IHave([55, 1, 40_000, 1])], 1.0)
     assert e.stats()["missing"] == 0
     e.on_frame(peer(2), [IHave([55, 40_001, 80_000, 1])], 1.001)
-    assert e.stats()["missing"] == 40_000 and e.pt.ann_ids == 40_000
+    assert e.stats()["missing"] == 40_000 and e.pt.intake.ids == 40_000
 
 
 def test_a_held_announcement_from_a_peer_gone_meanwhile_is_dropped() -> None:
