@@ -29,6 +29,8 @@ HOT_MODULES: tuple[str, ...] = (
     "_requests",
     "_announce",
     "_intake",
+    "_graftprune",
+    "_optimize",
     "_plumtree",
     "_repair",
     "_hyparview",

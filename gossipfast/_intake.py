@@ -197,7 +197,7 @@ class IHaveIntake:
                 # an announcement of the origin's latest message, delivered already
                 p = tr.pseq
                 if p is not None and first <= p <= last and dedup.contains(o, p):
-                    pt.optimize_late(peer, o, p, h)
+                    pt.optimizer.optimize_late(peer, o, p, h)
             # a young own tree still lags like the anchor's tree it was copied from: let
             # the payload come, and move the parent to the faster announcer without a
             # duplicate (optimize_lag)
@@ -279,10 +279,10 @@ class IHaveIntake:
                 fetch = keep or (pt.anchored and not own)
                 m.keep = keep
                 if fetch:
-                    pt.queue_want(p, o, s)
+                    pt.control.queue_want(p, o, s)
                 else:
                     pt.to_eager(o, p)
-                    pt.queue_graft(p, o, s)
+                    pt.control.queue_graft(p, o, s)
                 if m.grafted is None:
                     m.grafted = [p]
                     gd.grafted(key, 2 if fetch else 1)

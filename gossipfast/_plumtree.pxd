@@ -6,7 +6,9 @@ from gossipfast._cache cimport DedupCache, PayloadStore
 from gossipfast._catchup cimport CatchUp
 from gossipfast._fifo cimport FifoDelivery
 from gossipfast._graftdelay cimport GraftDelay
+from gossipfast._graftprune cimport GraftPrune
 from gossipfast._intake cimport IHaveIntake, _Missing
+from gossipfast._optimize cimport TreeOptimizer
 from gossipfast._outputs cimport Outputs
 from gossipfast._peers cimport EagerLazy
 from gossipfast._requests cimport Requests, _Budget
@@ -15,10 +17,8 @@ from gossipfast._requests cimport Requests, _Budget
 cdef object _U64
 cdef object _SEQ_MAX
 cdef Py_ssize_t _HOPS_MAX
-cdef Py_ssize_t _MAX_LIST
 cdef Py_ssize_t _MAX_REFUSED
 cdef Py_ssize_t _MAX_TREES
-cdef Py_ssize_t _LAG_HOPS
 cdef object Gossip
 cdef object IHave
 cdef object Graft
@@ -27,6 +27,9 @@ cdef object Digest
 cdef object Want
 cdef object Gone
 cdef object OrderedDict
+
+
+cpdef Py_ssize_t _warn_dropped(DedupCache d, Py_ssize_t warned, str peer) except -1
 
 
 cdef class _Tree:
@@ -56,22 +59,20 @@ cdef class Plumtree:
     cdef public Py_ssize_t epoch
     cdef public dict trees
     cdef public bint anchored
-    cdef public Py_ssize_t threshold
     cdef public dict missing
     cdef public object seq
     cdef public double now
     cdef public bint fifo
-    cdef public dict prune_batch
-    cdef public dict graft_batch
-    cdef public dict want_batch
     cdef public list gaps
     cdef public object validator
     cdef public object refused
     cdef public Py_ssize_t dedup_warned
     cdef public GraftDelay graft_delay
     cdef public Requests requests
+    cdef public GraftPrune control
     cdef public IHaveQueues ihaves
     cdef public IHaveIntake intake
+    cdef public TreeOptimizer optimizer
     cdef public CatchUp catchup
     cdef public FifoDelivery fifo_order
     cdef public Py_ssize_t s_gossip
@@ -107,6 +108,8 @@ cdef class Plumtree:
 
     cpdef flush_ihaves(self)
 
+    cpdef flush_grafts(self)
+
     @cython.locals(lst=list, outbox=dict)
     cpdef send(self, str peer, object msg)
 
@@ -130,26 +133,12 @@ cdef class Plumtree:
     @cython.locals(t=_Tree)
     cpdef tuple tree_of(self, object o)
 
-    @cython.locals(b=list)
-    cpdef queue_prune(self, str peer, object o)
-
-    @cython.locals(b=list)
-    cpdef queue_graft(self, str peer, object o, object s)
-
-    @cython.locals(b=list)
-    cpdef queue_want(self, str peer, object o, object s)
-
-    cpdef Py_ssize_t send_batches(self, dict batch, object kind) except -1
-
-    @cython.locals(b=dict)
-    cpdef flush_prunes(self)
-
     cpdef neighbor_up(self, str peer, double now)
 
     @cython.locals(t=_Tree)
     cpdef neighbor_down(self, str peer)
 
-    @cython.locals(q=IHaveQueues)
+    @cython.locals(q=IHaveQueues, c=GraftPrune)
     cpdef on_frame(self, str peer, list msgs, double now, object other)
 
     @cython.locals(t=_Tree, m=_Missing, up=object, h=object, gd=GraftDelay, rq=Requests)
@@ -166,34 +155,12 @@ cdef class Plumtree:
         _Missing m, double now
     )
 
-    @cython.locals(t=_Tree, best=Py_ssize_t, i=Py_ssize_t, h=object, packed=object)
-    cpdef optimize(self, str sender, object o, _Missing m, object hops)
-
-    @cython.locals(t=_Tree)
-    cpdef swap_parent(self, object o, object old, str new)
-
-    @cython.locals(t=_Tree)
-    cpdef optimize_lag(self, str sender, object o, _Missing m, object hops, double now)
-
-    @cython.locals(t=_Tree)
-    cpdef optimize_late(self, str announcer, object o, object s, object h)
-
-    @cython.locals(b=dict)
-    cpdef flush_grafts(self)
-
     cpdef expire(self, double now)
-
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree)
-    cpdef on_prune(self, str peer, object origins)
-
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, t=_Tree, b=_Budget)
-    cpdef on_graft(self, str peer, object ids)
 
     cpdef pass_lost(self, object o)
 
     @cython.locals(t=_Tree, q=IHaveQueues)
     cpdef tuple broadcast(self, bytes payload, double now)
 
-    cpdef warn_dropped(self, str peer)
 
     cpdef timer_fifo_gap(self, tuple item, double now)

@@ -8,12 +8,13 @@ announcement of a message that does not arrive in time makes us ``Graft`` the an
 back into the eager set. The eager links converge to a spanning tree, the lazy links are
 its backups.
 
-This module keeps the trees, eager push, the missing-message entries, ``Graft`` and
-``Prune``. Its parts live next to it: the outgoing ``IHave`` queues (:mod:`._announce`),
+This module keeps the trees, the per-message path (eager push, duplicates, prunes) and
+the missing-message entries. Its parts live next to it: ``Graft``/``Prune`` batches and
+their handling (:mod:`._graftprune`), the outgoing ``IHave`` queues (:mod:`._announce`),
 the ``IHave`` intake and graft timers (:mod:`._intake`), the request records and
-per-neighbour budgets (:mod:`._requests`), catch-up (``Digest``/``Want``/``Gone``,
-:mod:`._catchup`), FIFO hold-back delivery (:mod:`._fifo`) and the adaptive graft delay
-(:mod:`._graftdelay`).
+per-neighbour budgets (:mod:`._requests`), tree optimisation (:mod:`._optimize`),
+catch-up (``Digest``/``Want``/``Gone``, :mod:`._catchup`), FIFO hold-back delivery
+(:mod:`._fifo`) and the adaptive graft delay (:mod:`._graftdelay`).
 docs/internals.md ("Plumtree choices beyond the paper") tells why each rule is there.
 
 This is a hot module: Cython compiles it with ``_plumtree.pxd``. No ``import cython``
@@ -31,7 +32,9 @@ from ._cache import DedupCache, PayloadStore
 from ._catchup import CatchUp
 from ._fifo import FifoDelivery
 from ._graftdelay import GraftDelay
+from ._graftprune import GraftPrune
 from ._intake import IHaveIntake
+from ._optimize import TreeOptimizer
 from ._outputs import Outputs
 from ._peers import EagerLazy
 from ._requests import REQUEST_TTL, Requests
@@ -47,8 +50,6 @@ _log = logging.getLogger("gossipfast")
 _U64 = (1 << 64) - 1
 _SEQ_MAX = (1 << 63) - 1
 _HOPS_MAX = 1 << 16
-#: List entries of a Graft we look at; the rest is ignored.
-_MAX_LIST = 1 << 17
 #: Refused ids remembered (so that catch-up does not report them as lost).
 _MAX_REFUSED = 1 << 16
 #: A copy can come this long after its payload left the stores (a late answer, a queued
@@ -61,9 +62,6 @@ _ADMIT_SHARE = 8
 _MAX_TREES = 4096
 #: Public copy of the tree bound (the compiled module keeps ``_MAX_TREES`` C-level).
 MAX_TREES = _MAX_TREES
-#: optimize_lag moves the parent to a faster announcer only over a path at most this many
-#: hops longer (unbounded, young trees grew far deeper than their settled depth).
-_LAG_HOPS = 2
 
 
 def _new_dedup(config: Any) -> DedupCache:
@@ -77,6 +75,29 @@ def _new_dedup(config: Any) -> DedupCache:
     burst = max(1, n // _ADMIT_SHARE)
     rate = burst / idle if idle < float("inf") else 0.0
     return DedupCache(int(config.dedup_window), n, idle, burst, rate)
+
+
+def _warn_dropped(d: DedupCache, warned: int, peer: str) -> int:
+    """Log (once for each reason: bits ``warned``, returned with the new ones) that
+    messages of new origins are being dropped."""
+    if d.refused and not warned & 1:
+        warned |= 1
+        _log.warning(
+            "dedup: %d origins seen within the last %.0f s fill the table "
+            "(dedup_max_origins): messages of new origins are dropped "
+            "(stats origins_refused); raise dedup_max_origins if the cluster has that "
+            "many live origins",
+            len(d),
+            d.idle,
+        )
+    if d.throttled and not warned & 2:
+        warned |= 2
+        _log.warning(
+            "dedup: neighbour %s brings in new origins faster than its budget: the "
+            "excess is dropped (stats origins_throttled)",
+            peer,
+        )
+    return warned
 
 
 class _Tree:
@@ -133,9 +154,11 @@ class Plumtree:
     calls back as ``handler(item, now)``; the parts arm their own.
 
     Its parts, each held once and called through typed methods: ``requests``
-    (:class:`~gossipfast._requests.Requests`), ``ihaves``
+    (:class:`~gossipfast._requests.Requests`), ``control``
+    (:class:`~gossipfast._graftprune.GraftPrune`), ``ihaves``
     (:class:`~gossipfast._announce.IHaveQueues`), ``intake``
-    (:class:`~gossipfast._intake.IHaveIntake`), ``catchup``
+    (:class:`~gossipfast._intake.IHaveIntake`), ``optimizer``
+    (:class:`~gossipfast._optimize.TreeOptimizer`), ``catchup``
     (:class:`~gossipfast._catchup.CatchUp`), ``fifo_order``
     (:class:`~gossipfast._fifo.FifoDelivery`, used when ``fifo``) and ``graft_delay``
     (:class:`~gossipfast._graftdelay.GraftDelay`). The counters (the stats keys) are
@@ -160,15 +183,10 @@ class Plumtree:
         self.trees: dict[int, _Tree] = {}
         # the anchored tree (``_anchor.py``) keeps the shared tree: first messages must not bend it
         self.anchored = False
-        self.threshold = int(config.optimization_threshold)
         self.missing: dict[tuple[int, int], _Missing] = {}  # made by ``intake``
         self.seq = 0
         self.now = 0.0  # time of the input being handled (for timers armed deep inside)
         self.fifo = bool(config.fifo)
-        # Prunes, Grafts and Wants (fetches that move no tree link) batched per input
-        self.prune_batch: dict[str, list[int]] = {}
-        self.graft_batch: dict[str, list[int]] = {}
-        self.want_batch: dict[str, list[int]] = {}
         # (origin, count) of ids learnt lost for good since the engine last looked
         self.gaps: list[tuple[int, int]] = []
         # validator(origin, seq, hops, payload) -> bool: False rejects a new message
@@ -178,8 +196,10 @@ class Plumtree:
         self.dedup_warned = 0  # bits: refusals (1) and budget drops (2) logged
         self.graft_delay = GraftDelay(float(config.graft_timeout_1))
         self.requests = Requests(self, config)
+        self.control = GraftPrune(self, _MAX_TREES)
         self.ihaves = IHaveQueues(self, config, timers)
         self.intake = IHaveIntake(self, config, timers)
+        self.optimizer = TreeOptimizer(self, config)
         self.catchup = CatchUp(self, config)
         self.fifo_order = FifoDelivery(
             timers, self.dedup, 2 * int(config.dedup_max_origins), self.timer_fifo_gap
@@ -226,6 +246,10 @@ class Plumtree:
     def flush_ihaves(self) -> None:
         """Send every queued IHave batch now (``ihaves.flush``)."""
         self.ihaves.flush()
+
+    def flush_grafts(self) -> None:
+        """Send the Grafts and Wants of one tick now (``control.flush_grafts``)."""
+        self.control.flush_grafts()
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -336,46 +360,6 @@ class Plumtree:
         t = self.tree(o)
         return t.eager, t.lazy_t
 
-    def queue_prune(self, peer: str, o: int) -> None:
-        """Tell ``peer`` to stop pushing ``o``'s messages to us (batched per input)."""
-        b = self.prune_batch.get(peer)
-        if b is None:
-            self.prune_batch[peer] = [o]
-        elif o not in b:
-            b.append(o)
-
-    def queue_graft(self, peer: str, o: int, s: int) -> None:
-        """Ask ``peer`` for (o, s) and to push ``o`` to us (s = 0: the link only)."""
-        b = self.graft_batch.get(peer)
-        if b is None:
-            self.graft_batch[peer] = [o, s]
-        else:
-            b.append(o)
-            b.append(s)
-
-    def queue_want(self, peer: str, o: int, s: int) -> None:
-        """Ask ``peer`` for (o, s) from its store, leaving every tree as it is."""
-        b = self.want_batch.get(peer)
-        if b is None:
-            self.want_batch[peer] = [o, s, s]
-        else:
-            b.append(o)
-            b.append(s)
-            b.append(s)
-
-    def send_batches(self, batch: dict[str, list[int]], kind: Any) -> int:
-        """Send one ``kind(ids)`` message per peer of ``batch``; returns how many."""
-        for peer, ids in batch.items():
-            self.send(peer, kind(ids))
-        return len(batch)
-
-    def flush_prunes(self) -> None:
-        """Send the Prunes collected while handling one input, one message per peer."""
-        if self.prune_batch:
-            b = self.prune_batch
-            self.prune_batch = {}
-            self.s_prune += self.send_batches(b, Prune)
-
     # -- membership ------------------------------------------------------------------------
 
     def neighbor_up(self, peer: str, now: float) -> None:
@@ -400,9 +384,7 @@ class Plumtree:
                 t.push_at = 0.0
         self.ihaves.queues.pop(peer, None)
         self.requests.budgets.pop(peer, None)
-        self.graft_batch.pop(peer, None)
-        self.want_batch.pop(peer, None)
-        self.prune_batch.pop(peer, None)
+        self.control.forget(peer)
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -427,10 +409,10 @@ class Plumtree:
                     self.intake.on_ihave(peer, msg.runs, now)
                 elif t is Graft:
                     self.r_graft += 1
-                    self.on_graft(peer, msg.ids)
+                    self.control.on_graft(peer, msg.ids)
                 elif t is Prune:
                     self.r_prune += 1
-                    self.on_prune(peer, msg.origins)
+                    self.control.on_prune(peer, msg.origins)
                 elif t is Digest:
                     self.r_digest += 1
                     self.catchup.on_digest(peer, msg.entries, now)
@@ -447,10 +429,11 @@ class Plumtree:
         q = self.ihaves
         if q.interval <= 0.0 and q.queues:
             q.flush()
-        if self.prune_batch:
-            self.flush_prunes()
-        if self.graft_batch or self.want_batch:
-            self.flush_grafts()
+        c = self.control
+        if c.prunes:
+            c.flush_prunes()
+        if c.grafts or c.wants:
+            c.flush_grafts()
 
     def on_gossip(self, peer: str, msg: Any, now: float) -> None:
         """A payload: deliver and push it on if new, else prune its sender."""
@@ -522,9 +505,9 @@ class Plumtree:
         self.forward(peer, o, s, h, payload, t, up, m, now)
         if m is not None:
             # after the push: the new parent must not get this payload back from us
-            self.optimize(peer, o, m, h - 1)
+            self.optimizer.optimize(peer, o, m, h - 1)
             if self.anchored and m.grafted is None:
-                self.optimize_lag(peer, o, m, h - 1, now)
+                self.optimizer.optimize_lag(peer, o, m, h - 1, now)
 
     def reject(self, o: int, s: int) -> None:
         """A message the validator refused: it stays seen (not asked for or checked
@@ -551,7 +534,7 @@ class Plumtree:
             # duplicate, no prune; counted by the dedup
             self.dedup.dropped = False
             if self.dedup_warned != 3:
-                self.warn_dropped(peer)
+                self.dedup_warned = _warn_dropped(self.dedup, self.dedup_warned, peer)
             return
         self.duplicates += 1
         rq = self.requests
@@ -574,7 +557,7 @@ class Plumtree:
         # always answer a push with Prune, even from a lazy peer: its tree may still have
         # us eager (trees are born apart)
         self.to_lazy(o, peer)
-        self.queue_prune(peer, o)
+        self.control.queue_prune(peer, o)
 
     def relink(self, peer: str, o: int, t: _Tree, m: _Missing | None, answer: bool) -> _Tree:
         """A new payload came over a lazy link of ``o``'s tree: make that link a tree
@@ -589,7 +572,7 @@ class Plumtree:
             # fetched, and the origin's own tree starts now: the link of the first delivery
             # is a tree link, at both ends
             self.to_eager(o, peer)
-            self.queue_graft(peer, o, 0)
+            self.control.queue_graft(peer, o, 0)
             t = self.tree(o)
             t.up = peer
         return t
@@ -635,183 +618,11 @@ class Plumtree:
             if p != peer and not (told and p in told):
                 q.announce(p, o, s, h, now)
 
-    def warn_dropped(self, peer: str) -> None:
-        """Log (once for each reason) that messages of new origins are being dropped."""
-        d = self.dedup
-        if d.refused and not self.dedup_warned & 1:
-            self.dedup_warned |= 1
-            _log.warning(
-                "dedup: %d origins seen within the last %.0f s fill the table "
-                "(dedup_max_origins): messages of new origins are dropped "
-                "(stats origins_refused); raise dedup_max_origins if the cluster has that "
-                "many live origins",
-                len(d),
-                d.idle,
-            )
-        if d.throttled and not self.dedup_warned & 2:
-            self.dedup_warned |= 2
-            _log.warning(
-                "dedup: neighbour %s brings in new origins faster than its budget: the "
-                "excess is dropped (stats origins_throttled)",
-                peer,
-            )
-
-    def optimize(self, sender: str, o: int, m: _Missing, hops: int) -> None:
-        """Replace the eager parent ``sender`` by a lazy announcer with a shorter path."""
-        t = self.tree(o)
-        if sender in t.lazy_t or not self.is_active(sender):
-            return
-        if self.anchored and t.lazy is None:
-            return  # the shared tree is the anchor's fewest-hops tree already
-        best = -1
-        best_hops = hops - self.threshold
-        packed = m.hops
-        for i in range(len(m.peers)):
-            p = m.peers[i]
-            h = (packed >> (16 * i)) & 0xFFFF
-            if h <= best_hops and p != sender and p in t.lazy_t:
-                best = i
-                best_hops = h
-        if best < 0:
-            return
-        self.swap_parent(o, sender, m.peers[best])
-
-    def swap_parent(self, o: int, old: str | None, new: str) -> None:
-        """In ``o``'s own tree: ``new`` becomes eager (``Graft(o, 0)``), ``old`` lazy
-        (``Prune(o)``)."""
-        if self.to_eager(o, new):
-            self.queue_graft(new, o, 0)
-        t = self.trees.get(o)
-        if t is not None and t.lazy is not None:
-            t.up = new
-        if old is not None and old != new and self.to_lazy(o, old):
-            self.queue_prune(old, o)
-        self.optimizations += 1
-
-    def optimize_lag(self, sender: str, o: int, m: _Missing, hops: int, now: float) -> None:
-        """The payload came from the eager parent well after a lazy peer announced it:
-        make the first announcer the parent in the origin's own tree (``hops``: the
-        parent's hop count; the announcer's path may be up to ``_LAG_HOPS`` longer).
-
-        Only with the anchored tree: an origin's own tree then starts as the anchor's
-        fewest-hops tree, not as the latency tree of a first flood, and without this
-        it would reach its latency shape only through grafts that raced the parent's
-        push (one duplicate each). The margin (half the graft delay) keeps two nearly
-        equal paths from trading places.
-        """
-        t = self.trees.get(o)
-        if t is None or t.lazy is None or now - m.since < 0.5 * self.graft_delay.value:
-            return
-        p = m.peers[0] if m.peers else None
-        if p is None or p == sender or (m.hops & 0xFFFF) > hops + _LAG_HOPS:
-            return
-        t = self.tree(o)
-        if p not in t.lazy_t or sender not in t.eager:
-            return  # replaced already (optimize), or no longer a neighbour
-        self.swap_parent(o, sender, p)
-
-    def optimize_late(self, announcer: str, o: int, s: int, h: int) -> None:
-        """An announcement of (o, s), ``h`` hops from the origin, came after the payload:
-        if it is ``o``'s latest message and the path is at least ``threshold`` hops
-        shorter than our parent's, make the announcer the parent for ``o`` (the paper
-        optimises only with announcements that came first; with many one-shot origins on
-        one tree most shorter paths are announced late)."""
-        t = self.trees.get(o)
-        if t is None or t.pseq != s or h + 1 + self.threshold > t.phops:
-            return
-        if self.anchored and t.lazy is None:
-            return
-        parent = t.parent
-        if parent is None or parent == announcer:
-            return
-        t = self.tree(o)  # shaped for use: current eager/lazy tuples
-        if announcer not in t.lazy_t or parent not in t.eager:
-            return  # not a lazy link of ours, or the parent was replaced or is gone
-        t.parent = announcer
-        t.phops = h + 1
-        self.swap_parent(o, parent, announcer)
-
-    def flush_grafts(self) -> None:
-        """Send the Grafts (and Wants) collected by the timers of one tick, one message
-        per peer and kind."""
-        if self.graft_batch:
-            b = self.graft_batch
-            self.graft_batch = {}
-            self.s_graft += self.send_batches(b, Graft)
-        if self.want_batch:
-            b = self.want_batch
-            self.want_batch = {}
-            self.s_want += self.send_batches(b, Want)
-
     def expire(self, now: float) -> None:
         """Housekeeping: drop old payloads and forgotten requests."""
         self.store.expire(now)
         self.dedup.compact()  # rings of origins that miss nothing any more
         self.requests.expire(now)
-
-    def on_prune(self, peer: str, origins: Any) -> None:
-        """A neighbour got duplicates from us: stop pushing these origins to it."""
-        if not self.is_active(peer):
-            return
-        n = len(origins)
-        if n == 0:  # every tree, and the shared one
-            if self.peers.to_lazy(peer):
-                self.refresh()
-            for t in self.trees.values():
-                if t.lazy is not None and peer not in t.lazy:
-                    t.lazy.add(peer)
-                    t.epoch = -1
-            return
-        if n > _MAX_TREES:
-            self.bad += 1
-            n = _MAX_TREES
-        for i in range(n):
-            o = origins[i]
-            if 0 <= o <= _U64:
-                self.to_lazy(o, peer)
-            else:
-                self.bad += 1
-
-    def on_graft(self, peer: str, ids: Any) -> None:
-        """A neighbour wants us as eager parent again (per origin), and resent payloads.
-
-        ``ids`` is ``[origin, seq, ...]``; ``seq`` 0 asks for the tree link only.
-        """
-        if not self.is_active(peer):
-            return
-        n = len(ids)
-        if n == 0:  # every tree, and the shared one
-            if self.peers.to_eager(peer):
-                self.refresh()
-            for t in self.trees.values():
-                if t.lazy is not None and peer in t.lazy:
-                    t.lazy.discard(peer)
-                    t.epoch = -1
-            return
-        if n % 2 or n > _MAX_LIST:
-            self.bad += 1
-            n = min(n - n % 2, _MAX_LIST)
-        b = self.requests.answer_tokens(peer)
-        for i in range(0, n, 2):
-            o = ids[i]
-            s = ids[i + 1]
-            if not (0 <= o <= _U64 and 0 <= s <= _SEQ_MAX):
-                self.bad += 1
-                continue
-            if s != 0:
-                # a payload asked for: one answer token (beyond its budget the id is
-                # ignored, link and all: it cannot make us resend the store in a loop)
-                if b.resends < 1.0:
-                    self.answers_refused += 1
-                    continue
-                b.resends -= 1.0
-            self.to_eager(o, peer)
-            if s == 0:
-                continue
-            item = self.store.get(o, s)
-            if item is not None:
-                self.send(peer, Gossip(o, s, item[0], item[1]))
-                self.s_gossip += 1
 
     # -- local broadcast ------------------------------------------------------------------
 
