@@ -11,7 +11,6 @@ cdef object _U64
 cdef object _SEQ_MAX
 cdef Py_ssize_t _HOPS_MAX
 cdef Py_ssize_t _MAX_ANNOUNCERS
-cdef Py_ssize_t _MAX_MISSING
 cdef double _ANNOUNCE_HOLD
 cdef Py_ssize_t _ANNOUNCE_HOLD_MIN
 cdef Py_ssize_t _MAX_ANN_HELD
@@ -36,6 +35,7 @@ cpdef Py_ssize_t _run_ids(object runs) except -1
 
 cdef class IHaveIntake:
     cdef public Plumtree pt
+    cdef public Py_ssize_t missing_max
     cdef public object timers
     cdef public object t_grafts
     cdef public object t_graft

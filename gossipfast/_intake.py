@@ -26,10 +26,6 @@ _SEQ_MAX = (1 << 63) - 1
 _HOPS_MAX = 1 << 16
 #: A missing message remembers at most this many announcers (first come first asked).
 _MAX_ANNOUNCERS = 8
-#: Missing-message timers alive at once; further announcements wait for catch-up.
-_MAX_MISSING = 1 << 16
-#: Public copy of that bound (the compiled module keeps ``_MAX_MISSING`` C-level).
-MAX_MISSING = _MAX_MISSING
 #: An announcement of at least ``_ANNOUNCE_HOLD_MIN`` ids is looked at this share of the
 #: graft delay after it came (most of its ids are pushed meanwhile); smaller ones at once.
 _ANNOUNCE_HOLD = 0.5
@@ -93,9 +89,11 @@ class IHaveIntake:
     order; ``ids`` counts the ids they name.
     """
 
-    def __init__(self, pt: Plumtree, config: Any, timers: Any) -> None:
-        """No announcement held yet; ``config`` gives the limits."""
+    def __init__(self, pt: Plumtree, config: Any, timers: Any, missing_max: int) -> None:
+        """No announcement held yet; ``config`` gives the limits, ``missing_max`` the
+        bound of ``pt.missing`` (further announcements wait for catch-up)."""
         self.pt = pt
+        self.missing_max = missing_max
         self.timers = timers
         # timer handlers bound once: a bound method per timer would be one more object for
         # the cyclic GC to count and traverse
@@ -213,7 +211,7 @@ class IHaveIntake:
                 if m is None:
                     if room <= 0:
                         pt.ihave_dropped += 1  # over its share: not tracked
-                    elif len(missing) < _MAX_MISSING:
+                    elif len(missing) < self.missing_max:
                         room -= 1
                         if slow:
                             if young is None:

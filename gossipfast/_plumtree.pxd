@@ -18,6 +18,8 @@ cdef object _U64
 cdef object _SEQ_MAX
 cdef Py_ssize_t _HOPS_MAX
 cdef Py_ssize_t _MAX_REFUSED
+cdef Py_ssize_t _MAX_MISSING
+cdef double _REQUEST_TTL
 cdef Py_ssize_t _MAX_TREES
 cdef object Gossip
 cdef object IHave

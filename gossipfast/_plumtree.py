@@ -37,7 +37,7 @@ from ._intake import IHaveIntake
 from ._optimize import TreeOptimizer
 from ._outputs import Outputs
 from ._peers import EagerLazy
-from ._requests import REQUEST_TTL, Requests
+from ._requests import Requests
 from .wire import Digest, Gone, Gossip, Graft, IHave, Prune, Want
 
 if TYPE_CHECKING:
@@ -50,11 +50,15 @@ _log = logging.getLogger("gossipfast")
 _U64 = (1 << 64) - 1
 _SEQ_MAX = (1 << 63) - 1
 _HOPS_MAX = 1 << 16
+#: Missing-message entries alive at once; further announcements wait for catch-up.
+_MAX_MISSING = 1 << 16
+#: Seconds a Graft/Want request is remembered to count its answer as a recovery.
+_REQUEST_TTL = 30.0
 #: Refused ids remembered (so that catch-up does not report them as lost).
 _MAX_REFUSED = 1 << 16
 #: A copy can come this long after its payload left the stores (a late answer, a queued
 #: push): an origin is forgotten after store_max_age plus this unseen.
-_DEDUP_SLACK = REQUEST_TTL
+_DEDUP_SLACK = _REQUEST_TTL
 #: Under pressure a neighbour's budget of new origins is 1/this of the table as a burst,
 #: and as much again per idle horizon.
 _ADMIT_SHARE = 8
@@ -195,10 +199,10 @@ class Plumtree:
         self.refused: OrderedDict[tuple[int, int], bool] = OrderedDict()
         self.dedup_warned = 0  # bits: refusals (1) and budget drops (2) logged
         self.graft_delay = GraftDelay(float(config.graft_timeout_1))
-        self.requests = Requests(self, config)
+        self.requests = Requests(self, config, _REQUEST_TTL, _MAX_MISSING)
         self.control = GraftPrune(self, _MAX_TREES)
         self.ihaves = IHaveQueues(self, config, timers)
-        self.intake = IHaveIntake(self, config, timers)
+        self.intake = IHaveIntake(self, config, timers, _MAX_MISSING)
         self.optimizer = TreeOptimizer(self, config)
         self.catchup = CatchUp(self, config)
         self.fifo_order = FifoDelivery(

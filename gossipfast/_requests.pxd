@@ -4,7 +4,6 @@ import cython
 from gossipfast._plumtree cimport Plumtree
 
 
-cdef double _REQUEST_TTL
 cdef object OrderedDict
 
 
@@ -22,6 +21,7 @@ cpdef _forget(object a)
 
 cdef class Requests:
     cdef public Plumtree pt
+    cdef public double ttl
     cdef public dict budgets
     cdef public Py_ssize_t peer_missing_max
     cdef public double graft_rate

@@ -2,7 +2,7 @@
 """Plumtree's request records and per-neighbour budgets.
 
 A copy that answers a ``Graft``/``Want`` of ours counts as a recovery and must not prune
-its sender, so each request is remembered (bounded, for ``_REQUEST_TTL``). Each active
+its sender, so each request is remembered (bounded, for a while). Each active
 neighbour has a :class:`_Budget`: its share of missing-message entries, a token bucket of
 ids we may ask it for, its unanswered requests, and a token bucket of payloads we resend
 to it (a hostile peer is contained by its own). docs/internals.md ("Plumtree choices
@@ -16,15 +16,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from ._intake import MAX_MISSING
-
 if TYPE_CHECKING:
     from ._plumtree import Plumtree
-
-#: Seconds a Graft/Want request is remembered to count its answer as a recovery.
-_REQUEST_TTL = 30.0
-#: Public copy (the compiled module keeps ``_REQUEST_TTL`` C-level).
-REQUEST_TTL = _REQUEST_TTL
 
 
 class _Budget:
@@ -59,19 +52,23 @@ class Requests:
 
     ``requested`` maps (origin, seq) we asked for to when; ``answers`` maps (origin, seq,
     peer) we asked to when, or to (peer's budget, when) while counted in the peer's
-    ``asked``. Budgets are made with ``pt.now``; withheld requests count in
+    ``asked``. Both are kept for ``ttl`` seconds, at most ``cap`` records each. Budgets
+    are made with ``pt.now``; withheld requests count in
     ``pt.grafts_withheld`` (the stats keys stay Plumtree's).
     """
 
-    def __init__(self, pt: Plumtree, config: Any) -> None:
-        """Empty records, with the per-neighbour limits of ``config``."""
+    def __init__(self, pt: Plumtree, config: Any, ttl: float, missing_max: int) -> None:
+        """Empty records, with the per-neighbour limits of ``config``; ``missing_max``
+        is ``pt``'s bound of missing-message entries (as many requests are kept at
+        least)."""
         self.pt = pt
+        self.ttl = ttl
         self.budgets: dict[str, _Budget] = {}
         self.peer_missing_max = int(config.peer_missing_max)
         self.graft_rate = float(config.peer_graft_rate)
         self.answer_rate = float(config.peer_answer_rate)
         self.answer_burst = max(self.answer_rate, float(config.catch_up_max))
-        self.cap = max(int(config.catch_up_max), MAX_MISSING)  # records kept at most
+        self.cap = max(int(config.catch_up_max), missing_max)
         self.requested: OrderedDict[tuple[int, int], float] = OrderedDict()
         self.answers: OrderedDict[tuple[int, int, str], Any] = OrderedDict()
 
@@ -145,9 +142,9 @@ class Requests:
         return True
 
     def expire(self, now: float) -> None:
-        """Forget requests older than ``_REQUEST_TTL``: their peers may be asked again."""
+        """Forget requests older than ``ttl``: their peers may be asked again."""
         req = self.requested
-        limit = now - _REQUEST_TTL
+        limit = now - self.ttl
         while req:
             key = next(iter(req))
             if req[key] > limit:
