@@ -57,7 +57,7 @@ class CatchUp:
     """The catch-up state of one node's :class:`~gossipfast._plumtree.Plumtree` (``pt``).
 
     It reads ``pt``'s dedup, store, missing and requested ids, sends through ``pt.send``,
-    books requests with ``pt.remember_request`` and counts in ``pt``'s counters (the
+    books requests with ``pt.requests.remember`` and counts in ``pt``'s counters (the
     stats keys stay Plumtree's).
     """
 
@@ -156,7 +156,7 @@ class CatchUp:
             if budget <= 0:
                 continue
             miss = pt.dedup.missing(o, high, budget)
-            if miss and (pt.missing or pt.requested):
+            if miss and (pt.missing or pt.requests.requested):
                 miss = self.not_pending(o, miss, now)
             if miss and self.flowing(o, now):
                 # the origin's stream reaches us now: what is past our highest seq is on
@@ -186,10 +186,10 @@ class CatchUp:
         pt = self.pt
         first = miss[0]
         last = first
-        pt.remember_request(o, first, peer, now)
+        pt.requests.remember(o, first, peer, now)
         for j in range(1, len(miss)):
             q = miss[j]
-            pt.remember_request(o, q, peer, now)
+            pt.requests.remember(o, q, peer, now)
             if q == last + 1:
                 last = q
             else:
@@ -206,7 +206,7 @@ class CatchUp:
         """``seqs`` of origin ``o`` less those on their way: announced (a graft timer
         runs for them) or asked for within the last anti-entropy interval."""
         missing = self.pt.missing
-        requested = self.pt.requested
+        requested = self.pt.requests.requested
         recent = now - (self.ae_interval if self.ae_interval > 0.0 else 1.0)
         out = []
         for q in seqs:
@@ -237,7 +237,7 @@ class CatchUp:
         n = self.ranges_len(ranges)
         budget = self.catch_up_max
         gone: list[int] = []
-        b = pt.answer_tokens(peer)
+        b = pt.requests.answer_tokens(peer)
         for i in range(0, n, 3):
             o = ranges[i]
             first = ranges[i + 1]

@@ -104,14 +104,6 @@ cdef class Plumtree:
     cdef public Py_ssize_t grafts_withheld
     cdef public Py_ssize_t answers_refused
 
-    cpdef remember_request(self, object o, object s, str peer, double now)
-
-    cpdef _Budget answer_tokens(self, str peer)
-
-    cpdef flush_ihaves(self)
-
-    cpdef flush_grafts(self)
-
     @cython.locals(lst=list, outbox=dict)
     cpdef send(self, str peer, object msg)
 

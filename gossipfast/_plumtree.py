@@ -42,7 +42,6 @@ from .wire import Digest, Gone, Gossip, Graft, IHave, Prune, Want
 
 if TYPE_CHECKING:
     from ._intake import _Missing
-    from ._requests import _Budget
 
 _log = logging.getLogger("gossipfast")
 
@@ -216,44 +215,6 @@ class Plumtree:
         self.lost = self.delivered = self.duplicates = self.grafts = self.recovered = 0
         self.catch_up_requested = self.optimizations = self.bad = self.rejected = 0
         self.ihave_dropped = self.grafts_withheld = self.answers_refused = 0
-
-    # -- the parts' state, read by the engine, catch-up and tests --------------------------
-
-    @property
-    def requested(self) -> Any:
-        """(origin, seq) we asked for -> when (``requests.requested``)."""
-        return self.requests.requested
-
-    @property
-    def budgets(self) -> dict[str, _Budget]:
-        """Each neighbour's shares and budgets (``requests.budgets``)."""
-        return self.requests.budgets
-
-    @property
-    def lazyq(self) -> dict[str, Any]:
-        """The queued announcements of each lazy peer (``ihaves.queues``)."""
-        return self.ihaves.queues
-
-    @property
-    def ann_held(self) -> Any:
-        """The announcements held back (``intake.held``)."""
-        return self.intake.held
-
-    def remember_request(self, o: int, s: int, peer: str, now: float) -> None:
-        """Note that we asked ``peer`` for (o, s) (``requests.remember``)."""
-        self.requests.remember(o, s, peer, now)
-
-    def answer_tokens(self, peer: str) -> _Budget:
-        """``peer``'s budget, answer tokens refilled (``requests.answer_tokens``)."""
-        return self.requests.answer_tokens(peer)
-
-    def flush_ihaves(self) -> None:
-        """Send every queued IHave batch now (``ihaves.flush``)."""
-        self.ihaves.flush()
-
-    def flush_grafts(self) -> None:
-        """Send the Grafts and Wants of one tick now (``control.flush_grafts``)."""
-        self.control.flush_grafts()
 
     # -- outputs ---------------------------------------------------------------------------
 

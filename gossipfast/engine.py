@@ -176,8 +176,8 @@ class Engine:
             hv.alive(peer)
         pt = self.pt
         pt.on_frame(peer, msgs, now, self._other)
-        if self._ihave_now and pt.lazyq:
-            pt.flush_ihaves()
+        if self._ihave_now and pt.ihaves.queues:
+            pt.ihaves.flush()
         if pt.gaps:
             self._emit_gaps()
 
@@ -266,7 +266,7 @@ class Engine:
         """
         for item in self.timers.expire(now):
             item[0](item, now)
-        self.pt.flush_grafts()
+        self.pt.control.flush_grafts()
 
     def _timer_maintenance(self, item: tuple, now: float) -> None:
         self.pt.expire(now)
@@ -283,7 +283,7 @@ class Engine:
 
     def leave(self, now: float) -> None:
         """Tell every neighbour we leave (``Disconnect(alive=False)``); then go quiet."""
-        self.pt.flush_ihaves()
+        self.pt.ihaves.flush()
         self.members.leave(now)
         self.hv.leave(now)
         if self.tree is not None:

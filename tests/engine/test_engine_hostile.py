@@ -81,7 +81,7 @@ def test_one_announcer_holds_at_most_its_share_of_missing_entries() -> None:
     st = e.stats()
     assert st["missing"] == 5000
     assert st["ihave_dropped"] >= 15_000
-    assert e.pt.budgets[FLOODER].missing == 5000
+    assert e.pt.requests.budgets[FLOODER].missing == 5000
 
 
 def test_an_honest_announcer_is_recovered_while_a_flooder_floods() -> None:
@@ -238,14 +238,15 @@ def test_ihave_flood_memory_is_bounded_per_announcer() -> None:
     finally:
         tracemalloc.stop()
     st = e.stats()
-    assert peak_missing <= 16384 and e.pt.budgets[FLOODER].missing <= 16384
+    assert peak_missing <= 16384 and e.pt.requests.budgets[FLOODER].missing <= 16384
     # requests toward a peer that never answers: one share, then no more (30 s)
-    assert len(e.pt.requested) <= 16384 and e.pt.budgets[FLOODER].asked <= 16384
+    assert len(e.pt.requests.requested) <= 16384 and e.pt.requests.budgets[FLOODER].asked <= 16384
     assert st["ihave_dropped"] > 0 and st["grafts_withheld"] > 0
     print(
         f"\nIHAVE flood per announcer: {(warm - base) / 2**20:.1f} MiB at warm-up, "
         f"{(end - base) / 2**20:.1f} at end; missing {st['missing']}, requests "
-        f"{len(e.pt.requested)}, dropped {st['ihave_dropped']}, withheld {st['grafts_withheld']}"
+        f"{len(e.pt.requests.requested)}, dropped {st['ihave_dropped']}, "
+        f"withheld {st['grafts_withheld']}"
     )
     assert end - warm < 2 << 20, (warm, end)
 
@@ -259,18 +260,18 @@ def test_a_peer_that_never_answers_is_asked_its_share_then_nothing() -> None:
         _flood(e, r, now, ids=40)
         now += 0.2
         asked += _requested_from(_run_until(e, now), FLOODER)
-    assert asked == 50 and e.pt.budgets[FLOODER].asked == 50
+    assert asked == 50 and e.pt.requests.budgets[FLOODER].asked == 50
     st = e.stats()  # every other id was either not tracked or not requested
     assert st["grafts_withheld"] > 0 and st["grafts_withheld"] + st["ihave_dropped"] == 350
     # an honest peer that answers keeps being asked meanwhile
     e.on_frame(HONEST, [IHave([77, 1, 3, 2])], now)
     assert _requested_from(_run_until(e, now + 0.2), HONEST) == 3
     e.on_frame(HONEST, [Gossip(77, s, 2, b"x") for s in (1, 2, 3)], now + 0.21)
-    assert e.pt.budgets[HONEST].asked == 0 and e.stats()["recovered"] == 3
+    assert e.pt.requests.budgets[HONEST].asked == 0 and e.stats()["recovered"] == 3
     # unanswered requests are forgotten after their 30 s (at the next housekeeping
     # round, every store_max_age / 8 = 15 s): the peer is asked again
     now += 46.0
     _run_until(e, now)
-    assert e.pt.budgets[FLOODER].asked == 0
+    assert e.pt.requests.budgets[FLOODER].asked == 0
     _flood(e, r, now, ids=10)
     assert _requested_from(_run_until(e, now + 0.2), FLOODER) == 10

@@ -121,7 +121,7 @@ def test_runs_name_exactly_the_announced_ids(seed: int) -> None:
         h = rng.choice((1, 1, 1, 2))
         pt.ihaves.announce(p, o, s, h, 1.0)
         made.append((p, o, s, h))
-    pt.flush_ihaves()
+    pt.ihaves.flush()
     got = []
     for p, msgs in e.drain()[0].items():
         for m in msgs:

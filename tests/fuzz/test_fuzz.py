@@ -619,6 +619,6 @@ def test_ihave_flood_memory_plateaus() -> None:
         end, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert len(e.pt.requested) <= 1 << 16 and e.stats()["missing"] <= 1 << 16
+    assert len(e.pt.requests.requested) <= 1 << 16 and e.stats()["missing"] <= 1 << 16
     print(f"\nIHAVE flood (engine): {warm / 2**20:.1f} MiB at warm-up, {end / 2**20:.1f} at end")
     assert end - warm < 2 << 20, (warm, end)

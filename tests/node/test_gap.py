@@ -173,7 +173,7 @@ def test_forged_digest_then_gone_reports_at_most_one_budget() -> None:
     e.on_frame(peer(1), [Gone([X, 1, (1 << 63) - 1])], 10.1)
     _, _, _, events = e.drain()
     assert gaps(events) == [Gap(origin_str(X), None, 500)]
-    assert len(e.pt.requested) <= max(500, 1 << 16)
+    assert len(e.pt.requests.requested) <= max(500, 1 << 16)
 
 
 def test_malformed_gone_never_raises() -> None:

@@ -561,7 +561,7 @@ def test_a_relay_crash_at_full_rate_loses_nothing_with_held_announcements() -> N
         if k == 200:
             sim.crash([3, 7])
         ids += [sim.broadcast(0, b"x" * 100) for _ in range(10)]
-        held = max(held, sum(1 for i in sim.live() if sim.engines[i].pt.ann_held))
+        held = max(held, sum(1 for i in sim.live() if sim.engines[i].pt.intake.held))
     sim.run_for(5.0)
     assert held > 0  # big announcements were held (the path under test)
     figs = [sim.broadcast_figures(sim.bcasts[key]) for key in ids]

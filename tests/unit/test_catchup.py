@@ -59,7 +59,7 @@ def test_a_later_digest_pulls_what_we_miss_as_ranges_and_books_the_requests() ->
     pt.catchup.on_digest(A, [X, 7, ME, 9], 1.0)  # our own origin is never asked for
     assert take(pt) == {A: [Want([X, 3, 4, X, 6, 7])]}
     assert pt.catch_up_requested == 4 and pt.s_want == 1
-    assert set(pt.requested) == {(X, 3), (X, 4), (X, 6), (X, 7)}
+    assert set(pt.requests.requested) == {(X, 3), (X, 4), (X, 6), (X, 7)}
     # asked within the last anti-entropy interval: not asked again
     pt.catchup.on_digest(A, [X, 7], 1.5)
     assert take(pt) == {}

@@ -61,12 +61,12 @@ def test_requests_are_forgotten_after_their_ttl() -> None:
     rq.budget(A)
     rq.grafted(X, 1, A, 0.0)
     rq.remember(X, 2, B, 20.0)
-    assert set(pt.requested) == {(X, 1), (X, 2)}
+    assert set(pt.requests.requested) == {(X, 1), (X, 2)}
     rq.expire(31.0)  # the first is past 30 s: its record goes, and A's count with it
-    assert set(pt.requested) == {(X, 2)} and rq.budgets[A].asked == 0
+    assert set(pt.requests.requested) == {(X, 2)} and rq.budgets[A].asked == 0
     assert (X, 1, A) not in rq.answers and (X, 2, B) in rq.answers
     rq.expire(60.0)
-    assert not pt.requested and not rq.answers
+    assert not pt.requests.requested and not rq.answers
 
 
 def test_answer_tokens_refill_up_to_the_burst() -> None:
@@ -102,7 +102,7 @@ def test_a_full_batch_leaves_at_once() -> None:
     pt = plumtree(ihave_batch_max=3)
     for s in (1, 2, 3):
         pt.ihaves.announce(A, X, s, 0, 0.0)
-    assert sent(pt) == {A: [IHave([X, 1, 3, 0])]} and A not in pt.lazyq
+    assert sent(pt) == {A: [IHave([X, 1, 3, 0])]} and A not in pt.ihaves.queues
 
 
 # -- IHaveIntake ------------------------------------------------------------------------
@@ -117,18 +117,18 @@ def test_run_ids_counts_the_ids_of_well_formed_runs() -> None:
 def test_an_unseen_announced_id_grafts_its_announcer_after_the_delay() -> None:
     pt = plumtree(graft_timeout_1=0.1)
     pt.intake.on_ihave(A, [X, 1, 2, 1], 0.0)
-    assert set(pt.missing) == {(X, 1), (X, 2)} and pt.budgets[A].missing == 2
+    assert set(pt.missing) == {(X, 1), (X, 2)} and pt.requests.budgets[A].missing == 2
     for item in pt.timers.expire(0.2):
         item[0](item, 0.2)
-    pt.flush_grafts()
+    pt.control.flush_grafts()
     assert sent(pt) == {A: [Graft([X, 1, X, 2])]}
-    assert pt.grafts == 2 and set(pt.requested) == {(X, 1), (X, 2)}
+    assert pt.grafts == 2 and set(pt.requests.requested) == {(X, 1), (X, 2)}
 
 
 def test_a_big_announcement_is_held_for_half_the_delay() -> None:
     pt = plumtree(graft_timeout_1=0.1)
     pt.intake.on_ihave(A, [X, 1, 40, 1], 0.0)
-    assert not pt.missing and pt.intake.ids == 40 and len(pt.ann_held) == 1
+    assert not pt.missing and pt.intake.ids == 40 and len(pt.intake.held) == 1
     pt.intake.release_held(0.05)
     assert len(pt.missing) == 40 and pt.intake.ids == 0
 
