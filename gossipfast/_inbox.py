@@ -19,6 +19,38 @@ from .types import Event, Lagged, Message
 EVENT_QUEUE_SIZE = 10_000
 
 
+class _Queue:
+    """One bounded queue: its items, its bound, and the items dropped (since the reader
+    last said so, and in all)."""
+
+    __slots__ = ("items", "lagged", "lagged_total", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self.limit = limit
+        self.lagged = 0
+        self.lagged_total = 0
+
+    def put(self, item: Any) -> None:
+        """Append ``item``, dropping the oldest when full."""
+        if len(self.items) >= self.limit:
+            self.items.popleft()
+            self.lagged += 1
+            self.lagged_total += 1
+        self.items.append(item)
+
+    def put_many(self, items: list[Any]) -> None:
+        """Append ``items`` in one pass, then drop the oldest beyond the bound."""
+        q = self.items
+        q.extend(items)
+        over = len(q) - self.limit
+        if over > 0:
+            for _ in range(over):
+                q.popleft()
+            self.lagged += over
+            self.lagged_total += over
+
+
 class Inbox:
     """The ``messages()`` and ``events()`` queues of one node and the futures waiting on
     them. ``config.message_queue_size`` bounds the messages; ``closed`` (set by the node
@@ -26,13 +58,8 @@ class Inbox:
 
     def __init__(self, config: Any) -> None:
         """Empty queues; ``config`` is the node's :class:`~gossipfast.config.Config`."""
-        self.config = config
-        self.message_queue: collections.deque[Message] = collections.deque()
-        self.lagged = 0  # messages dropped since messages() last said so
-        self.lagged_total = 0
-        self.event_queue: collections.deque[Event] = collections.deque()
-        self.events_lagged = 0  # events dropped since events() last said so
-        self.events_lagged_total = 0
+        self.messages_in = _Queue(config.message_queue_size)
+        self.events_in = _Queue(EVENT_QUEUE_SIZE)
         self.waiters: list[asyncio.Future[None]] = []
         self.closed = False
 
@@ -40,33 +67,17 @@ class Inbox:
 
     def put_message(self, message: Message) -> None:
         """Queue one delivery (dropping the oldest when full) and wake the readers."""
-        q = self.message_queue
-        if len(q) >= self.config.message_queue_size:
-            q.popleft()
-            self.lagged += 1
-            self.lagged_total += 1
-        q.append(message)
+        self.messages_in.put(message)
         self.wake()
 
     def put_messages(self, msgs: list[Message]) -> None:
         """Queue a batch of deliveries in one pass and wake the readers once."""
-        q = self.message_queue
-        q.extend(msgs)
-        over = len(q) - self.config.message_queue_size
-        if over > 0:
-            for _ in range(over):
-                q.popleft()
-            self.lagged += over
-            self.lagged_total += over
+        self.messages_in.put_many(msgs)
         self.wake()
 
     def put_event(self, ev: Event) -> None:
         """Queue one event (dropping the oldest when full); the caller wakes the readers."""
-        if len(self.event_queue) >= EVENT_QUEUE_SIZE:
-            self.event_queue.popleft()
-            self.events_lagged += 1
-            self.events_lagged_total += 1
-        self.event_queue.append(ev)
+        self.events_in.put(ev)
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -86,29 +97,21 @@ class Inbox:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def messages(self) -> AsyncIterator[Message | Lagged]:
+    def messages(self) -> AsyncIterator[Message | Lagged]:
         """The deliveries in order, a :class:`Lagged` first when older ones were dropped;
         ends once the node is closed and the queue empty."""
-        q = self.message_queue
-        while True:
-            if self.lagged:
-                dropped, self.lagged = self.lagged, 0
-                yield Lagged(dropped)
-                continue
-            if q:
-                yield q.popleft()
-                continue
-            if self.closed:
-                return
-            await self.waiter()
+        return self._read(self.messages_in)
 
-    async def events(self) -> AsyncIterator[Event | Lagged]:
+    def events(self) -> AsyncIterator[Event | Lagged]:
         """The events in order, a :class:`Lagged` first when older ones were dropped;
         ends once the node is closed and the queue empty."""
-        q = self.event_queue
+        return self._read(self.events_in)
+
+    async def _read(self, box: _Queue) -> AsyncIterator[Any]:
+        q = box.items
         while True:
-            if self.events_lagged:
-                dropped, self.events_lagged = self.events_lagged, 0
+            if box.lagged:
+                dropped, box.lagged = box.lagged, 0
                 yield Lagged(dropped)
                 continue
             if q:

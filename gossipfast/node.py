@@ -385,9 +385,9 @@ class Node:
         if "dups" not in out and "duplicates" in out:
             out["dups"] = out["duplicates"]
         inbox = self._inbox
-        out["lagged"] = inbox.lagged_total
-        out["events_lagged"] = inbox.events_lagged_total
-        out["queued"] = len(inbox.message_queue)
+        out["lagged"] = inbox.messages_in.lagged_total
+        out["events_lagged"] = inbox.events_in.lagged_total
+        out["queued"] = len(inbox.messages_in.items)
         out["hook_errors"] = self._receiver.hook_errors
         out["active"] = len(self.active_view)
         out["passive"] = len(self.passive_view)

@@ -181,5 +181,5 @@ def test_deliver_to_the_queue(benchmark: Any, loop: asyncio.AbstractEventLoop) -
     node = gossipfast.Node("127.0.0.1:0", config=gossipfast.Config(message_queue_size=N))
     batch = _deliveries()
     benchmark(node._on_deliveries, batch)
-    assert len(node._inbox.message_queue) == N
+    assert len(node._inbox.messages_in.items) == N
     benchmark.extra_info["compiled"] = gossipfast.COMPILED

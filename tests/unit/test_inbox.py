@@ -30,10 +30,10 @@ def test_a_full_message_queue_drops_the_oldest_and_says_how_many_first() -> None
     for s in range(1, 6):
         inbox.put_message(msg(s))
     inbox.put_messages([msg(6), msg(7)])
-    assert (inbox.lagged, inbox.lagged_total) == (4, 4)
+    assert (inbox.messages_in.lagged, inbox.messages_in.lagged_total) == (4, 4)
     got = asyncio.run(take(inbox.messages(), 4))
     assert got == [Lagged(4), msg(5), msg(6), msg(7)]
-    assert (inbox.lagged, inbox.lagged_total) == (0, 4)
+    assert (inbox.messages_in.lagged, inbox.messages_in.lagged_total) == (0, 4)
 
 
 def test_a_full_event_queue_drops_the_oldest_and_says_how_many_first() -> None:
@@ -42,7 +42,7 @@ def test_a_full_event_queue_drops_the_oldest_and_says_how_many_first() -> None:
         inbox.put_event(NeighborUp(f"10.0.0.1:{p}"))
     got = asyncio.run(take(inbox.events(), 2))
     assert got == [Lagged(2), NeighborUp("10.0.0.1:2")]
-    assert inbox.events_lagged_total == 2
+    assert inbox.events_in.lagged_total == 2
 
 
 def test_readers_sleep_until_woken_and_end_once_closed_and_drained() -> None:

@@ -28,7 +28,7 @@ def test_without_a_hook_the_batch_is_queued_after_the_observers_saw_it() -> None
     r.observers.append(seen.append)
     r.deliver(BATCH, None)
     assert seen == [BATCH]
-    assert [m.payload for m in r.inbox.message_queue] == [b"a", b"b"]
+    assert [m.payload for m in r.inbox.messages_in.items] == [b"a", b"b"]
 
 
 def test_a_raising_observer_is_removed_and_a_raising_hook_counted_and_logged_once(
@@ -48,7 +48,7 @@ def test_a_raising_observer_is_removed_and_a_raising_hook_counted_and_logged_onc
     assert r.observers == [] and r.hook_errors == 4
     errors = [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR]
     assert len(errors) == 2 and errors[1] == "handle_broadcast raised (further errors not logged)"
-    assert not r.inbox.message_queue  # a hook takes the place of the queue
+    assert not r.inbox.messages_in.items  # a hook takes the place of the queue
 
 
 def test_validate_sees_the_sender_and_an_exception_refuses() -> None:
